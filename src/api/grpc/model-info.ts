@@ -1,0 +1,37 @@
+/**
+ * ModelEntry -> tensorgate.v1.ModelInfo, shared by ListModels and GetModel.
+ */
+import type { TensorSpec } from '../../core/tensor';
+import type { ModelEntry, ModelRepository } from '../../repository/model-repository';
+
+function specToProto(s: TensorSpec) {
+  return { name: s.name, dtype: s.dtype, shape: s.shape, dim_names: s.dimNames };
+}
+
+export function modelInfoToProto(entry: ModelEntry, repository: ModelRepository) {
+  const config = entry.config;
+  return {
+    name: entry.name,
+    platform: config?.platform ?? 'onnxruntime',
+    description: config?.description ?? '',
+    default_version: repository.defaultVersion(entry)?.version ?? '',
+    versions: entry.versions.map((v) => ({
+      version: v.version,
+      state: v.state,
+      reason: v.reason,
+      inputs: v.inputs.map(specToProto),
+      outputs: v.outputs.map(specToProto),
+    })),
+    session: entry.settings
+      ? {
+          intra_op_threads: entry.settings.intraOpThreads,
+          inter_op_threads: entry.settings.interOpThreads,
+          graph_optimization_level: entry.settings.graphOptimizationLevel,
+          execution_providers: entry.settings.executionProviders,
+        }
+      : null,
+    text_pipeline: config?.text_pipeline ? { kind: config.text_pipeline.kind, labels: config.text_pipeline.labels } : null,
+    config_json: config ? JSON.stringify(config) : '',
+    reason: entry.reason,
+  };
+}

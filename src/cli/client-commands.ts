@@ -1,0 +1,72 @@
+/**
+ * The client half of the CLI: `tensorgate models` and `tensorgate predict`, printing JSON.
+ */
+import { dataTypeByName, type DataTypeName } from '../core/dtype';
+import { bytesToValues, valuesToBytes, type TensorValue } from '../core/tensor-values';
+import { createModelClient, unary } from '../client/model-client';
+
+interface JsonTensor {
+  name: string;
+  dtype: DataTypeName;
+  shape: number[];
+  values: (number | string | boolean)[];
+}
+
+function jsonToProtoTensor(t: JsonTensor) {
+  if (!t || typeof t.name !== 'string' || !dataTypeByName(t.dtype) || !Array.isArray(t.shape) || !Array.isArray(t.values)) {
+    throw new Error('--input must be {"name": string, "dtype": "FP32"|..., "shape": [..], "values": [..]} or an array of them');
+  }
+  if (t.dtype === 'STRING') return { name: t.name, dtype: t.dtype, shape: t.shape, data: Buffer.alloc(0), string_data: t.values.map(String) };
+  const values = t.values.map((v): TensorValue => (typeof v === 'string' ? BigInt(v) : v));
+  return { name: t.name, dtype: t.dtype, shape: t.shape, data: Buffer.from(valuesToBytes(t.dtype, values)), string_data: [] };
+}
+
+function protoTensorToJson(t: { name: string; dtype: DataTypeName; shape: number[]; data: Buffer; string_data: string[] }) {
+  const values = t.dtype === 'STRING' ? t.string_data : bytesToValues(t.dtype, t.data).map((v) => (typeof v === 'bigint' ? v.toString() : v));
+  return { name: t.name, dtype: t.dtype, shape: t.shape, values };
+}
+
+export async function modelsCommand(address: string, timeoutMs: number): Promise<void> {
+  const client = createModelClient(address);
+  try {
+    const res = await unary(client, 'ListModels', {}, { deadlineMs: timeoutMs });
+    for (const m of res.models) {
+      const versions = m.versions.map((v: { version: string; state: string; reason: string }) => `v${v.version} ${v.state}${v.reason ? ` (${v.reason})` : ''}`);
+      process.stdout.write(`${m.name.padEnd(16)} ${versions.join(', ') || `no versions${m.reason ? ` (${m.reason})` : ''}`}\n`);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+export async function predictCommand(
+  address: string,
+  timeoutMs: number,
+  args: { model?: string; version?: string; text?: string; input?: string; outputs: string[] },
+): Promise<void> {
+  if (!args.model) throw new Error('predict needs --model NAME');
+  if (args.text === undefined && args.input === undefined) throw new Error('predict needs --text TEXT or --input JSON');
+  let inputs: ReturnType<typeof jsonToProtoTensor>[] = [];
+  if (args.input !== undefined) {
+    const parsed = JSON.parse(args.input) as JsonTensor | JsonTensor[];
+    inputs = (Array.isArray(parsed) ? parsed : [parsed]).map(jsonToProtoTensor);
+  }
+  const client = createModelClient(address);
+  try {
+    const res = await unary(
+      client,
+      'Predict',
+      { model: args.model, version: args.version ?? '', input_text: args.text ?? '', inputs, outputs: args.outputs },
+      { deadlineMs: timeoutMs },
+    );
+    const out = {
+      model: res.model,
+      version: res.version,
+      ...(res.output_text ? { output_text: res.output_text, confidence: res.confidence, labels: res.labels } : {}),
+      outputs: res.outputs.map(protoTensorToJson),
+    };
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  } finally {
+    client.close();
+  }
+}

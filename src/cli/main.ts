@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+/**
+ * `tensorgate` command line: serve a model repository, or talk to a running server.
+ *
+ * @example
+ *   tensorgate serve --models ./models --port 50051
+ *   tensorgate models --address 127.0.0.1:50051
+ *   tensorgate predict --model sentiment --text "I love this"
+ *   tensorgate predict --model mlp --input '{"name":"input","dtype":"FP32","shape":[1,64],"values":[0,0,...]}'
+ */
+import { parseArgs } from 'node:util';
+import { resolveServerConfig, SERVER_SETTINGS } from '../config/server-config';
+import { createLogger } from '../log';
+import { TensorgateServer } from '../server';
+import { modelsCommand, predictCommand } from './client-commands';
+
+const USAGE = `Usage: tensorgate <command> [options]
+
+Commands:
+  serve     serve a model repository over gRPC
+  models    list the models a server serves
+  predict   call Predict on a server (tensor from JSON with --input, or --text)
+
+serve options (flags win over environment variables):
+${SERVER_SETTINGS.map((s) => `  --${s.flag.padEnd(20)} ${s.env.padEnd(30)} ${s.help}`).join('\n')}
+
+client options:
+  --address HOST:PORT    server address (default 127.0.0.1:50051, env TENSORGATE_ADDRESS)
+  --model NAME           model to call (predict)
+  --version N            model version (predict; default: newest)
+  --text TEXT            input_text for models with a text pipeline (predict)
+  --input JSON           a tensor {"name","dtype","shape","values"} or an array of them (predict)
+  --output NAME          an output to return; repeat for several (predict)
+  --timeout-ms MS        deadline for the call (default 30000)
+`;
+
+async function serve(flags: Record<string, string | undefined>): Promise<void> {
+  const config = resolveServerConfig(flags, process.env);
+  const log = createLogger(config.logLevel);
+  const server = new TensorgateServer(config, log);
+  let signals = 0;
+  const stop = (signal: string) => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    log.info({ signal }, 'shutdown requested');
+    server.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  try {
+    await server.start();
+  } catch (err) {
+    log.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    await server.shutdown(0).catch(() => undefined);
+    process.exit(1);
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    strict: true,
+    options: {
+      ...Object.fromEntries(SERVER_SETTINGS.map((s) => [s.flag, { type: 'string' as const }])),
+      address: { type: 'string' },
+      model: { type: 'string' },
+      version: { type: 'string' },
+      text: { type: 'string' },
+      input: { type: 'string' },
+      output: { type: 'string', multiple: true },
+      'timeout-ms': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help || !command || command === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const address = values.address ?? process.env.TENSORGATE_ADDRESS ?? '127.0.0.1:50051';
+  const timeoutMs = Number(values['timeout-ms'] ?? 30_000);
+  switch (command) {
+    case 'serve':
+      await serve(values as Record<string, string | undefined>);
+      return;
+    case 'models':
+      await modelsCommand(address, timeoutMs);
+      return;
+    case 'predict':
+      await predictCommand(address, timeoutMs, {
+        model: values.model,
+        version: values.version,
+        text: values.text,
+        input: values.input,
+        outputs: values.output ?? [],
+      });
+      return;
+    default:
+      throw new Error(`unknown command '${command}'\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  const e = err as { code?: number; details?: string; message?: string };
+  process.stderr.write(`tensorgate: ${e.details ?? e.message ?? String(err)}\n`);
+  process.exit(e.code !== undefined && e.code > 0 ? 2 : 1);
+});

@@ -1,0 +1,47 @@
+/**
+ * Server settings: one validated schema, filled from defaults < TENSORGATE_* environment < command-line
+ * flags (flags win).
+ */
+import { z } from 'zod';
+import { describeIssues } from '../repository/model-config';
+import { BUNDLED_MODELS_DIR } from '../paths';
+
+export const serverConfigSchema = z.strictObject({
+  modelRepository: z.string().min(1).default(BUNDLED_MODELS_DIR),
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.coerce.number().int().min(0).max(65535).default(50051),
+  /** Inference worker threads; 0 = one per core, at most 4. */
+  workers: z.coerce.number().int().min(0).max(256).default(0),
+  /** Largest gRPC message accepted or sent, in bytes. */
+  maxMessageBytes: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+  /** Most tensor elements one request may carry. */
+  maxElements: z.coerce.number().int().positive().default(16 * 1024 * 1024),
+  /** How long shutdown waits for in-flight requests before closing them. */
+  shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type ServerConfig = z.infer<typeof serverConfigSchema>;
+
+/** Flag name, environment variable and config key, in one table so help, env and parsing agree. */
+export const SERVER_SETTINGS: { flag: string; env: string; key: keyof ServerConfig; help: string }[] = [
+  { flag: 'models', env: 'TENSORGATE_MODELS', key: 'modelRepository', help: 'model repository folder (default: the bundled models/)' },
+  { flag: 'host', env: 'TENSORGATE_HOST', key: 'host', help: 'address to listen on (default 127.0.0.1; 0.0.0.0 for all)' },
+  { flag: 'port', env: 'TENSORGATE_PORT', key: 'port', help: 'gRPC port (default 50051; 0 picks a free one)' },
+  { flag: 'workers', env: 'TENSORGATE_WORKERS', key: 'workers', help: 'inference worker threads (default: cores, at most 4)' },
+  { flag: 'max-message-bytes', env: 'TENSORGATE_MAX_MESSAGE_BYTES', key: 'maxMessageBytes', help: 'largest gRPC message in bytes (default 64 MiB)' },
+  { flag: 'max-elements', env: 'TENSORGATE_MAX_ELEMENTS', key: 'maxElements', help: 'most tensor elements per request (default 16M)' },
+  { flag: 'shutdown-grace-ms', env: 'TENSORGATE_SHUTDOWN_GRACE_MS', key: 'shutdownGraceMs', help: 'drain time on SIGTERM before in-flight calls are closed (default 10000)' },
+  { flag: 'log-level', env: 'TENSORGATE_LOG_LEVEL', key: 'logLevel', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
+];
+
+export function resolveServerConfig(flags: Record<string, string | undefined>, env: NodeJS.ProcessEnv): ServerConfig {
+  const raw: Record<string, unknown> = {};
+  for (const s of SERVER_SETTINGS) {
+    const value = flags[s.flag] ?? env[s.env];
+    if (value !== undefined && value !== '') raw[s.key] = value;
+  }
+  const parsed = serverConfigSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(`invalid server settings: ${describeIssues(parsed.error)}`);
+  return parsed.data;
+}

