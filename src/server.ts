@@ -59,16 +59,27 @@ export class TensorgateServer {
 
   /** Binds, loads every model, then reports SERVING. Resolves with the bound port. */
   async start(): Promise<number> {
+    await this.listen();
+    await this.loadModels();
+    return this.boundPort;
+  }
+
+  /** Binds the port; health answers NOT_SERVING until loadModels() finishes. */
+  async listen(): Promise<number> {
     const address = `${this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host}:${this.config.port}`;
     this.boundPort = await new Promise<number>((resolve, reject) => {
       this.grpcServer.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
     });
     this.log.info({ address: `${this.config.host}:${this.boundPort}`, workers: this.pool.workerCount }, 'listening; loading models');
+    return this.boundPort;
+  }
+
+  /** Loads the repository (a broken model never fails this), then reports SERVING. */
+  async loadModels(): Promise<void> {
     const started = performance.now();
     await this.repository.loadAll();
     this.logModels(performance.now() - started);
     if (!this.shuttingDown) this.setHealth('SERVING');
-    return this.boundPort;
   }
 
   private logModels(loadMs: number): void {

@@ -41,6 +41,7 @@ export function createModelService(pipeline: InferencePipeline, repository: Mode
       const req = call.request;
       const requestId = req.options?.request_id || randomUUID();
       const started = performance.now();
+      log.debug({ rpc: 'Predict', model: req.model, version: req.version, requestId }, 'request received');
       const finish = (code: grpc.status, details?: string) =>
         log.debug({ rpc: 'Predict', model: req.model, version: req.version, requestId, code: grpc.status[code], ms: performance.now() - started, details });
       let inputs;

@@ -1,0 +1,104 @@
+/**
+ * Shared test helpers: a real tensorgate server on an ephemeral port with a real grpc-js client, temp
+ * model repositories built from fixtures, and event waits (no sleeps).
+ */
+import * as grpc from '@grpc/grpc-js';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { serverConfigSchema, type ServerConfig } from '../src/config/server-config';
+import { createModelClient, unary, type ModelServiceClient } from '../src/client/model-client';
+import { createLogger } from '../src/log';
+import { BUNDLED_MODELS_DIR, PACKAGE_ROOT } from '../src/paths';
+import { TensorgateServer } from '../src/server';
+
+export { unary, BUNDLED_MODELS_DIR, PACKAGE_ROOT };
+
+export interface TestServer {
+  server: TensorgateServer;
+  address: string;
+  port: number;
+  client: ModelServiceClient;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
+  const config = serverConfigSchema.parse({ port: 0, workers: 2, logLevel: 'silent', shutdownGraceMs: 5000, ...overrides });
+  const server = new TensorgateServer(config, createLogger(config.logLevel));
+  const port = await server.start();
+  const address = `127.0.0.1:${port}`;
+  const client = createModelClient(address);
+  return {
+    server,
+    address,
+    port,
+    client,
+    async close() {
+      client.close();
+      await server.shutdown(1000);
+    },
+  };
+}
+
+/** A temp folder removed by the returned cleanup. */
+export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tensorgate-${prefix}-`));
+  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Writes models/<name>/config.yaml (when given) and creates each version folder via `write`. */
+export function addModel(root: string, name: string, config: string | undefined, versions: Record<number, (file: string) => void>): void {
+  const dir = path.join(root, name);
+  fs.mkdirSync(dir, { recursive: true });
+  if (config !== undefined) fs.writeFileSync(path.join(dir, 'config.yaml'), config);
+  for (const [v, write] of Object.entries(versions)) {
+    fs.mkdirSync(path.join(dir, v), { recursive: true });
+    write(path.join(dir, v, 'model.onnx'));
+  }
+}
+
+/** Copies a bundled model folder into a temp repository. */
+export function copyBundledModel(root: string, name: string): void {
+  fs.cpSync(path.join(BUNDLED_MODELS_DIR, name), path.join(root, name), { recursive: true });
+}
+
+/** Asserts a promise rejects with a gRPC status and returns the error for further checks. */
+export async function expectStatus(promise: Promise<unknown>, code: grpc.status, detailsPattern?: RegExp): Promise<grpc.ServiceError> {
+  try {
+    await promise;
+  } catch (err) {
+    const e = err as grpc.ServiceError;
+    if (e.code !== code) {
+      throw new Error(`expected ${grpc.status[code]} but got ${grpc.status[e.code] ?? e.code}: ${e.details ?? e.message}`);
+    }
+    if (detailsPattern && !detailsPattern.test(e.details)) {
+      throw new Error(`status ${grpc.status[code]} details ${JSON.stringify(e.details)} do not match ${detailsPattern}`);
+    }
+    return e;
+  }
+  throw new Error(`expected ${grpc.status[code]} but the call succeeded`);
+}
+
+/** A proto Tensor for the request, from plain values. */
+export function f32Tensor(name: string, shape: number[], values: ArrayLike<number>) {
+  const data = Buffer.from(new Float32Array(values).buffer);
+  return { name, dtype: 'FP32', shape, data, string_data: [] };
+}
+
+export function float32s(data: Buffer): Float32Array {
+  return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+}
+
+/** Deterministic pseudo-random floats in [-1, 1). */
+export function seededFloats(count: number, seed = 1): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  return out;
+}
