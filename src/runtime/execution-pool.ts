@@ -162,6 +162,7 @@ export class ExecutionPool extends EventEmitter {
     const transfer: ArrayBuffer[] = [];
     const wire = inputs.map((t) => toWire(t, transfer));
     handle.inflight++;
+    this.emit('run-start', key, handle.index);
     try {
       const reply = await this.request(handle, { type: 'run', id: 0, key, inputs: wire, outputs, deadline }, transfer);
       if (reply.type === 'result') {

@@ -7,6 +7,7 @@
  * Today it is one FIFO; the dynamic batcher replaces the per-model queue with one that merges requests
  * when a slot frees, behind this same interface.
  */
+import { EventEmitter } from 'node:events';
 import { cancelled, deadlineExceeded, ServingError } from '../core/errors';
 import type { InferTensor } from '../core/tensor';
 import type { ExecutionPool, RunResult } from '../runtime/execution-pool';
@@ -27,10 +28,12 @@ interface QueuedRun extends ScheduledRun {
   onAbort?: () => void;
 }
 
-export class RequestScheduler {
+/** Emits 'queued' when a run waits for a slot and 'dropped' when one is dropped unrun (cancelled/expired). */
+export class RequestScheduler extends EventEmitter {
   private readonly queue: QueuedRun[] = [];
 
   constructor(private readonly pool: ExecutionPool) {
+    super();
     pool.on('slot-free', () => this.pump());
   }
 
@@ -50,12 +53,14 @@ export class RequestScheduler {
           if (i >= 0) {
             this.queue.splice(i, 1);
             reject(cancelled('request cancelled by the client while queued'));
+            this.emit('dropped', run.key);
           }
         };
         run.signal.addEventListener('abort', queued.onAbort, { once: true });
       }
       this.queue.push(queued);
       this.pump();
+      if (this.queue.includes(queued)) this.emit('queued', run.key);
     });
   }
 
@@ -66,6 +71,7 @@ export class RequestScheduler {
       const refusal = whyNotRunnable(next);
       if (refusal) {
         next.reject(refusal);
+        this.emit('dropped', next.key);
         continue;
       }
       this.pool.run(next.key, next.inputs, next.outputs, next.deadline).then(next.resolve, (err: unknown) => next.reject(ServingError.from(err)));

@@ -1,0 +1,91 @@
+/**
+ * grpc.health.v1: NOT_SERVING while models load, SERVING once loaded, NOT_SERVING while draining;
+ * Check and Watch, overall ("") and per service.
+ */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { serverConfigSchema } from '../src/config/server-config';
+import { createLogger } from '../src/log';
+import { TensorgateServer } from '../src/server';
+import { expectStatus } from './common';
+
+type HealthClient = grpc.Client & { Check: Function; Watch: Function };
+
+function healthClient(address: string): HealthClient {
+  const def = protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String, defaults: true });
+  const pkg = grpc.loadPackageDefinition(def) as any;
+  return new pkg.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
+}
+
+function check(client: HealthClient, service: string): Promise<string> {
+  return new Promise((resolve, reject) =>
+    client.Check({ service }, (err: grpc.ServiceError | null, res: { status: string }) => (err ? reject(err) : resolve(res.status))),
+  );
+}
+
+/** Collects Watch updates; `next()` resolves with the next status received. */
+function watch(client: HealthClient, service: string) {
+  const call = client.Watch({ service }) as grpc.ClientReadableStream<{ status: string }>;
+  const received: string[] = [];
+  const waiters: ((s: string) => void)[] = [];
+  call.on('data', (m: { status: string }) => {
+    const waiter = waiters.shift();
+    if (waiter) waiter(m.status);
+    else received.push(m.status);
+  });
+  call.on('error', () => undefined);
+  return {
+    next: () => new Promise<string>((resolve) => (received.length > 0 ? resolve(received.shift()!) : waiters.push(resolve))),
+    cancel: () => call.cancel(),
+  };
+}
+
+test('health: NOT_SERVING while loading, SERVING when loaded, NOT_SERVING when draining', async () => {
+  const config = serverConfigSchema.parse({ port: 0, workers: 1, logLevel: 'silent' });
+  const server = new TensorgateServer(config, createLogger('silent'));
+  const port = await server.listen();
+  const client = healthClient(`127.0.0.1:${port}`);
+  try {
+    assert.equal(await check(client, ''), 'NOT_SERVING');
+    const overall = watch(client, '');
+    const perService = watch(client, 'tensorgate.v1.ModelService');
+    assert.equal(await overall.next(), 'NOT_SERVING');
+    assert.equal(await perService.next(), 'NOT_SERVING');
+
+    await server.loadModels();
+    assert.equal(await overall.next(), 'SERVING');
+    assert.equal(await perService.next(), 'SERVING');
+    assert.equal(await check(client, ''), 'SERVING');
+    assert.equal(await check(client, 'tensorgate.v1.ModelService'), 'SERVING');
+    await expectStatus(check(client, 'no.such.Service'), grpc.status.NOT_FOUND);
+
+    const drained = server.shutdown(2000);
+    assert.equal(await overall.next(), 'NOT_SERVING');
+    assert.equal(await perService.next(), 'NOT_SERVING');
+    overall.cancel();
+    perService.cancel();
+    await drained;
+  } finally {
+    client.close();
+    await server.shutdown(0);
+  }
+});
+
+test('health: Watch on a service that is not registered reports SERVICE_UNKNOWN and stays open', async () => {
+  const config = serverConfigSchema.parse({ port: 0, workers: 1, logLevel: 'silent' });
+  const server = new TensorgateServer(config, createLogger('silent'));
+  const port = await server.start();
+  const client = healthClient(`127.0.0.1:${port}`);
+  try {
+    const w = watch(client, 'no.such.Service');
+    assert.equal(await w.next(), 'SERVICE_UNKNOWN');
+    w.cancel();
+  } finally {
+    client.close();
+    await server.shutdown(0);
+  }
+});
+

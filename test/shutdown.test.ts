@@ -1,0 +1,76 @@
+/**
+ * SIGTERM on the real `tensorgate serve` process: health goes NOT_SERVING, the in-flight request
+ * finishes and gets its answer, and the process exits 0.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { after, before, test } from 'node:test';
+import { createModelClient } from '../src/client/model-client';
+import { addModel, f32Tensor, PACKAGE_ROOT, tempDir, unary } from './common';
+import { writeSlowModel } from './fixtures/onnx-fixtures';
+
+let repo: ReturnType<typeof tempDir>;
+before(() => {
+  repo = tempDir('shutdown');
+  addModel(repo.dir, 'slow', undefined, { 1: writeSlowModel });
+});
+after(() => repo.cleanup());
+
+/** Starts the CLI and yields its JSON log lines as they come. */
+function startServe() {
+  const child = spawn(
+    process.execPath,
+    [path.join(PACKAGE_ROOT, 'dist/src/cli/main.js'), 'serve', '--models', repo.dir, '--port', '0', '--workers', '1', '--log-level', 'debug'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const lines: { msg: string; [k: string]: unknown }[] = [];
+  const waiters: { match: (l: { msg: string }) => boolean; resolve: (l: any) => void }[] = [];
+  readline.createInterface({ input: child.stdout! }).on('line', (text) => {
+    let line: { msg: string };
+    try {
+      line = JSON.parse(text);
+    } catch {
+      return;
+    }
+    lines.push(line);
+    for (const w of [...waiters]) {
+      if (w.match(line)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
+      }
+    }
+  });
+  const waitFor = (match: (l: any) => boolean): Promise<any> =>
+    new Promise((resolve) => {
+      const seen = lines.find(match);
+      if (seen) resolve(seen);
+      else waiters.push({ match, resolve });
+    });
+  return { child, lines, waitFor };
+}
+
+test('SIGTERM drains the in-flight request, then exits 0', async () => {
+  const { child, waitFor } = startServe();
+  const exited = once(child, 'exit');
+  try {
+    const ready = await waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('tensorgate serving on'));
+    const client = createModelClient(`127.0.0.1:${ready.port}`);
+    const rows = 4096;
+    const inFlight = unary(client, 'Predict', { model: 'slow', inputs: [f32Tensor('x', [rows, 256], new Float32Array(rows * 256))] });
+    await waitFor((l) => l.msg === 'request received');
+    child.kill('SIGTERM');
+    await waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('draining'));
+    const res = await inFlight;
+    assert.deepEqual(res.outputs[0].shape, [rows, 256], 'the in-flight request got its full answer');
+    const [code, signal] = await exited;
+    assert.equal(signal, null);
+    assert.equal(code, 0);
+    await waitFor((l) => l.msg === 'stopped');
+    client.close();
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
