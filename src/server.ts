@@ -10,7 +10,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { InferencePipeline } from './core/pipeline';
 import { createModelService } from './api/grpc/model-service';
-import { loadProtos, MODEL_SERVICE_NAME, modelServiceDefinition } from './api/grpc/protos';
+import { MODEL_SERVICE_NAME, modelServiceDefinition, reflectionPackageDefinition } from './api/grpc/protos';
 import type { ServerConfig } from './config/server-config';
 import type { Logger } from './log';
 import { ModelRepository } from './repository/model-repository';
@@ -50,7 +50,7 @@ export class TensorgateServer {
     });
     this.grpcServer.addService(modelServiceDefinition(), createModelService(this.pipeline, this.repository, log));
     this.health.addToServer(this.grpcServer);
-    new ReflectionService(loadProtos().packageDefinition).addToServer(this.grpcServer);
+    new ReflectionService(reflectionPackageDefinition()).addToServer(this.grpcServer);
   }
 
   get port(): number {

@@ -87,3 +87,10 @@ test('ListModels and GetModel describe versions, states, tensors and config', as
   const sentiment = await unary(ts.client, 'GetModel', { model: 'sentiment' });
   assert.deepEqual(sentiment.text_pipeline, { kind: 'text_classification', labels: ['negative', 'positive'] });
 });
+
+test('Generate answers UNIMPLEMENTED until generation lands', async () => {
+  const call = (ts.client.Generate as Function).call(ts.client, { model: 'sentiment', prompt: 'hi' }) as import('@grpc/grpc-js').ClientReadableStream<unknown>;
+  const err = await new Promise<import('@grpc/grpc-js').ServiceError>((resolve) => call.on('error', resolve));
+  assert.equal(err.code, 12 /* UNIMPLEMENTED */);
+  assert.match(err.details, /Generate is not implemented yet/);
+});

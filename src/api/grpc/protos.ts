@@ -34,3 +34,13 @@ export function modelServiceDefinition(): grpc.ServiceDefinition {
   const ctor = (grpcObject.tensorgate as grpc.GrpcObject).v1 as grpc.GrpcObject;
   return (ctor.ModelService as grpc.ServiceClientConstructor).service;
 }
+
+export const HEALTH_PROTO = path.join(PROTO_DIR, 'grpc/health/v1/health.proto');
+
+/**
+ * Everything reflection describes: our services plus grpc.health.v1 (our Check/Watch copy of its proto,
+ * see the comment in that file), so grpcurl / buf curl can call health without a .proto file too.
+ */
+export function reflectionPackageDefinition(): protoLoader.PackageDefinition {
+  return protoLoader.loadSync([MODEL_SERVICE_PROTO, HEALTH_PROTO], LOADER_OPTIONS);
+}
