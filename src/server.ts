@@ -13,9 +13,9 @@ import { createModelService } from './api/grpc/model-service';
 import { MODEL_SERVICE_NAME, modelServiceDefinition, reflectionPackageDefinition } from './api/grpc/protos';
 import type { ServerConfig } from './config/server-config';
 import type { Logger } from './log';
-import { ModelRepository } from './repository/model-repository';
+import { ModelRepository, type ModelVersionEntry } from './repository/model-repository';
 import { defaultIntraOpThreads, ExecutionPool } from './runtime/execution-pool';
-import { RequestScheduler } from './scheduling/scheduler';
+import { RequestScheduler, type ModelSchedule } from './scheduling/scheduler';
 
 /** Services whose health is reported besides the overall "" entry. */
 export const HEALTH_SERVICES = ['', MODEL_SERVICE_NAME];
@@ -42,6 +42,8 @@ export class TensorgateServer {
       defaultIntraOpThreads: defaultIntraOpThreads(this.pool.workerCount),
     });
     this.scheduler = new RequestScheduler(this.pool);
+    this.repository.on('version-ready', (v: ModelVersionEntry, schedule: ModelSchedule) => this.scheduler.configure(v.key, schedule));
+    this.repository.on('version-unloaded', (key: string) => this.scheduler.remove(key));
     this.pipeline = new InferencePipeline(this.repository, this.scheduler, { maxElements: config.maxElements });
     this.health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'NOT_SERVING' as const])));
     this.grpcServer = new grpc.Server({

@@ -43,8 +43,23 @@ function writeModel(file: string, model: Parameters<typeof saveModel>[1]): void 
   written.push(file);
 }
 
+/**
+ * Dynamic batching and a bounded queue for a bundled model: concurrent requests merge into executions of
+ * up to `maxBatch` rows; a lone request waits at most `delayUs` for company; more than 1024 waiting
+ * requests are refused at once (load shedding).
+ */
+function batchingConfig(maxBatch: number, preferred: number[], delayUs: number): string {
+  return `max_batch_size: ${maxBatch}
+dynamic_batching:
+  preferred_batch_sizes: [${preferred.join(', ')}]
+  max_queue_delay_us: ${delayUs}
+queue:
+  max_size: 1024
+`;
+}
+
 /** config.yaml for a plain tensor model (no text pipeline). */
-function tensorConfig(description: string, input: [string, string], output: [string, string]): string {
+function tensorConfig(description: string, input: [string, string], output: [string, string], batching: string): string {
   return `description: ${description}
 platform: onnxruntime
 version_policy:
@@ -58,7 +73,7 @@ outputs:
     dtype: FP32
     shape: ${output[1]}
 deterministic: true
-`;
+${batching}`;
 }
 
 // ---------------------------------------------------------------- sentiment
@@ -130,7 +145,7 @@ text_pipeline:
   output: probabilities
   labels: [negative, positive]
 deterministic: true
-`,
+${batchingConfig(128, [], 200)}`,
   );
 }
 
@@ -159,6 +174,7 @@ function buildMlp(): void {
       'Small multilayer perceptron (64 -> 256 -> 256 -> 10, ReLU) with fixed seeded random weights; cheap per item, for latency and throughput tests.',
       ['input', '[-1, 64]'],
       ['logits', '[-1, 10]'],
+      batchingConfig(256, [64, 128, 256], 200),
     ),
   );
 }
@@ -214,6 +230,7 @@ function buildConvnet(): void {
       'Compute-heavy convolutional net on 3x32x32 images with fixed seeded random weights; for batching and CPU saturation tests.',
       ['image', '[-1, 3, 32, 32]'],
       ['logits', '[-1, 10]'],
+      batchingConfig(32, [], 1000),
     ),
   );
 }

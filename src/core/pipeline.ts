@@ -44,6 +44,9 @@ export class InferencePipeline {
       outputs: run.outputs,
       cached: false,
       computeMs: run.computeMs,
+      batchRequests: run.batchRequests,
+      batchRows: run.batchRows,
+      queueMs: run.queueMs,
     };
     if (hasText) {
       result.text = pipeline!.decode(run.outputs);
@@ -52,6 +55,14 @@ export class InferencePipeline {
   }
 
   private repositoryRun(key: string, inputs: InferenceRequest['inputs'], outputs: string[], request: InferenceRequest) {
-    return this.scheduler.submit({ key, inputs, outputs, deadline: request.deadline, signal: request.signal });
+    return this.scheduler.submit({
+      key,
+      inputs,
+      outputs,
+      deadline: request.deadline,
+      signal: request.signal,
+      priority: request.priority,
+      timeoutMs: request.timeoutMs,
+    });
   }
 }

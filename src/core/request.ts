@@ -18,6 +18,10 @@ export interface InferenceRequest {
   /** Aborted when the caller goes away. */
   signal?: AbortSignal;
   requestId: string;
+  /** Queue priority, 1 = highest; 0/undefined = the model's default. */
+  priority?: number;
+  /** Queue timeout in ms; 0/undefined = the model's default. */
+  timeoutMs?: number;
 }
 
 export interface InferenceResult {
@@ -27,4 +31,8 @@ export interface InferenceResult {
   text?: TextClassification;
   cached: boolean;
   computeMs: number;
+  /** Requests and rows in the execution that served this request (1 and its own rows when not batched). */
+  batchRequests: number;
+  batchRows: number;
+  queueMs: number;
 }

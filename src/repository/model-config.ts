@@ -57,6 +57,23 @@ const textPipeline = z.strictObject({
   labels: z.array(z.string().min(1)).min(2),
 });
 
+const dynamicBatching = z.strictObject({
+  /** Batch sizes sent as soon as they can be formed (rows). */
+  preferred_batch_sizes: z.array(z.number().int().positive()).default([]),
+  /** Longest any request waits for others to join its batch, in microseconds. */
+  max_queue_delay_us: z.number().int().min(0).default(0),
+});
+
+const queueConfig = z.strictObject({
+  /** Most waiting requests; more are refused at once with RESOURCE_EXHAUSTED. 0 = unbounded. */
+  max_size: z.number().int().min(0).default(0),
+  /** Priority levels 1 (highest) .. N. */
+  priority_levels: z.number().int().min(1).max(16).default(1),
+  default_priority: z.number().int().min(1).default(1),
+  /** Queue timeout for requests that set none, in microseconds; 0 = none (the gRPC deadline still applies). */
+  default_timeout_us: z.number().int().min(0).default(0),
+});
+
 export const modelConfigSchema = z.strictObject({
   name: z.string().optional(),
   description: z.string().default(''),
@@ -68,6 +85,25 @@ export const modelConfigSchema = z.strictObject({
   text_pipeline: textPipeline.optional(),
   /** Same inputs always give the same outputs: allows result caching. */
   deterministic: z.boolean().default(false),
+  /** Most rows (dim 0) per execution and per request; 0 = the model has no batch dimension. */
+  max_batch_size: z.number().int().min(0).default(0),
+  /** Present: concurrent requests are merged along dim 0 into executions of up to max_batch_size rows. */
+  dynamic_batching: dynamicBatching.optional(),
+  queue: queueConfig.default(() => queueConfig.parse({})),
+  /** Concurrent executions of this model (instances); 0 = one per worker. */
+  instance_count: z.number().int().min(0).default(0),
+  /** An execution running longer answers DEADLINE_EXCEEDED (a server fault); 0 = no limit. */
+  execution_timeout_ms: z.number().int().min(0).default(0),
+}).superRefine((c, ctx) => {
+  if (c.dynamic_batching && c.max_batch_size === 0) {
+    ctx.addIssue({ code: 'custom', path: ['dynamic_batching'], message: 'needs max_batch_size > 0' });
+  }
+  for (const p of c.dynamic_batching?.preferred_batch_sizes ?? []) {
+    if (p > c.max_batch_size) ctx.addIssue({ code: 'custom', path: ['dynamic_batching', 'preferred_batch_sizes'], message: `${p} is larger than max_batch_size ${c.max_batch_size}` });
+  }
+  if (c.queue.default_priority > c.queue.priority_levels) {
+    ctx.addIssue({ code: 'custom', path: ['queue', 'default_priority'], message: `${c.queue.default_priority} is above priority_levels ${c.queue.priority_levels}` });
+  }
 });
 
 export type ModelConfig = z.infer<typeof modelConfigSchema>;

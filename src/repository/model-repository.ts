@@ -3,6 +3,9 @@
  * what is loaded from it, and the state of every model version. A model or version that fails to load
  * (missing file, corrupt ONNX, bad config, absent execution provider) is kept with state UNAVAILABLE and
  * the reason, and everything else is served: one broken model never takes the server down.
+ *
+ * Events: 'version-ready' (ModelVersionEntry, ModelSchedule) when a version can take traffic,
+ * 'version-unloaded' (key) before its session goes, 'model-state' (ModelEntry) after each model (re)load.
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs/promises';
@@ -14,6 +17,7 @@ import { TextClassificationPipeline } from '../pipelines/text-classification';
 import type { ExecutionPool } from '../runtime/execution-pool';
 import type { SessionSettings } from '../runtime/messages';
 import { checkSpecs, checkTextPipeline } from './spec-check';
+import { batchingProblems, schedulePolicy } from './schedule-policy';
 import { CONFIG_FILE, readModelConfig, type ModelConfig } from './model-config';
 import { describePolicy, selectVersions } from './version-policy';
 
@@ -151,17 +155,21 @@ export class ModelRepository extends EventEmitter {
     const outputs = checkSpecs('output', loaded.outputs, config.outputs);
     const problems = [...inputs.problems, ...outputs.problems];
     if (config.text_pipeline) problems.push(...checkTextPipeline(config.text_pipeline, inputs.specs, outputs.specs));
+    problems.push(...batchingProblems(config, inputs.specs, outputs.specs));
     if (problems.length > 0) {
       await this.options.pool.unload(v.key);
       return { ...v, state: 'UNAVAILABLE', reason: `model does not match ${CONFIG_FILE}: ${problems.join('; ')}` };
     }
-    return { ...v, state: 'READY', inputs: inputs.specs, outputs: outputs.specs };
+    const ready: ModelVersionEntry = { ...v, state: 'READY', inputs: inputs.specs, outputs: outputs.specs };
+    this.emit('version-ready', ready, schedulePolicy(config));
+    return ready;
   }
 
   private async unloadVersions(entry: ModelEntry): Promise<void> {
     for (const v of entry.versions) {
       if (v.state === 'READY') {
         v.state = 'UNLOADING';
+        this.emit('version-unloaded', v.key);
         await this.options.pool.unload(v.key);
       }
     }

@@ -28,6 +28,18 @@ export interface LoadedSession {
   outputs: TensorSpec[];
 }
 
+export interface RunOptions {
+  /** Epoch ms after which the worker skips the run. */
+  deadline?: number;
+  /** Execution timeout in ms; 0/undefined = none. */
+  timeoutMs?: number;
+  /** The input buffers are owned whole by this call and may be transferred without a copy. */
+  transferInputs?: boolean;
+}
+
+/** A worker still busy this many execution timeouts after a run started is terminated and replaced. */
+export const STUCK_FACTOR = 5;
+
 export interface RunResult {
   outputs: InferTensor[];
   computeMs: number;
@@ -154,27 +166,66 @@ export class ExecutionPool extends EventEmitter {
 
   /**
    * Runs a session on a free worker. Callers (the scheduler) must check hasFreeSlot() first.
-   * The input bytes are copied once into buffers that are then transferred, not cloned.
+   * Inputs are copied once into buffers that are transferred, not cloned; with `transferInputs` the
+   * caller hands over buffers it owns whole (a freshly merged batch) and they move without a copy.
+   *
+   * With `timeoutMs`, the caller gets DEADLINE_EXCEEDED (a server fault) when the run takes longer; the
+   * run itself cannot be stopped, so its worker stays busy until it answers, and is replaced when it is
+   * still busy long after (see STUCK_FACTOR).
    */
-  async run(key: string, inputs: InferTensor[], outputs: string[], deadline: number | undefined): Promise<RunResult> {
+  async run(key: string, inputs: InferTensor[], outputs: string[], options: RunOptions = {}): Promise<RunResult> {
     const handle = this.freeWorker();
     if (!handle) throw internal('no free inference worker (scheduler bug: run() without a free slot)');
     const transfer: ArrayBuffer[] = [];
-    const wire = inputs.map((t) => toWire(t, transfer));
+    const wire = inputs.map((t) => toWire(t, transfer, options.transferInputs === true));
     handle.inflight++;
     this.emit('run-start', key, handle.index);
-    try {
-      const reply = await this.request(handle, { type: 'run', id: 0, key, inputs: wire, outputs, deadline }, transfer);
-      if (reply.type === 'result') {
-        return { outputs: reply.outputs.map(fromWire), computeMs: reply.computeMs };
-      }
-      if (reply.type === 'error' && reply.kind === 'expired') throw deadlineExceeded('deadline passed before execution started');
-      if (reply.type === 'error') throw internal(`ONNX Runtime failed: ${reply.message}`);
-      throw internal(`unexpected reply '${reply.type}' to run`);
-    } finally {
+    const reply = this.request(handle, { type: 'run', id: 0, key, inputs: wire, outputs, deadline: options.deadline }, transfer);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
       handle.inflight = Math.max(0, handle.inflight - 1);
       this.emit('slot-free');
-    }
+    };
+    reply.then(release, release);
+    const timeoutMs = options.timeoutMs ?? 0;
+    const answer = timeoutMs > 0 ? this.withExecutionTimeout(handle, key, reply, timeoutMs) : reply;
+    const message = await answer;
+    if (message.type === 'result') return { outputs: message.outputs.map(fromWire), computeMs: message.computeMs };
+    if (message.type === 'error' && message.kind === 'expired') throw deadlineExceeded('deadline passed before execution started; nothing was run');
+    if (message.type === 'error') throw internal(`ONNX Runtime failed: ${message.message}`);
+    throw internal(`unexpected reply '${message.type}' to run`);
+  }
+
+  private withExecutionTimeout(handle: WorkerHandle, key: string, reply: Promise<WorkerResponse>, timeoutMs: number): Promise<WorkerResponse> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const err = deadlineExceeded(`execution of '${key}' exceeded its execution_timeout_ms of ${timeoutMs} ms; the result will be discarded`);
+        (err as ServingError & { serverFault?: boolean }).serverFault = true;
+        reject(err);
+        this.emit('execution-timeout', key, handle.index);
+        // The worker cannot be interrupted; if it is still busy long after the timeout, replace it.
+        const stuck = setTimeout(() => {
+          if (this.handles[handle.index] === handle && handle.pending.size > 0) {
+            this.emit('worker-stuck', handle.index, key);
+            void handle.worker.terminate();
+          }
+        }, timeoutMs * (STUCK_FACTOR - 1));
+        stuck.unref();
+        reply.finally(() => clearTimeout(stuck)).catch(() => undefined);
+      }, timeoutMs);
+      reply.then(
+        (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
+    });
   }
 
   /** Per-worker counters: executions per session and skipped expired runs. */
@@ -206,9 +257,14 @@ export class ExecutionPool extends EventEmitter {
   }
 }
 
-function toWire(t: InferTensor, transfer: ArrayBuffer[]): WireTensor {
-  const buffer = new ArrayBuffer(t.data.byteLength);
-  new Uint8Array(buffer).set(t.data);
+function toWire(t: InferTensor, transfer: ArrayBuffer[], owned: boolean): WireTensor {
+  let buffer: ArrayBuffer;
+  if (owned && t.data.byteOffset === 0 && t.data.byteLength === t.data.buffer.byteLength && t.data.buffer instanceof ArrayBuffer) {
+    buffer = t.data.buffer;
+  } else {
+    buffer = new ArrayBuffer(t.data.byteLength);
+    new Uint8Array(buffer).set(t.data);
+  }
   transfer.push(buffer);
   return { name: t.name, dtype: t.dtype, shape: t.shape, buffer, ...(t.strings ? { strings: t.strings } : {}) };
 }

@@ -1,16 +1,19 @@
 /**
- * RequestScheduler: the queue between the pipeline and the execution pool. Work waits here, on the main
- * thread, until a worker slot is free; a request whose caller cancelled or whose deadline passed is dropped
- * at that point and never runs (a running inference cannot be cancelled in the Node binding, so this is
- * the last place where dropping is possible).
+ * RequestScheduler: the queues between the pipeline and the execution pool. Requests wait here, on the
+ * main thread, until a worker slot is free; only then is a batch formed (so queued requests keep
+ * merging while the workers are busy), and a request whose caller cancelled or whose deadline passed is
+ * dropped at that point and never runs (a running inference cannot be cancelled in the Node binding, so
+ * this is the last place where dropping is possible).
  *
- * Today it is one FIFO; the dynamic batcher replaces the per-model queue with one that merges requests
- * when a slot frees, behind this same interface.
+ * One ModelQueue per model version; model versions take turns (round robin) for free slots, each limited
+ * to its instance count of concurrent executions.
  */
 import { EventEmitter } from 'node:events';
-import { cancelled, deadlineExceeded, ServingError } from '../core/errors';
+import { cancelled, deadlineExceeded, invalidArgument, ServingError, unavailable } from '../core/errors';
 import type { InferTensor } from '../core/tensor';
 import type { ExecutionPool, RunResult } from '../runtime/execution-pool';
+import { batchRows, batchSignature, mergeInputs, splitOutputs } from './batch';
+import { ModelQueue, NO_BATCHING, type BatchPolicy, type QueuedRequest } from './model-queue';
 
 export interface ScheduledRun {
   /** Session key ("model@version"). */
@@ -20,69 +23,252 @@ export interface ScheduledRun {
   /** Epoch ms; undefined = no deadline. */
   deadline: number | undefined;
   signal: AbortSignal | undefined;
+  /** 1 = highest; 0/undefined = the model's default. */
+  priority?: number;
+  /** Server-side queue timeout in ms; 0/undefined = the model's default. */
+  timeoutMs?: number;
 }
 
-interface QueuedRun extends ScheduledRun {
-  resolve: (result: RunResult) => void;
+export interface ScheduledResult extends RunResult {
+  /** Requests and rows in the execution that served this request. */
+  batchRequests: number;
+  batchRows: number;
+  queueMs: number;
+}
+
+interface Pending extends QueuedRequest {
+  key: string;
+  dispatched: boolean;
+  resolve: (result: ScheduledResult) => void;
   reject: (err: ServingError) => void;
   onAbort?: () => void;
+  timer?: NodeJS.Timeout;
 }
 
-/** Emits 'queued' when a run waits for a slot and 'dropped' when one is dropped unrun (cancelled/expired). */
+interface ModelSlot {
+  queue: ModelQueue<Pending>;
+  instanceCount: number;
+  executionTimeoutMs: number;
+  inflight: number;
+}
+
+export interface ModelSchedule {
+  policy: BatchPolicy;
+  /** Concurrent executions of this model; 0 = as many as the pool has slots. */
+  instanceCount: number;
+  /** Execution time after which the caller gets DEADLINE_EXCEEDED; 0 = none. */
+  executionTimeoutMs: number;
+}
+
+/** Emits 'queued', 'dropped' (never run: cancelled/expired), 'batch' ({key, requests, rows}). */
 export class RequestScheduler extends EventEmitter {
-  private readonly queue: QueuedRun[] = [];
+  private readonly models = new Map<string, ModelSlot>();
+  private turn = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private immediate: NodeJS.Immediate | undefined;
 
   constructor(private readonly pool: ExecutionPool) {
     super();
     pool.on('slot-free', () => this.pump());
   }
 
-  get queueDepth(): number {
-    return this.queue.length;
-  }
-
-  submit(run: ScheduledRun): Promise<RunResult> {
-    const refusal = whyNotRunnable(run);
-    if (refusal) return Promise.reject(refusal);
-    return new Promise<RunResult>((resolve, reject) => {
-      const queued: QueuedRun = { ...run, resolve, reject };
-      if (run.signal) {
-        // Answer a cancelled caller at once instead of when its turn comes.
-        queued.onAbort = () => {
-          const i = this.queue.indexOf(queued);
-          if (i >= 0) {
-            this.queue.splice(i, 1);
-            reject(cancelled('request cancelled by the client while queued'));
-            this.emit('dropped', run.key);
-          }
-        };
-        run.signal.addEventListener('abort', queued.onAbort, { once: true });
-      }
-      this.queue.push(queued);
-      this.pump();
-      if (this.queue.includes(queued)) this.emit('queued', run.key);
+  /** Sets (or replaces) a model version's batching and queue policy. */
+  configure(key: string, schedule: ModelSchedule): void {
+    const existing = this.models.get(key);
+    const queue = new ModelQueue<Pending>(key, schedule.policy);
+    if (existing) for (const r of existing.queue.drain()) queue.push(r);
+    this.models.set(key, {
+      queue,
+      instanceCount: schedule.instanceCount || Infinity,
+      executionTimeoutMs: schedule.executionTimeoutMs,
+      inflight: existing?.inflight ?? 0,
     });
   }
 
+  /** Forgets a model version; its queued requests fail with UNAVAILABLE. */
+  remove(key: string): void {
+    const slot = this.models.get(key);
+    if (!slot) return;
+    this.models.delete(key);
+    for (const r of slot.queue.drain()) this.settle(r, unavailable(`model version '${key}' was unloaded while the request was queued`));
+  }
+
+  get queueDepth(): number {
+    let n = 0;
+    for (const m of this.models.values()) n += m.queue.size;
+    return n;
+  }
+
+  queueDepthOf(key: string): number {
+    return this.models.get(key)?.queue.size ?? 0;
+  }
+
+  submit(run: ScheduledRun): Promise<ScheduledResult> {
+    if (!this.models.has(run.key)) this.configure(run.key, { policy: NO_BATCHING, instanceCount: 0, executionTimeoutMs: 0 });
+    const slot = this.models.get(run.key)!;
+    const policy = slot.queue.policy;
+    const priority = run.priority || policy.defaultPriority;
+    if (!Number.isInteger(priority) || priority < 1 || priority > policy.priorityLevels) {
+      return Promise.reject(invalidArgument(`priority ${run.priority} is out of range; '${run.key}' has priority levels 1 (highest) to ${policy.priorityLevels}`));
+    }
+    const batched = policy.maxBatchSize > 0 || policy.maxRowsPerRequest > 0;
+    const rows = batched ? batchRows(run.inputs) : 1;
+    if (rows === undefined) {
+      return Promise.reject(invalidArgument(`inputs disagree on dim 0 (the batch dimension): ${run.inputs.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(', ')}`));
+    }
+    if (policy.maxRowsPerRequest > 0 && rows > policy.maxRowsPerRequest) {
+      return Promise.reject(invalidArgument(`request has ${rows} rows (dim 0) but '${run.key}' accepts at most max_batch_size ${policy.maxRowsPerRequest} per request; split it`));
+    }
+    const timeoutMs = run.timeoutMs || policy.defaultTimeoutMs;
+    const deadline = minDefined(run.deadline, timeoutMs > 0 ? Date.now() + timeoutMs : undefined);
+    const refusal = whyNotRunnable(run.signal, deadline);
+    if (refusal) return Promise.reject(refusal);
+
+    return new Promise<ScheduledResult>((resolve, reject) => {
+      const pending: Pending = {
+        key: run.key,
+        inputs: run.inputs,
+        outputs: run.outputs,
+        rows,
+        signature: policy.maxBatchSize > 0 ? batchSignature(run.inputs, run.outputs) : '',
+        priority,
+        enqueuedAt: performance.now(),
+        deadline,
+        signal: run.signal,
+        dispatched: false,
+        resolve,
+        reject,
+      };
+      slot.queue.push(pending); // throws RESOURCE_EXHAUSTED when full: caught by the Promise constructor
+      this.pump();
+      if (pending.dispatched) return;
+      this.watch(slot, pending);
+      this.emit('queued', run.key);
+    });
+  }
+
+  /** While queued: answer a cancelled caller or an expired request at once rather than at its turn. */
+  private watch(slot: ModelSlot, r: Pending): void {
+    if (r.signal) {
+      r.onAbort = () => {
+        if (slot.queue.remove(r)) this.drop(r, cancelled('request cancelled by the client while queued; it was not run'));
+      };
+      r.signal.addEventListener('abort', r.onAbort, { once: true });
+    }
+    if (r.deadline !== undefined) {
+      r.timer = setTimeout(() => {
+        if (slot.queue.remove(r)) this.drop(r, deadlineExceeded('deadline or queue timeout passed while queued; the request was not run'));
+      }, Math.max(0, r.deadline - Date.now()));
+    }
+  }
+
+  private settle(r: Pending, outcome: ServingError | ScheduledResult): void {
+    if (r.onAbort) r.signal?.removeEventListener('abort', r.onAbort);
+    if (r.timer) clearTimeout(r.timer);
+    if (outcome instanceof ServingError) r.reject(outcome);
+    else r.resolve(outcome);
+  }
+
+  private drop(r: Pending, err: ServingError): void {
+    this.settle(r, err);
+    this.emit('dropped', r.key);
+  }
+
   private pump(): void {
-    while (this.queue.length > 0 && this.pool.hasFreeSlot()) {
-      const next = this.queue.shift()!;
-      if (next.onAbort) next.signal?.removeEventListener('abort', next.onAbort);
-      const refusal = whyNotRunnable(next);
-      if (refusal) {
-        next.reject(refusal);
-        this.emit('dropped', next.key);
+    let wakeAt = Infinity;
+    const keys = [...this.models.keys()];
+    let idle = 0;
+    // Round robin over model versions: each turn dispatches at most one batch of one model.
+    while (this.pool.hasFreeSlot() && keys.length > 0 && idle < keys.length) {
+      const k = keys[this.turn++ % keys.length]!;
+      const slot = this.models.get(k)!;
+      if (slot.inflight >= slot.instanceCount || slot.queue.size === 0) {
+        idle++;
         continue;
       }
-      this.pool.run(next.key, next.inputs, next.outputs, next.deadline).then(next.resolve, (err: unknown) => next.reject(ServingError.from(err)));
+      for (const r of slot.queue.removeDead(Date.now())) {
+        this.drop(r, r.signal?.aborted ? cancelled('request cancelled by the client before execution; it was not run') : deadlineExceeded('deadline passed before execution started; nothing was run'));
+      }
+      const decision = slot.queue.next(performance.now());
+      if (!decision) {
+        idle++;
+        continue;
+      }
+      if ('wakeAt' in decision) {
+        wakeAt = Math.min(wakeAt, decision.wakeAt);
+        idle++;
+        continue;
+      }
+      idle = 0;
+      this.dispatch(slot, decision.batch);
     }
+    this.scheduleWake(wakeAt);
+  }
+
+  /** Wakes the pump when the oldest waiting request reaches its delay. */
+  private scheduleWake(at: number): void {
+    if (at === Infinity || at >= this.timerAt) return;
+    const delay = at - performance.now();
+    if (delay < 1) {
+      // setTimeout cannot wait less than 1 ms; sub-millisecond delays re-check on the next loop turn.
+      this.immediate ??= setImmediate(() => {
+        this.immediate = undefined;
+        this.pump();
+      });
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.pump();
+    }, delay);
+  }
+
+  private dispatch(slot: ModelSlot, batch: Pending[]): void {
+    for (const r of batch) {
+      r.dispatched = true;
+      if (r.onAbort) r.signal?.removeEventListener('abort', r.onAbort);
+      if (r.timer) clearTimeout(r.timer);
+    }
+    const started = performance.now();
+    const rows = batch.reduce((n, r) => n + r.rows, 0);
+    const single = batch.length === 1;
+    const inputs = single ? batch[0]!.inputs : mergeInputs(batch.map((r) => r.inputs));
+    const deadline = single ? batch[0]!.deadline : undefined;
+    this.emit('batch', { key: batch[0]!.key, requests: batch.length, rows });
+    slot.inflight++;
+    this.pool
+      .run(batch[0]!.key, inputs, batch[0]!.outputs, { deadline, timeoutMs: slot.executionTimeoutMs, transferInputs: !single })
+      .then(
+        (result) => {
+          const parts = single ? [result.outputs] : splitOutputs(result.outputs, batch.map((r) => r.rows));
+          batch.forEach((r, i) =>
+            this.settle(r, { outputs: parts[i]!, computeMs: result.computeMs, batchRequests: batch.length, batchRows: rows, queueMs: started - r.enqueuedAt }),
+          );
+        },
+        (err: unknown) => {
+          const e = ServingError.from(err);
+          for (const r of batch) this.settle(r, e);
+        },
+      )
+      .finally(() => {
+        slot.inflight--;
+        this.pump();
+      });
   }
 }
 
-function whyNotRunnable(run: ScheduledRun): ServingError | undefined {
-  if (run.signal?.aborted) return cancelled('request cancelled by the client before execution');
-  if (run.deadline !== undefined && Date.now() >= run.deadline) {
-    return deadlineExceeded('deadline passed before execution started; nothing was run');
-  }
+function minDefined(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return Math.min(a, b);
+}
+
+function whyNotRunnable(signal: AbortSignal | undefined, deadline: number | undefined): ServingError | undefined {
+  if (signal?.aborted) return cancelled('request cancelled by the client before execution');
+  if (deadline !== undefined && Date.now() >= deadline) return deadlineExceeded('deadline passed before execution started; nothing was run');
   return undefined;
 }

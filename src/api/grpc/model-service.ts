@@ -18,7 +18,7 @@ interface PredictRequestMessage {
   inputs: ProtoTensor[];
   input_text: string;
   outputs: string[];
-  options: { request_id: string } | null;
+  options: { request_id: string; priority: number; timeout_us: number } | null;
 }
 
 /** Aborts when the call is cancelled or its deadline passes (grpc-js reports both as 'cancelled'). */
@@ -63,6 +63,8 @@ export function createModelService(pipeline: InferencePipeline, repository: Mode
           deadline: callDeadline(call),
           signal: callSignal(call),
           requestId,
+          priority: req.options?.priority ?? 0,
+          timeoutMs: (req.options?.timeout_us ?? 0) / 1000,
         })
         .then(
           (result) => {
