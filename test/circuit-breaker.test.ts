@@ -7,13 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Code, ServingError } from '../src/core/errors';
 import { breakerConfigSchema, defaultBreakerConfig } from '../src/resilience/breaker-config';
-import {
-  BreakerRegistry,
-  isServerFault,
-  ModelBreaker,
-  type BreakerState,
-  type BreakerTransition,
-} from '../src/resilience/circuit-breaker';
+import { BreakerRegistry, isServerFault, ModelBreaker, type BreakerState, type BreakerTransition } from '../src/resilience/circuit-breaker';
 
 const cfg = (over: Record<string, unknown> = {}) => breakerConfigSchema.parse({ volume_threshold: 4, ...over });
 const breaker = (over: Record<string, unknown> = {}, key = 'mlp@1') => new ModelBreaker(key, 'mlp', '1', cfg(over));
@@ -103,15 +97,7 @@ test('server faults open it once volume_threshold is reached; open rejects at on
   b.shutdown();
 });
 
-test('non-ServingError throws (even a rejection with undefined) count as faults', async () => {
-  const b = breaker({ volume_threshold: 2 });
-  await assert.rejects(b.fire(() => Promise.reject(new TypeError('bug'))), TypeError);
-  await assert.rejects(b.fire(() => Promise.reject(undefined)), (e) => e === undefined);
-  assert.equal(b.state, 'open');
-  b.shutdown();
-});
-
-test('a flood of client errors never opens it; DEADLINE_EXCEEDED with serverFault does', async () => {
+test('client errors never open it; serverFault timeouts and non-ServingErrors do', async () => {
   const b = breaker();
   b.on('state', () => assert.fail('no transition expected'));
   const codes = [Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.CANCELLED, Code.DEADLINE_EXCEEDED, Code.RESOURCE_EXHAUSTED];
@@ -120,12 +106,20 @@ test('a flood of client errors never opens it; DEADLINE_EXCEEDED with serverFaul
     for (let i = 0; i < 25; i++) await assert.rejects(b.fire(() => Promise.reject(err)), (e) => e === err, 'passed through unchanged');
   }
   assert.equal(b.state, 'closed');
-  b.removeAllListeners('state');
-  await failTimes(b, 4, Code.DEADLINE_EXCEEDED).catch(() => undefined);
-  assert.equal(b.state, 'closed');
-  for (let i = 0; i < 4; i++) await assert.rejects(b.fire(failing(Code.DEADLINE_EXCEEDED, { serverFault: true }).run));
-  assert.equal(b.state, 'open', 'execution timeouts flagged serverFault count');
   b.shutdown();
+  // A fresh breaker: opossum records filtered errors as successes, so the flood above dilutes the rate.
+  const t = breaker();
+  await failTimes(t, 4, Code.DEADLINE_EXCEEDED);
+  assert.equal(t.state, 'closed');
+  const timeouts = breaker();
+  for (let i = 0; i < 4; i++) await assert.rejects(timeouts.fire(failing(Code.DEADLINE_EXCEEDED, { serverFault: true }).run));
+  assert.equal(timeouts.state, 'open', 'execution timeouts flagged serverFault count');
+  // Non-ServingErrors are faults; a rejection with undefined must not hang the call inside opossum.
+  const bugs = breaker({ volume_threshold: 2 });
+  await assert.rejects(bugs.fire(() => Promise.reject(new TypeError('bug'))), TypeError);
+  await assert.rejects(bugs.fire(() => Promise.reject(undefined)), (e) => e === undefined);
+  assert.equal(bugs.state, 'open');
+  [t, timeouts, bugs].forEach((x) => x.shutdown());
 });
 
 test('other model versions are unaffected by an open breaker', async () => {
@@ -218,7 +212,7 @@ test('capacity: over the limit gives RESOURCE_EXHAUSTED and counts neither as fa
   held.forEach((d) => d.resolve('ok'));
   assert.deepEqual(await Promise.all(running), ['ok', 'ok']);
   assert.equal(await b.fire(extra.run), 'x', 'slots are released');
-  // Had the 10 rejections been counted, 2 failures out of 15 calls could not open it.
+  // Counted as calls, the 10 rejections would make it 4 failures of 17: too few to open it.
   const opened = nextState(b, 'open');
   await failTimes(b, 4);
   assert.match((await opened).reason, /opened after 4 of 7 calls failed/);

@@ -4,14 +4,16 @@
  *
  * Why a cryptographic hash: a key collision would silently serve another request's outputs, and request
  * bytes come from clients, so the hash must resist crafted collisions, not just random ones. Why SHA-256
- * (measured by bench/hash-bench.ts, Node 20.20, Xeon with SHA-NI, one core):
+ * (measured by bench/hash-bench.ts: Node 20.20.2, x64 Xeon with SHA-NI, steady state of 3 runs):
  *
- *   1 MiB tensor:    sha256 ~2000 MB/s (~0.5 ms per key), sha1 ~1600 MB/s, md5 ~700 MB/s
- *   256 B tensor:    sha256 ~1.5 µs per whole key (encode + hash), crypto.hash one-shot ~1.1 µs
+ *   1 MiB:  sha256 ~1950 MB/s = ~535 µs per key (hashRequest whole key ~540 µs); sha1 ~2200 MB/s (~478 µs);
+ *           md5 ~840 MB/s (~1240 µs)
+ *   256 B:  crypto.hash one-shot sha256 0.38 µs, createHash sha256 0.73 µs; sha1 0.36 / 0.70; md5 0.57 / 0.91;
+ *           the whole hashRequest key (encoding + one-shot sha256 + prefix) ~1.2 µs
  *
- * SHA-256 is the fastest of the three on hardware with SHA extensions, and a small request's key costs
- * ~1-2 µs, far under a gRPC round trip (~50-100 µs). A 1 MiB input costs ~0.5 ms to key, still well under
- * what receiving and decoding 1 MiB costs. sha1 and md5 are broken for collisions and not faster here.
+ * A small request's key costs ~1.2 µs, far under a gRPC round trip (~50-100 µs). sha1 is only ~10% faster
+ * and md5 is slower, and both have practical collision attacks, so SHA-256 it is. A 1 MiB input costs
+ * ~0.5 ms to key (hashed in place, never copied): worth it only when the model run it saves costs more.
  *
  * Why the encoding is length-prefixed everywhere: without it, ("ab","c") and ("a","bc") would hash alike;
  * with a length before every variable-size field, no two distinct requests share an encoding.
@@ -101,6 +103,11 @@ class Encoder {
 
   digest(): string {
     this.flush();
+    // Don't keep a scratch that one request with huge strings grew (chunks still reference the old one).
+    if (scratch.length > 1 << 20) {
+      scratch = Buffer.allocUnsafeSlow(4096);
+      view = new DataView(scratch.buffer, scratch.byteOffset, scratch.byteLength);
+    }
     // One chunk (every small request): the one-shot crypto.hash skips the Hash object.
     if (this.chunks.length === 1 && typeof oneShotHash === 'function') {
       return oneShotHash(HASH_ALGORITHM, this.chunks[0], 'hex');

@@ -32,8 +32,8 @@ import { parseKey } from './input-hash';
 /** Per-entry bookkeeping the byte bound charges on top of payload (LRU node, key, objects). */
 export const ENTRY_OVERHEAD_BYTES = 256;
 
-export type EvictReason = 'evict' | 'expire' | 'invalidate';
 /** evict = pushed out by the byte bound, expire = TTL passed, invalidate = dropped by invalidate(). */
+export type EvictReason = 'evict' | 'expire' | 'invalidate';
 export type EvictListener = (key: string, reason: EvictReason, bytes: number) => void;
 
 export interface ResultCacheOptions {
@@ -42,20 +42,15 @@ export interface ResultCacheOptions {
   now?: () => number;
 }
 
+/**
+ * misses = computes started (a caller that joined a running compute is `coalesced`, not a miss);
+ * invalidations = entries plus running computes dropped by invalidate(); tooLarge = results not stored
+ * because one entry would exceed maxBytes; entries may include expired ones not yet looked up.
+ */
 export interface ResultCacheStats {
-  hits: number;
-  /** Computes started (a joined caller is `coalesced`, not a miss). */
-  misses: number;
-  coalesced: number;
-  evictions: number;
-  expirations: number;
-  /** Entries plus running computes dropped by invalidate(). */
-  invalidations: number;
-  /** Results not stored because a single entry would exceed maxBytes. */
-  tooLarge: number;
-  entries: number;
-  bytes: number;
-  maxBytes: number;
+  hits: number; misses: number; coalesced: number;
+  evictions: number; expirations: number; invalidations: number; tooLarge: number;
+  entries: number; bytes: number; maxBytes: number;
 }
 
 export interface GetOrComputeOptions {
@@ -66,9 +61,7 @@ export interface GetOrComputeOptions {
 export type Compute = (signal: AbortSignal) => Promise<InferenceResult>;
 
 interface Entry {
-  /** What the leader and joined callers got (cached=false). */
-  result: InferenceResult;
-  /** What hits get: the same frozen outputs, cached=true; built once so a hit allocates nothing. */
+  /** What hits get: the computed result's frozen outputs, cached=true; built once so a hit allocates nothing. */
   hit: InferenceResult;
   size: number;
 }
@@ -79,7 +72,7 @@ interface Flight {
   controller: AbortController;
   /** Joined callers whose signal has not aborted. */
   active: number;
-  /** Invalidated (or abandoned): its result must not be stored. */
+  /** Invalidated: its result must not be stored. */
   stale: boolean;
 }
 
@@ -182,15 +175,13 @@ export class ResultCache {
     this.inflight.set(key, flight);
     flight.promise = (async () => {
       try {
-        const result = freezeResult(await compute(controller.signal), false);
+        const result = freezeResult(await compute(controller.signal));
         if (!flight.stale) this.store(key, result, ttlMs);
         return result;
       } finally {
         if (this.inflight.get(key) === flight) this.inflight.delete(key);
       }
     })();
-    // If every caller has aborted, nobody awaits the compute; its rejection must not crash the process.
-    flight.promise.catch(() => undefined);
     return flight;
   }
 
@@ -219,22 +210,16 @@ export class ResultCache {
       return;
     }
     const hit = Object.freeze({ ...result, cached: true });
-    this.cache.set(key, { result, hit, size }, { ttl: Number.isFinite(ttlMs) ? Math.ceil(ttlMs) : 0 });
+    this.cache.set(key, { hit, size }, { ttl: Number.isFinite(ttlMs) ? Math.ceil(ttlMs) : 0 });
   }
 
   private disposed(entry: Entry, key: string, reason: LRUCache.DisposeReason): void {
-    let why: EvictReason;
-    if (reason === 'evict') {
-      this.counters.evictions++;
-      why = 'evict';
-    } else if (reason === 'expire') {
-      this.counters.expirations++;
-      why = 'expire';
-    } else if (reason === 'delete' && this.invalidating) {
-      why = 'invalidate';
-    } else {
-      return; // 'set': an identical result overwrote this one; nothing left the cache
-    }
+    // 'set' (an identical result overwrote this one) is not a departure; plain deletes only come from invalidate().
+    const why: EvictReason | undefined =
+      reason === 'evict' || reason === 'expire' ? reason : reason === 'delete' && this.invalidating ? 'invalidate' : undefined;
+    if (why === undefined) return;
+    if (why === 'evict') this.counters.evictions++;
+    if (why === 'expire') this.counters.expirations++;
     for (const listener of this.listeners) {
       // A metrics hook must not break the cache (this runs inside lru-cache's bookkeeping).
       try {
@@ -269,8 +254,8 @@ function freezeTensor(t: InferTensor): InferTensor {
 }
 
 /** A deep-frozen structural copy (bytes shared, see the contract above); the caller's objects stay as they were. */
-function freezeResult(r: InferenceResult, cached: boolean): InferenceResult {
-  const result: InferenceResult = { ...r, cached, outputs: Object.freeze(r.outputs.map(freezeTensor)) as InferTensor[] };
+function freezeResult(r: InferenceResult): InferenceResult {
+  const result: InferenceResult = { ...r, cached: false, outputs: Object.freeze(r.outputs.map(freezeTensor)) as InferTensor[] };
   if (r.text) {
     const labels = Object.freeze(r.text.labels.map((l) => Object.freeze({ ...l })));
     result.text = Object.freeze({ ...r.text, labels: labels as typeof r.text.labels });

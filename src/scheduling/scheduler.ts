@@ -113,7 +113,8 @@ export class RequestScheduler extends EventEmitter {
       return Promise.reject(invalidArgument(`priority ${run.priority} is out of range; '${run.key}' has priority levels 1 (highest) to ${policy.priorityLevels}`));
     }
     const batched = policy.maxBatchSize > 0 || policy.maxRowsPerRequest > 0;
-    const rows = batched ? batchRows(run.inputs) : 1;
+    // Rows are counted for every model (for batch metrics); they must agree only where batches merge.
+    const rows = batched ? batchRows(run.inputs) : (batchRows(run.inputs) ?? 1);
     if (rows === undefined) {
       return Promise.reject(invalidArgument(`inputs disagree on dim 0 (the batch dimension): ${run.inputs.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(', ')}`));
     }
