@@ -16,6 +16,8 @@ import type { Logger } from './log';
 import { ModelRepository, type ModelVersionEntry } from './repository/model-repository';
 import { defaultIntraOpThreads, ExecutionPool } from './runtime/execution-pool';
 import { RequestScheduler, type ModelSchedule } from './scheduling/scheduler';
+import { ResultCache } from './cache/result-cache';
+import { BreakerRegistry, type BreakerTransition } from './resilience/circuit-breaker';
 
 /** Services whose health is reported besides the overall "" entry. */
 export const HEALTH_SERVICES = ['', MODEL_SERVICE_NAME];
@@ -26,6 +28,8 @@ export class TensorgateServer {
   readonly repository: ModelRepository;
   readonly scheduler: RequestScheduler;
   readonly pipeline: InferencePipeline;
+  readonly breakers: BreakerRegistry;
+  readonly cache: ResultCache | undefined;
   readonly health: HealthImplementation;
   private boundPort = 0;
   private shuttingDown: Promise<void> | undefined;
@@ -42,15 +46,34 @@ export class TensorgateServer {
       defaultIntraOpThreads: defaultIntraOpThreads(this.pool.workerCount),
     });
     this.scheduler = new RequestScheduler(this.pool);
-    this.repository.on('version-ready', (v: ModelVersionEntry, schedule: ModelSchedule) => this.scheduler.configure(v.key, schedule));
-    this.repository.on('version-unloaded', (key: string) => this.scheduler.remove(key));
-    this.pipeline = new InferencePipeline(this.repository, this.scheduler, { maxElements: config.maxElements });
+    this.breakers = new BreakerRegistry();
+    this.cache = config.cacheMaxBytes > 0 ? new ResultCache({ maxBytes: config.cacheMaxBytes }) : undefined;
+    this.repository.on('version-ready', (v: ModelVersionEntry, schedule: ModelSchedule) => {
+      this.scheduler.configure(v.key, schedule);
+      // A (re)loaded version must never answer with results computed by what was loaded before.
+      this.cache?.invalidate(v.model, v.version);
+    });
+    this.repository.on('version-unloaded', (v: ModelVersionEntry) => {
+      this.scheduler.remove(v.key);
+      this.breakers.remove(v.key);
+      this.cache?.invalidate(v.model, v.version);
+    });
+    this.breakers.on('state', (t: BreakerTransition) =>
+      log.warn({ breaker: t.key, from: t.from, to: t.to, reason: t.reason }, `circuit breaker of ${t.key}: ${t.from} -> ${t.to} (${t.reason})`),
+    );
+    this.pipeline = new InferencePipeline({
+      repository: this.repository,
+      scheduler: this.scheduler,
+      breakers: this.breakers,
+      cache: this.cache,
+      limits: { maxElements: config.maxElements },
+    });
     this.health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'NOT_SERVING' as const])));
     this.grpcServer = new grpc.Server({
       'grpc.max_receive_message_length': config.maxMessageBytes,
       'grpc.max_send_message_length': config.maxMessageBytes,
     });
-    this.grpcServer.addService(modelServiceDefinition(), createModelService(this.pipeline, this.repository, log));
+    this.grpcServer.addService(modelServiceDefinition(), createModelService(this.pipeline, this.repository, this.breakers, log));
     this.health.addToServer(this.grpcServer);
     new ReflectionService(reflectionPackageDefinition()).addToServer(this.grpcServer);
   }
@@ -126,6 +149,7 @@ export class TensorgateServer {
         });
       });
       await this.pool.close();
+      this.breakers.shutdown();
       this.log.info('stopped');
     })();
     return this.shuttingDown;

@@ -1,29 +1,64 @@
 /**
- * InferencePipeline: what every front door calls. Resolves the model version, applies the text pipeline,
- * validates, and hands the run to the scheduler. The cache, circuit breaker and batcher slot in here,
- * once, so every protocol gets them.
+ * InferencePipeline: what every front door calls, once, so every protocol gets the same behaviour:
+ *
+ *   resolve model+version -> text pipeline encode -> validate
+ *     -> result cache (deterministic models; concurrent identical requests coalesce into one run)
+ *       -> circuit breaker (per version; only server faults count)
+ *         -> scheduler (queue, dynamic batching, deadlines) -> execution pool (workers)
  */
+import { hashRequest } from '../cache/input-hash';
+import type { ResultCache } from '../cache/result-cache';
+import type { ModelEntry, ModelRepository, ModelVersionEntry } from '../repository/model-repository';
+import type { BreakerRegistry } from '../resilience/circuit-breaker';
+import type { RequestScheduler } from '../scheduling/scheduler';
 import { invalidArgument } from './errors';
 import type { InferenceRequest, InferenceResult } from './request';
+import type { InferTensor } from './tensor';
 import { formatSpecs, validateInputs, validateOutputNames, type RequestLimits } from './validate';
-import type { ModelRepository } from '../repository/model-repository';
-import type { RequestScheduler } from '../scheduling/scheduler';
+
+export interface PipelineParts {
+  repository: ModelRepository;
+  scheduler: RequestScheduler;
+  breakers: BreakerRegistry;
+  /** Undefined when the server runs without a result cache. */
+  cache: ResultCache | undefined;
+  limits: RequestLimits;
+}
+
+interface Prepared {
+  entry: ModelEntry;
+  version: ModelVersionEntry;
+  inputs: InferTensor[];
+  outputs: string[];
+  text: boolean;
+}
 
 export class InferencePipeline {
-  constructor(
-    private readonly repository: ModelRepository,
-    private readonly scheduler: RequestScheduler,
-    private readonly limits: RequestLimits,
-  ) {}
+  constructor(private readonly parts: PipelineParts) {}
 
   async predict(request: InferenceRequest): Promise<InferenceResult> {
-    const { entry, version } = this.repository.resolve(request.model, request.version || undefined);
+    const prepared = this.prepare(request);
+    const { entry, version } = prepared;
+    const config = entry.config!;
+    const compute = (signal: AbortSignal | undefined) => this.execute(prepared, request, signal);
+    const cache = this.parts.cache;
+    if (!cache || request.bypassCache || !config.deterministic || !config.result_cache.enabled) {
+      return compute(request.signal);
+    }
+    const key = hashRequest({ model: entry.name, version: version.version, inputs: prepared.inputs, outputs: prepared.outputs });
+    const { result } = await cache.getOrCompute(key, config.result_cache.ttl_ms, compute, { signal: request.signal });
+    return result;
+  }
+
+  /** Resolves, encodes text and validates: everything that can refuse a request before it costs anything. */
+  private prepare(request: InferenceRequest): Prepared {
+    const { entry, version } = this.parts.repository.resolve(request.model, request.version || undefined);
     const where = `model '${entry.name}' version ${version.version}`;
     let inputs = request.inputs;
     let outputs = request.outputs;
     const pipeline = entry.textPipeline;
-    const hasText = request.text !== undefined && request.text !== '';
-    if (hasText) {
+    const text = request.text !== undefined && request.text !== '';
+    if (text) {
       if (!pipeline) {
         throw invalidArgument(`${where} has no text pipeline, so input_text cannot be used; send tensors in inputs: ${formatSpecs(version.inputs)}`);
       }
@@ -34,13 +69,28 @@ export class InferencePipeline {
     } else if (inputs.length === 0 && pipeline) {
       throw invalidArgument(`no inputs sent; ${where} takes input_text, or tensors: ${formatSpecs(version.inputs)}`);
     }
-    validateInputs(inputs, version.inputs, this.limits, where);
+    validateInputs(inputs, version.inputs, this.parts.limits, where);
     validateOutputNames(outputs, version.outputs, where);
+    return { entry, version, inputs, outputs, text };
+  }
 
-    const run = await this.repositoryRun(version.key, inputs, outputs, request);
+  /** One execution through the version's breaker and the scheduler; the text pipeline decodes its result. */
+  private async execute(p: Prepared, request: InferenceRequest, signal: AbortSignal | undefined): Promise<InferenceResult> {
+    const breaker = this.parts.breakers.get(p.version.key, p.entry.name, p.version.version, p.entry.config!.circuit_breaker);
+    const run = await breaker.fire(() =>
+      this.parts.scheduler.submit({
+        key: p.version.key,
+        inputs: p.inputs,
+        outputs: p.outputs,
+        deadline: request.deadline,
+        signal,
+        priority: request.priority,
+        timeoutMs: request.timeoutMs,
+      }),
+    );
     const result: InferenceResult = {
-      model: entry.name,
-      version: version.version,
+      model: p.entry.name,
+      version: p.version.version,
       outputs: run.outputs,
       cached: false,
       computeMs: run.computeMs,
@@ -48,21 +98,7 @@ export class InferencePipeline {
       batchRows: run.batchRows,
       queueMs: run.queueMs,
     };
-    if (hasText) {
-      result.text = pipeline!.decode(run.outputs);
-    }
+    if (p.text) result.text = p.entry.textPipeline!.decode(run.outputs);
     return result;
-  }
-
-  private repositoryRun(key: string, inputs: InferenceRequest['inputs'], outputs: string[], request: InferenceRequest) {
-    return this.scheduler.submit({
-      key,
-      inputs,
-      outputs,
-      deadline: request.deadline,
-      signal: request.signal,
-      priority: request.priority,
-      timeoutMs: request.timeoutMs,
-    });
   }
 }

@@ -22,6 +22,8 @@ export interface InferenceRequest {
   priority?: number;
   /** Queue timeout in ms; 0/undefined = the model's default. */
   timeoutMs?: number;
+  /** Neither read nor fill the result cache. */
+  bypassCache?: boolean;
 }
 
 export interface InferenceResult {

@@ -15,6 +15,7 @@ import * as fs from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DATA_TYPE_NAMES } from '../core/dtype';
+import { breakerConfigSchema } from '../resilience/breaker-config';
 
 const tensorDecl = z.strictObject({
   name: z.string().min(1),
@@ -74,6 +75,13 @@ const queueConfig = z.strictObject({
   default_timeout_us: z.number().int().min(0).default(0),
 });
 
+const resultCacheConfig = z.strictObject({
+  /** Cache this model's results (only ever for `deterministic: true` models, and when the server cache is on). */
+  enabled: z.boolean().default(true),
+  /** How long a result stays valid. */
+  ttl_ms: z.number().int().positive().default(300_000),
+});
+
 export const modelConfigSchema = z.strictObject({
   name: z.string().optional(),
   description: z.string().default(''),
@@ -94,6 +102,8 @@ export const modelConfigSchema = z.strictObject({
   instance_count: z.number().int().min(0).default(0),
   /** An execution running longer answers DEADLINE_EXCEEDED (a server fault); 0 = no limit. */
   execution_timeout_ms: z.number().int().min(0).default(0),
+  result_cache: resultCacheConfig.default(() => resultCacheConfig.parse({})),
+  circuit_breaker: breakerConfigSchema.default(() => breakerConfigSchema.parse({})),
 }).superRefine((c, ctx) => {
   if (c.dynamic_batching && c.max_batch_size === 0) {
     ctx.addIssue({ code: 'custom', path: ['dynamic_batching'], message: 'needs max_batch_size > 0' });

@@ -5,7 +5,7 @@
  * the reason, and everything else is served: one broken model never takes the server down.
  *
  * Events: 'version-ready' (ModelVersionEntry, ModelSchedule) when a version can take traffic,
- * 'version-unloaded' (key) before its session goes, 'model-state' (ModelEntry) after each model (re)load.
+ * 'version-unloaded' (ModelVersionEntry) before its session goes, 'model-state' (ModelEntry) after each model (re)load.
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs/promises';
@@ -169,7 +169,7 @@ export class ModelRepository extends EventEmitter {
     for (const v of entry.versions) {
       if (v.state === 'READY') {
         v.state = 'UNLOADING';
-        this.emit('version-unloaded', v.key);
+        this.emit('version-unloaded', v);
         await this.options.pool.unload(v.key);
       }
     }

@@ -3,13 +3,15 @@
  */
 import type { TensorSpec } from '../../core/tensor';
 import type { ModelEntry, ModelRepository } from '../../repository/model-repository';
+import type { BreakerRegistry } from '../../resilience/circuit-breaker';
 
 function specToProto(s: TensorSpec) {
   return { name: s.name, dtype: s.dtype, shape: s.shape, dim_names: s.dimNames };
 }
 
-export function modelInfoToProto(entry: ModelEntry, repository: ModelRepository) {
+export function modelInfoToProto(entry: ModelEntry, repository: ModelRepository, breakers: BreakerRegistry) {
   const config = entry.config;
+  const breakerStates = new Map(breakers.states().map((b) => [b.key, b]));
   return {
     name: entry.name,
     platform: config?.platform ?? 'onnxruntime',
@@ -21,6 +23,7 @@ export function modelInfoToProto(entry: ModelEntry, repository: ModelRepository)
       reason: v.reason,
       inputs: v.inputs.map(specToProto),
       outputs: v.outputs.map(specToProto),
+      breaker: breakerInfo(v.state === 'READY', breakerStates.get(v.key)),
     })),
     session: entry.settings
       ? {
@@ -34,4 +37,10 @@ export function modelInfoToProto(entry: ModelEntry, repository: ModelRepository)
     config_json: config ? JSON.stringify(config) : '',
     reason: entry.reason,
   };
+}
+
+/** A READY version whose breaker has not been created yet (no traffic) is closed. */
+function breakerInfo(loaded: boolean, b: { state: string; nextProbeAt: number | undefined } | undefined) {
+  if (!loaded) return null;
+  return { state: b?.state ?? 'closed', next_probe_at: b?.nextProbeAt !== undefined ? new Date(b.nextProbeAt).toISOString() : '' };
 }

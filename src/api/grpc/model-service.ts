@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { notFound, unimplemented } from '../../core/errors';
 import type { InferencePipeline } from '../../core/pipeline';
 import type { ModelRepository } from '../../repository/model-repository';
+import type { BreakerRegistry } from '../../resilience/circuit-breaker';
 import { modelInfoToProto } from './model-info';
 import { toGrpcError } from './status';
 import { tensorFromProto, tensorToProto, type ProtoTensor } from './tensor-codec';
@@ -18,7 +19,7 @@ interface PredictRequestMessage {
   inputs: ProtoTensor[];
   input_text: string;
   outputs: string[];
-  options: { request_id: string; priority: number; timeout_us: number } | null;
+  options: { request_id: string; priority: number; timeout_us: number; bypass_cache: boolean } | null;
 }
 
 /** Aborts when the call is cancelled or its deadline passes (grpc-js reports both as 'cancelled'). */
@@ -35,7 +36,12 @@ export function callDeadline(call: grpc.ServerUnaryCall<unknown, unknown>): numb
   return Number.isFinite(ms) ? ms : undefined;
 }
 
-export function createModelService(pipeline: InferencePipeline, repository: ModelRepository, log: Logger): grpc.UntypedServiceImplementation {
+export function createModelService(
+  pipeline: InferencePipeline,
+  repository: ModelRepository,
+  breakers: BreakerRegistry,
+  log: Logger,
+): grpc.UntypedServiceImplementation {
   return {
     Predict(call: grpc.ServerUnaryCall<PredictRequestMessage, unknown>, callback: grpc.sendUnaryData<unknown>) {
       const req = call.request;
@@ -65,6 +71,7 @@ export function createModelService(pipeline: InferencePipeline, repository: Mode
           requestId,
           priority: req.options?.priority ?? 0,
           timeoutMs: (req.options?.timeout_us ?? 0) / 1000,
+          bypassCache: req.options?.bypass_cache ?? false,
         })
         .then(
           (result) => {
@@ -96,7 +103,7 @@ export function createModelService(pipeline: InferencePipeline, repository: Mode
       const models = repository
         .list()
         .filter((m) => !call.request.ready_only || repository.defaultVersion(m) !== undefined)
-        .map((m) => modelInfoToProto(m, repository));
+        .map((m) => modelInfoToProto(m, repository, breakers));
       callback(null, { models });
     },
 
@@ -107,7 +114,7 @@ export function createModelService(pipeline: InferencePipeline, repository: Mode
         callback(toGrpcError(notFound(`model '${call.request.model}' not found; available models: ${names}`)));
         return;
       }
-      callback(null, modelInfoToProto(entry, repository));
+      callback(null, modelInfoToProto(entry, repository, breakers));
     },
   };
 }
