@@ -5,8 +5,13 @@
  * in the main-thread scheduler, where it can still be dropped when its caller goes away, instead of in a
  * worker's message queue, where it could not.
  *
- * A worker that dies (native abort, out of memory) fails its in-flight runs with UNAVAILABLE, is replaced,
- * and gets its sessions back; nothing else is lost.
+ * A worker thread that exits (an uncaught error, its heap limit) fails its in-flight runs with UNAVAILABLE,
+ * is replaced, and gets its sessions back; nothing else is lost. A worker stuck in a run far beyond its
+ * execution timeout is retired: a replacement takes its place at once, and the old thread is terminated
+ * when its run returns. Why not terminate it at once: terminating (or exiting the process) while ONNX
+ * Runtime is inside a run aborts the whole process (measured: `terminate called after throwing an
+ * instance of 'Napi::Error'`), so a busy worker is only ever terminated once idle. For the same reason a
+ * native crash inside ONNX Runtime takes the process down; a supervisor (Kubernetes) restarts it.
  */
 import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
@@ -57,6 +62,10 @@ interface WorkerHandle {
   pending: Map<number, Pending>;
   /** Resolves once the worker is ready again after a respawn. */
   ready: Promise<void>;
+  /** Replaced because it was stuck: takes no work, and is terminated once its run finally returns. */
+  retired: boolean;
+  /** Called whenever `pending` becomes empty. */
+  onIdle: (() => void)[];
 }
 
 const WORKER_SCRIPT = path.join(__dirname, 'worker.js');
@@ -76,6 +85,7 @@ export class ExecutionPool extends EventEmitter {
   private readonly handles: WorkerHandle[] = [];
   /** Sessions every worker must hold, replayed into a respawned worker. */
   private readonly sessions = new Map<string, { path: string; settings: SessionSettings }>();
+  private readonly retired = new Set<WorkerHandle>();
   private nextId = 1;
   private closed = false;
   workerRestarts = 0;
@@ -89,12 +99,13 @@ export class ExecutionPool extends EventEmitter {
 
   private spawn(index: number): WorkerHandle {
     const worker = new Worker(WORKER_SCRIPT);
-    const handle: WorkerHandle = { index, worker, inflight: 0, pending: new Map(), ready: Promise.resolve() };
+    const handle: WorkerHandle = { index, worker, inflight: 0, pending: new Map(), ready: Promise.resolve(), retired: false, onIdle: [] };
     worker.on('message', (message: WorkerResponse) => {
       const pending = handle.pending.get(message.id);
       if (!pending) return;
       handle.pending.delete(message.id);
       pending.resolve(message);
+      if (handle.pending.size === 0) for (const f of handle.onIdle.splice(0)) f();
     });
     worker.on('error', (err) => this.emit('worker-error', { index, error: err }));
     worker.on('exit', (code) => this.onExit(handle, code));
@@ -106,8 +117,13 @@ export class ExecutionPool extends EventEmitter {
     for (const pending of handle.pending.values()) pending.reject(failure);
     handle.pending.clear();
     handle.inflight = 0;
-    if (this.closed) return;
-    // Replace the worker in place and give it every session back before it takes work again.
+    for (const f of handle.onIdle.splice(0)) f();
+    if (this.closed || handle.retired) return;
+    this.replace(handle);
+  }
+
+  /** Puts a fresh worker in `handle`'s place and gives it every session back before it takes work. */
+  private replace(handle: WorkerHandle): void {
     this.workerRestarts++;
     const replacement = this.spawn(handle.index);
     this.handles[handle.index] = replacement;
@@ -205,11 +221,11 @@ export class ExecutionPool extends EventEmitter {
         (err as ServingError & { serverFault?: boolean }).serverFault = true;
         reject(err);
         this.emit('execution-timeout', key, handle.index);
-        // The worker cannot be interrupted; if it is still busy long after the timeout, replace it.
+        // The worker cannot be interrupted; if it is still busy long after the timeout, retire it.
         const stuck = setTimeout(() => {
           if (this.handles[handle.index] === handle && handle.pending.size > 0) {
             this.emit('worker-stuck', handle.index, key);
-            void handle.worker.terminate();
+            this.retire(handle);
           }
         }, timeoutMs * (STUCK_FACTOR - 1));
         stuck.unref();
@@ -228,16 +244,37 @@ export class ExecutionPool extends EventEmitter {
     });
   }
 
+  /** Replaces a stuck worker now and terminates it once its run returns (never while it is in one). */
+  private retire(handle: WorkerHandle): void {
+    handle.retired = true;
+    handle.inflight = Infinity; // takes no more work
+    this.retired.add(handle);
+    this.replace(handle);
+    void this.whenIdle(handle).then(async () => {
+      await handle.worker.terminate();
+      this.retired.delete(handle);
+    });
+  }
+
+  private whenIdle(handle: WorkerHandle): Promise<void> {
+    if (handle.pending.size === 0) return Promise.resolve();
+    return new Promise((resolve) => handle.onIdle.push(resolve));
+  }
+
   /** Per-worker counters: executions per session and skipped expired runs. */
   async stats(): Promise<WorkerStats[]> {
     const replies = await Promise.all(this.handles.map((h) => this.request(h, { type: 'stats', id: 0 })));
     return replies.map((r) => (r.type === 'stats' ? r.stats : { runs: {}, skippedExpired: 0 }));
   }
 
-  /** Terminates one worker as a crash would; for tests of recovery. */
+  /**
+   * Ends one worker thread as a crash of that thread would (once it is idle: see the class comment), and
+   * resolves when its replacement is ready; for tests of recovery.
+   */
   async crashWorkerForTest(index: number): Promise<void> {
     const handle = this.handles[index];
     if (!handle) throw new Error(`no worker ${index}`);
+    await this.whenIdle(handle);
     const restarted = new Promise<void>((resolve) => {
       const onRestart = (i: number) => {
         if (i === index) {
@@ -251,9 +288,13 @@ export class ExecutionPool extends EventEmitter {
     await restarted;
   }
 
+  /** Stops every worker, each once its current run (if any) has returned. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.handles.map((h) => h.worker.terminate()));
+    await Promise.all([...this.handles, ...this.retired].map(async (h) => {
+      await this.whenIdle(h);
+      await h.worker.terminate();
+    }));
   }
 }
 

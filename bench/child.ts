@@ -1,0 +1,129 @@
+/**
+ * The parent side of the child processes: fork an entry, wait for `ready`, ask for stats, stop it.
+ * Every child ever started is SIGKILLed when this process exits for any reason (an error, Ctrl-C), so
+ * a failed benchmark never leaves a server holding a core.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import type { EntryStats } from './entry-ipc';
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`\nbench: ${signal}, stopping children`);
+    process.exit(130);
+  });
+}
+
+/** A compiled bench entry beside this file (dist/bench/<name>.js). */
+export function entryPath(name: string): string {
+  return path.join(__dirname, `${name}.js`);
+}
+
+function spawn(script: string, args: string[], execArgv: string[]): ChildProcess {
+  const child = fork(script, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+
+function exitError(script: string, code: number | null, signal: NodeJS.Signals | null): Error {
+  return new Error(`${path.basename(script)} exited (code ${code}, signal ${signal}) before answering`);
+}
+
+/** A long-lived server child (tensorgate or no-op) speaking the entry-ipc protocol. */
+export class ServerChild {
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (m: any) => void; reject: (e: Error) => void }>();
+
+  private constructor(
+    readonly name: string,
+    private readonly child: ChildProcess,
+    readonly port: number,
+  ) {
+    child.on('message', (m: { id?: number }) => {
+      const w = m.id !== undefined ? this.waiting.get(m.id) : undefined;
+      if (!w) return;
+      this.waiting.delete(m.id!);
+      w.resolve(m);
+    });
+    child.once('exit', (code, signal) => {
+      for (const w of this.waiting.values()) w.reject(exitError(name, code, signal));
+      this.waiting.clear();
+    });
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  static start(entry: string, args: string[], options: { execArgv?: string[]; timeoutMs?: number } = {}): Promise<ServerChild> {
+    const script = entryPath(entry);
+    const child = spawn(script, args, options.execArgv ?? []);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`${entry} did not become ready within ${options.timeoutMs ?? 60_000} ms`));
+      }, options.timeoutMs ?? 60_000);
+      const onExit = (code: number | null, signal: NodeJS.Signals | null) => (clearTimeout(timer), reject(exitError(script, code, signal)));
+      child.once('exit', onExit);
+      child.on('message', function onReady(m: { type?: string; port?: number }) {
+        if (m.type !== 'ready') return;
+        clearTimeout(timer);
+        child.off('exit', onExit);
+        child.off('message', onReady);
+        resolve(new ServerChild(entry, child, m.port!));
+      });
+    });
+  }
+
+  private request<T>(type: string): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.child.send({ id, type });
+    });
+  }
+
+  /** Zeroes the child's counters and CPU baselines: the start of a measured window. */
+  reset(): Promise<void> {
+    return this.request('reset').then(() => undefined);
+  }
+
+  stats(): Promise<EntryStats> {
+    return this.request<{ stats: EntryStats }>('stats').then((m) => m.stats);
+  }
+
+  /** Graceful stop (lets --cpu-prof write its file), SIGKILL if it takes longer than `graceMs`. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.request('shutdown').catch(() => undefined);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+/** Runs a one-shot child entry that sends a single result message and exits. */
+export function runOnce<T>(entry: string, args: string[], timeoutMs: number): Promise<T> {
+  const script = entryPath(entry);
+  const child = spawn(script, args, []);
+  return new Promise<T>((resolve, reject) => {
+    let result: T | undefined;
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('message', (m: T) => (result = m));
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0 && result !== undefined) resolve(result);
+      else reject(exitError(script, code, signal));
+    });
+  });
+}
