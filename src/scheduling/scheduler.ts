@@ -60,7 +60,10 @@ export interface ModelSchedule {
   executionTimeoutMs: number;
 }
 
-/** Emits 'queued', 'dropped' (never run: cancelled/expired), 'batch' ({key, requests, rows}). */
+/**
+ * Events: 'queued' (key), 'dropped' (key; never run: cancelled/expired), 'batch' ({key, requests, rows})
+ * at dispatch, 'batch-done' ({key, requests, rows, computeMs, ok}) when the execution returns.
+ */
 export class RequestScheduler extends EventEmitter {
   private readonly models = new Map<string, ModelSlot>();
   private turn = 0;
@@ -245,6 +248,7 @@ export class RequestScheduler extends EventEmitter {
       .run(batch[0]!.key, inputs, batch[0]!.outputs, { deadline, timeoutMs: slot.executionTimeoutMs, transferInputs: !single })
       .then(
         (result) => {
+          this.emit('batch-done', { key: batch[0]!.key, requests: batch.length, rows, computeMs: result.computeMs, ok: true });
           const parts = single ? [result.outputs] : splitOutputs(result.outputs, batch.map((r) => r.rows));
           batch.forEach((r, i) =>
             this.settle(r, { outputs: parts[i]!, computeMs: result.computeMs, batchRequests: batch.length, batchRows: rows, queueMs: started - r.enqueuedAt }),
@@ -252,6 +256,7 @@ export class RequestScheduler extends EventEmitter {
         },
         (err: unknown) => {
           const e = ServingError.from(err);
+          this.emit('batch-done', { key: batch[0]!.key, requests: batch.length, rows, computeMs: performance.now() - started, ok: false });
           for (const r of batch) this.settle(r, e);
         },
       )
