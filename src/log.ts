@@ -2,11 +2,53 @@
  * Structured JSON logs (pino). One logger for the process; modules take it as a parameter so tests can
  * pass a silent one.
  */
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import pino from 'pino';
+import type { RequestRecord } from './api/request-record';
 
 export type Logger = pino.Logger;
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export function createLogger(level: LogLevel = 'info', destination?: pino.DestinationStream): Logger {
-  return pino({ level, base: { service: 'tensorgate' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  return pino(
+    {
+      level,
+      base: { service: 'tensorgate' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      // Every line written while a request's span is active carries its trace id.
+      mixin() {
+        const span = trace.getActiveSpan();
+        if (!span || !isSpanContextValid(span.spanContext())) return {};
+        const { traceId, spanId } = span.spanContext();
+        return { trace_id: traceId, span_id: spanId };
+      },
+    },
+    destination,
+  );
+}
+
+const SERVER_FAULT_CODES = new Set(['UNKNOWN', 'DEADLINE_EXCEEDED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNIMPLEMENTED']);
+
+/**
+ * The access log line of one request. No tensor data and no metadata values: only what identifies and
+ * measures the request.
+ */
+export function logAccess(log: Logger, r: RequestRecord): void {
+  const line = {
+    access: true,
+    protocol: r.protocol,
+    method: r.method,
+    model: r.model,
+    version: r.version,
+    code: r.code,
+    ms: Math.round(r.seconds * 1e6) / 1e3,
+    request_id: r.requestId,
+    ...(r.traceId ? { trace_id: r.traceId } : {}),
+    ...(r.cached !== undefined ? { cached: r.cached } : {}),
+    ...(r.batchRows !== undefined ? { batch_rows: r.batchRows, batch_requests: r.batchRequests } : {}),
+    ...(r.details ? { error: r.details } : {}),
+  };
+  // Client mistakes are routine traffic; server-side failures are worth a warning.
+  if (SERVER_FAULT_CODES.has(r.code)) log.warn(line, 'request failed');
+  else log.info(line, 'request');
 }

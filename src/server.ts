@@ -12,7 +12,8 @@ import { InferencePipeline } from './core/pipeline';
 import { createModelService } from './api/grpc/model-service';
 import { MODEL_SERVICE_NAME, modelServiceDefinition, reflectionPackageDefinition } from './api/grpc/protos';
 import type { ServerConfig } from './config/server-config';
-import type { Logger } from './log';
+import { logAccess, type Logger } from './log';
+import type { RequestRecord } from './api/request-record';
 import { ModelRepository, type ModelVersionEntry } from './repository/model-repository';
 import { defaultIntraOpThreads, ExecutionPool } from './runtime/execution-pool';
 import { RequestScheduler, type ModelSchedule } from './scheduling/scheduler';
@@ -73,9 +74,14 @@ export class TensorgateServer {
       'grpc.max_receive_message_length': config.maxMessageBytes,
       'grpc.max_send_message_length': config.maxMessageBytes,
     });
-    this.grpcServer.addService(modelServiceDefinition(), createModelService(this.pipeline, this.repository, this.breakers, log));
+    this.grpcServer.addService(modelServiceDefinition(), createModelService(this.pipeline, this.repository, this.breakers, log, (r) => this.observeRequest(r)));
     this.health.addToServer(this.grpcServer);
     new ReflectionService(reflectionPackageDefinition()).addToServer(this.grpcServer);
+  }
+
+  /** Every front door reports each finished request here: access log, then metrics. */
+  private observeRequest(record: RequestRecord): void {
+    if (this.config.accessLog) logAccess(this.log, record);
   }
 
   get port(): number {

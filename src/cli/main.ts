@@ -8,6 +8,8 @@
  *   tensorgate predict --model sentiment --text "I love this"
  *   tensorgate predict --model mlp --input '{"name":"input","dtype":"FP32","shape":[1,64],"values":[0,0,...]}'
  */
+// First: tracing must start before @grpc/grpc-js is loaded.
+import { telemetry } from '../telemetry/bootstrap';
 import { parseArgs } from 'node:util';
 import { resolveServerConfig, SERVER_SETTINGS } from '../config/server-config';
 import { createLogger } from '../log';
@@ -47,7 +49,10 @@ async function serve(flags: Record<string, string | undefined>): Promise<void> {
     }
     log.info({ signal }, 'shutdown requested');
     server.shutdown().then(
-      () => process.exit(0),
+      async () => {
+        await telemetry?.shutdown().catch(() => undefined); // flush spans still buffered
+        process.exit(0);
+      },
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
         process.exit(1);

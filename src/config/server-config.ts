@@ -20,6 +20,8 @@ export const serverConfigSchema = z.strictObject({
   cacheMaxBytes: z.coerce.number().int().min(0).default(256 * 1024 * 1024),
   /** How long shutdown waits for in-flight requests before closing them. */
   shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
+  /** One info line per request (method, model, version, status, duration, cache, batch, trace id). */
+  accessLog: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -35,6 +37,7 @@ export const SERVER_SETTINGS: { flag: string; env: string; key: keyof ServerConf
   { flag: 'max-elements', env: 'TENSORGATE_MAX_ELEMENTS', key: 'maxElements', help: 'most tensor elements per request (default 16M)' },
   { flag: 'cache-max-bytes', env: 'TENSORGATE_CACHE_MAX_BYTES', key: 'cacheMaxBytes', help: 'result cache size in bytes, 0 = off (default 256 MiB)' },
   { flag: 'shutdown-grace-ms', env: 'TENSORGATE_SHUTDOWN_GRACE_MS', key: 'shutdownGraceMs', help: 'drain time on SIGTERM before in-flight calls are closed (default 10000)' },
+  { flag: 'access-log', env: 'TENSORGATE_ACCESS_LOG', key: 'accessLog', help: 'true|false: log one line per request (default true)' },
   { flag: 'log-level', env: 'TENSORGATE_LOG_LEVEL', key: 'logLevel', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
 ];
 

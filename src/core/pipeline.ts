@@ -6,7 +6,10 @@
  *       -> circuit breaker (per version; only server faults count)
  *         -> scheduler (queue, dynamic batching, deadlines) -> execution pool (workers)
  */
+import { trace } from '@opentelemetry/api';
 import { hashRequest } from '../cache/input-hash';
+import { ATTR_CACHE_HIT, ATTR_MODEL, ATTR_MODEL_VERSION, SPAN_CACHE } from '../telemetry/semconv';
+import { tracer } from '../telemetry/tracing';
 import type { ResultCache } from '../cache/result-cache';
 import type { ModelEntry, ModelRepository, ModelVersionEntry } from '../repository/model-repository';
 import type { BreakerRegistry } from '../resilience/circuit-breaker';
@@ -39,15 +42,23 @@ export class InferencePipeline {
   async predict(request: InferenceRequest): Promise<InferenceResult> {
     const prepared = this.prepare(request);
     const { entry, version } = prepared;
+    trace.getActiveSpan()?.setAttributes({ [ATTR_MODEL]: entry.name, [ATTR_MODEL_VERSION]: version.version });
     const config = entry.config!;
     const compute = (signal: AbortSignal | undefined) => this.execute(prepared, request, signal);
     const cache = this.parts.cache;
     if (!cache || request.bypassCache || !config.deterministic || !config.result_cache.enabled) {
       return compute(request.signal);
     }
-    const key = hashRequest({ model: entry.name, version: version.version, inputs: prepared.inputs, outputs: prepared.outputs });
-    const { result } = await cache.getOrCompute(key, config.result_cache.ttl_ms, compute, { signal: request.signal });
-    return result;
+    return tracer().startActiveSpan(SPAN_CACHE, async (span) => {
+      try {
+        const key = hashRequest({ model: entry.name, version: version.version, inputs: prepared.inputs, outputs: prepared.outputs });
+        const { result, cached } = await cache.getOrCompute(key, config.result_cache.ttl_ms, compute, { signal: request.signal });
+        span.setAttribute(ATTR_CACHE_HIT, cached);
+        return result;
+      } finally {
+        span.end();
+      }
+    });
   }
 
   /** Resolves, encodes text and validates: everything that can refuse a request before it costs anything. */

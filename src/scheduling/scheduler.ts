@@ -8,12 +8,15 @@
  * One ModelQueue per model version; model versions take turns (round robin) for free slots, each limited
  * to its instance count of concurrent executions.
  */
+import { context, SpanStatusCode, type Context, type Span } from '@opentelemetry/api';
 import { EventEmitter } from 'node:events';
 import { cancelled, deadlineExceeded, invalidArgument, ServingError, unavailable } from '../core/errors';
 import type { InferTensor } from '../core/tensor';
 import type { ExecutionPool, RunResult } from '../runtime/execution-pool';
 import { batchRows, batchSignature, mergeInputs, splitOutputs } from './batch';
 import { ModelQueue, NO_BATCHING, type BatchPolicy, type QueuedRequest } from './model-queue';
+import { ATTR_BATCH_REQUESTS, ATTR_BATCH_ROWS, ATTR_QUEUE_OUTCOME, SPAN_BATCH, SPAN_QUEUE } from '../telemetry/semconv';
+import { tracer } from '../telemetry/tracing';
 
 export interface ScheduledRun {
   /** Session key ("model@version"). */
@@ -39,6 +42,9 @@ export interface ScheduledResult extends RunResult {
 interface Pending extends QueuedRequest {
   key: string;
   dispatched: boolean;
+  /** The caller's trace context and its queue-wait span (ended at dispatch or drop). */
+  traceContext: Context;
+  queueSpan: Span;
   resolve: (result: ScheduledResult) => void;
   reject: (err: ServingError) => void;
   onAbort?: () => void;
@@ -130,7 +136,10 @@ export class RequestScheduler extends EventEmitter {
     if (refusal) return Promise.reject(refusal);
 
     return new Promise<ScheduledResult>((resolve, reject) => {
+      const traceContext = context.active();
       const pending: Pending = {
+        traceContext,
+        queueSpan: tracer().startSpan(SPAN_QUEUE, { attributes: { 'tensorgate.session': run.key } }, traceContext),
         key: run.key,
         inputs: run.inputs,
         outputs: run.outputs,
@@ -170,6 +179,11 @@ export class RequestScheduler extends EventEmitter {
   private settle(r: Pending, outcome: ServingError | ScheduledResult): void {
     if (r.onAbort) r.signal?.removeEventListener('abort', r.onAbort);
     if (r.timer) clearTimeout(r.timer);
+    if (!r.dispatched) {
+      r.queueSpan.setAttribute(ATTR_QUEUE_OUTCOME, 'dropped');
+      r.queueSpan.setStatus({ code: SpanStatusCode.ERROR, message: (outcome as ServingError).message });
+      r.queueSpan.end();
+    }
     if (outcome instanceof ServingError) r.reject(outcome);
     else r.resolve(outcome);
   }
@@ -236,9 +250,21 @@ export class RequestScheduler extends EventEmitter {
       r.dispatched = true;
       if (r.onAbort) r.signal?.removeEventListener('abort', r.onAbort);
       if (r.timer) clearTimeout(r.timer);
+      r.queueSpan.setAttribute(ATTR_QUEUE_OUTCOME, 'dispatched');
+      r.queueSpan.end();
     }
     const started = performance.now();
     const rows = batch.reduce((n, r) => n + r.rows, 0);
+    // One execution serves several traces: it is a child of the first request's trace and links to every
+    // request's queue span (the OpenTelemetry pattern for batch processing).
+    const batchSpan = tracer().startSpan(
+      SPAN_BATCH,
+      {
+        attributes: { 'tensorgate.session': batch[0]!.key, [ATTR_BATCH_REQUESTS]: batch.length, [ATTR_BATCH_ROWS]: rows },
+        links: batch.map((r) => ({ context: r.queueSpan.spanContext() })),
+      },
+      batch[0]!.traceContext,
+    );
     const single = batch.length === 1;
     const inputs = single ? batch[0]!.inputs : mergeInputs(batch.map((r) => r.inputs));
     const deadline = single ? batch[0]!.deadline : undefined;
@@ -249,6 +275,8 @@ export class RequestScheduler extends EventEmitter {
       .then(
         (result) => {
           this.emit('batch-done', { key: batch[0]!.key, requests: batch.length, rows, computeMs: result.computeMs, ok: true });
+          batchSpan.setAttribute('tensorgate.compute_ms', result.computeMs);
+          batchSpan.end();
           const parts = single ? [result.outputs] : splitOutputs(result.outputs, batch.map((r) => r.rows));
           batch.forEach((r, i) =>
             this.settle(r, { outputs: parts[i]!, computeMs: result.computeMs, batchRequests: batch.length, batchRows: rows, queueMs: started - r.enqueuedAt }),
@@ -257,6 +285,8 @@ export class RequestScheduler extends EventEmitter {
         (err: unknown) => {
           const e = ServingError.from(err);
           this.emit('batch-done', { key: batch[0]!.key, requests: batch.length, rows, computeMs: performance.now() - started, ok: false });
+          batchSpan.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+          batchSpan.end();
           for (const r of batch) this.settle(r, e);
         },
       )

@@ -3,12 +3,18 @@
  * Nothing here decides anything about inference; the pipeline does.
  */
 import * as grpc from '@grpc/grpc-js';
+import { isSpanContextValid } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
 import { notFound, unimplemented } from '../../core/errors';
 import type { InferencePipeline } from '../../core/pipeline';
 import type { ModelRepository } from '../../repository/model-repository';
 import type { BreakerRegistry } from '../../resilience/circuit-breaker';
 import { modelInfoToProto } from './model-info';
+import { MODEL_SERVICE_NAME } from './protos';
+import { withServerSpan } from './traced-call';
+import { ATTR_REQUEST_ID } from '../../telemetry/semconv';
+import type { InferenceResult } from '../../core/request';
+import type { RequestObserver, RequestRecord } from '../request-record';
 import { toGrpcError } from './status';
 import { tensorFromProto, tensorToProto, type ProtoTensor } from './tensor-codec';
 import type { Logger } from '../../log';
@@ -41,29 +47,25 @@ export function createModelService(
   repository: ModelRepository,
   breakers: BreakerRegistry,
   log: Logger,
+  observe: RequestObserver,
 ): grpc.UntypedServiceImplementation {
+  // Label values come only from loaded models, so a flood of made-up names cannot blow up metric cardinality.
+  const knownModel = (name: string) => (repository.get(name) ? name : '');
   return {
     Predict(call: grpc.ServerUnaryCall<PredictRequestMessage, unknown>, callback: grpc.sendUnaryData<unknown>) {
       const req = call.request;
       const requestId = req.options?.request_id || randomUUID();
       const started = performance.now();
-      log.debug({ rpc: 'Predict', model: req.model, version: req.version, requestId }, 'request received');
-      const finish = (code: grpc.status, details?: string) =>
-        log.debug({ rpc: 'Predict', model: req.model, version: req.version, requestId, code: grpc.status[code], ms: performance.now() - started, details });
-      let inputs;
-      try {
-        inputs = req.inputs.map(tensorFromProto);
-      } catch (err) {
-        const e = toGrpcError(err);
-        finish(e.code!, e.details);
-        callback(e);
-        return;
-      }
-      pipeline
-        .predict({
+      const record: RequestRecord = { protocol: 'grpc', method: 'Predict', model: '', version: '', code: 'OK', seconds: 0, requestId };
+      log.debug({ rpc: 'Predict', model: req.model, requestId }, 'request received');
+      withServerSpan(MODEL_SERVICE_NAME, 'Predict', call, async (span) => {
+        // Without a tracing SDK a new trace has no id; a caller's traceparent still gives one worth logging.
+        if (isSpanContextValid(span.spanContext())) record.traceId = span.spanContext().traceId;
+        span.setAttribute(ATTR_REQUEST_ID, requestId);
+        const result = await pipeline.predict({
           model: req.model,
           version: req.version,
-          inputs,
+          inputs: req.inputs.map(tensorFromProto),
           text: req.input_text,
           outputs: req.outputs,
           deadline: callDeadline(call),
@@ -72,27 +74,29 @@ export function createModelService(
           priority: req.options?.priority ?? 0,
           timeoutMs: (req.options?.timeout_us ?? 0) / 1000,
           bypassCache: req.options?.bypass_cache ?? false,
-        })
-        .then(
-          (result) => {
-            finish(grpc.status.OK);
-            callback(null, {
-              model: result.model,
-              version: result.version,
-              outputs: result.outputs.map(tensorToProto),
-              output_text: result.text?.label ?? '',
-              confidence: result.text?.confidence ?? 0,
-              labels: result.text?.labels ?? [],
-              cached: result.cached,
-              request_id: requestId,
-            });
-          },
-          (err: unknown) => {
-            const e = toGrpcError(err);
-            finish(e.code!, e.details);
-            callback(e);
-          },
-        );
+        });
+        Object.assign(record, resultFields(result));
+        return result;
+      }).then(
+        (result) => {
+          callback(null, {
+            model: result.model,
+            version: result.version,
+            outputs: result.outputs.map(tensorToProto),
+            output_text: result.text?.label ?? '',
+            confidence: result.text?.confidence ?? 0,
+            labels: result.text?.labels ?? [],
+            cached: result.cached,
+            request_id: requestId,
+          });
+          observe({ ...record, seconds: (performance.now() - started) / 1000 });
+        },
+        (err: unknown) => {
+          const e = toGrpcError(err);
+          callback(e);
+          observe({ ...record, model: knownModel(req.model), code: grpc.status[e.code!] ?? String(e.code), details: e.details, seconds: (performance.now() - started) / 1000 });
+        },
+      );
     },
 
     Generate(call: grpc.ServerWritableStream<unknown, unknown>) {
@@ -116,5 +120,21 @@ export function createModelService(
       }
       callback(null, modelInfoToProto(entry, repository, breakers));
     },
+  };
+}
+
+/** The parts of a result the access log and metrics want. */
+export function resultFields(result: InferenceResult): Partial<RequestRecord> {
+  // A cache hit did no queueing or compute of its own (the stored figures are the original run's).
+  if (result.cached) return { model: result.model, version: result.version, cached: true, rows: result.outputs[0]?.shape[0] };
+  return {
+    model: result.model,
+    version: result.version,
+    cached: result.cached,
+    batchRequests: result.batchRequests,
+    batchRows: result.batchRows,
+    queueSeconds: result.queueMs / 1000,
+    computeSeconds: result.computeMs / 1000,
+    rows: result.outputs[0]?.shape[0],
   };
 }

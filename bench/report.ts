@@ -1,0 +1,152 @@
+/**
+ * Turns measured points into the tables and the target verdicts, as markdown (printed and written to
+ * bench/results/) plus the raw JSON. Every ratio is against a ceiling measured in the same run on the
+ * same machine, never against a number from somewhere else.
+ */
+import type { OrtCeiling } from './ceiling-ort';
+import type { LoadPoint } from './load-generator';
+import type { BenchModel } from './workload';
+
+export type ServerKind = 'no-op grpc' | 'batching on' | 'batching off';
+
+export interface BenchRow {
+  model: BenchModel;
+  server: ServerKind;
+  point: LoadPoint;
+}
+
+export interface ModelFacts {
+  maxBatchSize: number;
+  maxQueueDelayMs: number;
+}
+
+export interface BenchData {
+  models: BenchModel[];
+  facts: Record<string, ModelFacts>;
+  ort: OrtCeiling[];
+  rows: BenchRow[];
+}
+
+export interface Verdict {
+  target: string;
+  pass: boolean | undefined;
+  detail: string;
+}
+
+const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '-');
+const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
+const pct = (n: number) => (Number.isFinite(n) ? `${(n * 100).toFixed(0)}%` : '-');
+
+export function bestOrt(data: BenchData, model: BenchModel, threads: number): { rowsPerS: number; batch: number } {
+  const c = data.ort.find((o) => o.model === model && o.threads === threads);
+  const best = c?.points.reduce((a, b) => (b.rowsPerS > a.rowsPerS ? b : a));
+  return { rowsPerS: best?.rowsPerS ?? NaN, batch: best?.batch ?? NaN };
+}
+
+/** ms per session.run at `rows`, interpolated between measured batch sizes (linear in rows beyond them). */
+export function runMsAt(data: BenchData, model: BenchModel, threads: number, rows: number): number {
+  const pts = data.ort.find((o) => o.model === model && o.threads === threads)?.points ?? [];
+  if (pts.length === 0 || !Number.isFinite(rows)) return NaN;
+  if (rows <= pts[0]!.batch) return pts[0]!.msPerRun;
+  for (let i = 1; i < pts.length; i++) {
+    const a = pts[i - 1]!;
+    const b = pts[i]!;
+    if (rows <= b.batch) return a.msPerRun + ((rows - a.batch) / (b.batch - a.batch)) * (b.msPerRun - a.msPerRun);
+  }
+  const last = pts[pts.length - 1]!;
+  return (last.msPerRun * rows) / last.batch;
+}
+
+export function find(data: BenchData, model: BenchModel, server: ServerKind, c: number): LoadPoint | undefined {
+  return data.rows.find((r) => r.model === model && r.server === server && r.point.concurrency === c)?.point;
+}
+
+function noopBest(data: BenchData, model: BenchModel): LoadPoint | undefined {
+  return data.rows.filter((r) => r.model === model && r.server === 'no-op grpc').map((r) => r.point).reduce<LoadPoint | undefined>((a, b) => (!a || b.reqPerS > a.reqPerS ? b : a), undefined);
+}
+
+const batchRows = (p: LoadPoint) => (p.server.batches > 0 ? p.server.rows / p.server.batches : NaN);
+const batchReqs = (p: LoadPoint) => (p.server.batches > 0 ? p.server.requests / p.server.batches : NaN);
+export const mainUsPerReq = (p: LoadPoint) => (p.server.requests > 0 ? p.server.mainCpuUs / p.server.requests : NaN);
+const procUsPerReq = (p: LoadPoint) => (p.server.requests > 0 ? p.server.processCpuUs / p.server.requests : NaN);
+const errorText = (e: Record<string, number>) => Object.entries(e).map(([k, v]) => `${k}:${v}`).join(' ') || '0';
+
+export function ortTable(data: BenchData): string {
+  const lines = ['| model | intra-op threads | batch | ms/run | rows/s |', '|---|---:|---:|---:|---:|'];
+  for (const c of data.ort) {
+    for (const p of c.points) lines.push(`| ${c.model} | ${c.threads} | ${p.batch} | ${f2(p.msPerRun)} | ${f0(p.rowsPerS)} |`);
+  }
+  return lines.join('\n');
+}
+
+export function modelTable(data: BenchData, model: BenchModel): string {
+  const ort = bestOrt(data, model, 2).rowsPerS;
+  const lines = [
+    `### ${model}`,
+    '',
+    `Raw ORT ceiling (2 threads, best batch ${bestOrt(data, model, 2).batch}): ${f0(ort)} rows/s. Single-row requests, so rows/s = req/s.`,
+    '',
+    '| server | c | req/s | rows/s | p50 ms | p90 ms | p99 ms | errors | batch rows | batch reqs | main µs/req | process µs/req | loadgen CPU | vs no-op | vs ORT |',
+    '|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of data.rows.filter((x) => x.model === model)) {
+    const p = r.point;
+    const noop = find(data, model, 'no-op grpc', p.concurrency);
+    const tg = r.server !== 'no-op grpc';
+    lines.push(
+      `| ${r.server} | ${p.concurrency} | ${f0(p.reqPerS)} | ${f0(p.reqPerS)} | ${f2(p.p50Ms)} | ${f2(p.p90Ms)} | ${f2(p.p99Ms)} | ${errorText(p.errors)} | ` +
+        `${tg ? f2(batchRows(p)) : '-'} | ${tg ? f2(batchReqs(p)) : '-'} | ${f0(mainUsPerReq(p))} | ${f0(procUsPerReq(p))} | ${f0(p.loadgenCpuPct)}% | ` +
+        `${noop ? pct(p.reqPerS / noop.reqPerS) : '-'} | ${pct(p.reqPerS / ort)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function verdict(target: string, value: number, limit: number, atMost: boolean, detail: string): Verdict {
+  if (!Number.isFinite(value) || !Number.isFinite(limit)) return { target, pass: undefined, detail: `not measured (${detail})` };
+  const pass = atMost ? value <= limit : value >= limit;
+  return { target, pass, detail };
+}
+
+export function evaluateTargets(data: BenchData): Verdict[] {
+  const out: Verdict[] = [];
+  const has = (m: BenchModel) => data.models.includes(m);
+  if (has('convnet')) {
+    const p = find(data, 'convnet', 'batching on', 64);
+    const ort = bestOrt(data, 'convnet', 2).rowsPerS;
+    const v = p?.reqPerS ?? NaN;
+    out.push(verdict('convnet c=64 batching on: rows/s >= 0.85 x raw ORT ceiling', v, 0.85 * ort, false,
+      `${f0(v)} rows/s vs ceiling ${f0(ort)} (need ${f0(0.85 * ort)}): ${pct(v / ort)} of the ceiling`));
+  }
+  for (const m of (['mlp', 'sentiment'] as const).filter(has)) {
+    const p = find(data, m, 'batching on', 64);
+    const noop = noopBest(data, m);
+    const v = p?.reqPerS ?? NaN;
+    const ceil = noop?.reqPerS ?? NaN;
+    out.push(verdict(`${m} c=64 batching on: req/s >= 0.9 x no-op gRPC ceiling`, v, 0.9 * ceil, false,
+      `${f0(v)} req/s vs no-op ${f0(ceil)} (best, at c=${noop?.concurrency ?? '-'}; need ${f0(0.9 * ceil)}): ${pct(v / ceil)} of the ceiling`));
+  }
+  for (const m of data.models) {
+    const p = find(data, m, 'batching on', 64);
+    const us = p ? mainUsPerReq(p) : NaN;
+    const noop = find(data, m, 'no-op grpc', 64);
+    out.push(verdict(`${m} c=64 batching on: server main-thread CPU <= 50 µs/req`, us, 50, true,
+      `${f0(us)} µs/req (no-op gRPC server at c=64: ${noop ? f0(mainUsPerReq(noop)) : '-'} µs/req)`));
+  }
+  for (const m of data.models) {
+    const p = find(data, m, 'batching on', 16);
+    const facts = data.facts[m]!;
+    const rows = p ? batchRows(p) : NaN;
+    const run2 = runMsAt(data, m, 2, rows);
+    const run1 = runMsAt(data, m, 1, rows);
+    const bound = facts.maxQueueDelayMs + 3 * run2;
+    out.push(verdict(`${m} c=16 batching on: p99 <= max_queue_delay + 3 x batch run time`, p?.p99Ms ?? NaN, bound, true,
+      `p99 ${f2(p?.p99Ms ?? NaN)} ms vs bound ${f2(bound)} ms = ${f2(facts.maxQueueDelayMs)} + 3 x ${f2(run2)} ms ` +
+        `(raw ORT, 2 threads, at the observed ${f2(rows)} rows/batch; with the server's 1 thread per worker a run takes ${f2(run1)} ms, bound ${f2(facts.maxQueueDelayMs + 3 * run1)} ms)`));
+  }
+  return out;
+}
+
+export function targetsText(verdicts: Verdict[]): string {
+  return verdicts.map((v) => `- **${v.pass === undefined ? 'N/A' : v.pass ? 'PASS' : 'MISS'}** ${v.target}: ${v.detail}`).join('\n');
+}

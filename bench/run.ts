@@ -1,0 +1,197 @@
+/**
+ * `npm run bench`: tensorgate against ceilings measured in the same run, one load at a time (on a small
+ * machine two concurrent loads would measure each other):
+ *
+ *   1. raw ONNX Runtime rows/s per model and batch size (child process, nothing else running);
+ *   2. a no-op grpc-js server answering the same request with a same-size response, at each concurrency;
+ *   3. tensorgate with the bundled configs (dynamic batching on) and with `dynamic_batching` removed.
+ *
+ * Then tables, PASS/MISS targets, and bench/results/<date>-<time>.{json,md} plus latest.md.
+ * Knobs: BENCH_SECONDS (measured window, default 5), BENCH_WARMUP_SECONDS (1.5), BENCH_MODELS
+ * (mlp,convnet,sentiment), BENCH_CONCURRENCY (1,4,16,64), BENCH_QUICK=1 (1 s windows, c=1,16: a smoke run).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createModelClient, unary } from '../src/client/model-client';
+import { PACKAGE_ROOT } from '../src/paths';
+import type { OrtCeiling, OrtCeilingArgs } from './ceiling-ort';
+import { runOnce, ServerChild } from './child';
+import { runLoad } from './load-generator';
+import { evaluateTargets, mainUsPerReq, modelTable, ortTable, targetsText, type BenchData, type BenchRow, type ServerKind } from './report';
+import { modelConfig, parseModels, predictRequest, writeRepository, type BenchModel } from './workload';
+
+const LOAD_THREADS = 2;
+const ORT_BATCH_SIZES = [1, 8, 32, 64, 128];
+
+function settingsFromEnv() {
+  const quick = process.env.BENCH_QUICK === '1';
+  const list = (s: string | undefined, d: number[]) => (s ? s.split(',').map((x) => Number(x.trim())) : d);
+  const concurrency = list(process.env.BENCH_CONCURRENCY, quick ? [1, 16] : [1, 4, 16, 64]);
+  if (concurrency.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`BENCH_CONCURRENCY must be positive integers: ${process.env.BENCH_CONCURRENCY}`);
+  return {
+    quick,
+    models: parseModels(process.env.BENCH_MODELS),
+    concurrency,
+    seconds: Number(process.env.BENCH_SECONDS ?? (quick ? 1 : 5)),
+    warmupSeconds: Number(process.env.BENCH_WARMUP_SECONDS ?? (quick ? 0.5 : 1.5)),
+    ortSecondsPerPoint: quick ? 0.5 : 2,
+    loadThreads: LOAD_THREADS,
+    serverWorkers: 'default (one per core, at most 4)',
+    resultCache: 'off (cacheMaxBytes 0: the fixed payloads would otherwise all be cache hits)',
+  };
+}
+type Settings = ReturnType<typeof settingsFromEnv>;
+
+function packageVersion(name: string): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function machine() {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)),
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    onnxruntimeNode: packageVersion('onnxruntime-node'),
+    grpcJs: packageVersion('@grpc/grpc-js'),
+  };
+}
+
+function command(): string {
+  const knobs = Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_')).map(([k, v]) => `${k}=${v} `).join('');
+  const base = process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : `node ${path.relative(PACKAGE_ROOT, process.argv[1] ?? 'dist/bench/run.js')}`;
+  return knobs + base;
+}
+
+/** One real response per model, so the no-op server answers with exactly as many bytes. */
+async function captureResponses(server: ServerChild, models: BenchModel[], file: string): Promise<void> {
+  const client = createModelClient(server.address);
+  try {
+    const out: Record<string, unknown> = {};
+    for (const m of models) out[m] = await unary(client, 'Predict', predictRequest(m), { deadlineMs: 30_000 });
+    fs.writeFileSync(file, JSON.stringify(out));
+  } finally {
+    client.close();
+  }
+}
+
+async function sweep(server: ServerChild, kind: ServerKind, s: Settings, rows: BenchRow[]): Promise<void> {
+  for (const model of s.models) {
+    for (const concurrency of s.concurrency) {
+      const point = await runLoad({ server, model, concurrency, warmupMs: s.warmupSeconds * 1000, measureMs: s.seconds * 1000, threads: s.loadThreads });
+      rows.push({ model, server: kind, point });
+      const errors = Object.values(point.errors).reduce((a, b) => a + b, 0);
+      console.error(
+        `  ${kind.padEnd(12)} ${model.padEnd(9)} c=${String(concurrency).padEnd(3)} ${point.reqPerS.toFixed(0).padStart(6)} req/s  p99 ${point.p99Ms.toFixed(2)} ms` +
+          `  main ${mainUsPerReq(point).toFixed(0)} µs/req  loadgen ${point.loadgenCpuPct.toFixed(0)}%${errors ? `  ERRORS ${JSON.stringify(point.errors)}` : ''}`,
+      );
+    }
+  }
+}
+
+/** Flags windows where the server ran clearly fewer requests than the clients got answers (a cache, a bug). */
+function consistencyNotes(rows: BenchRow[]): string[] {
+  return rows
+    .filter((r) => r.point.ok > 0 && Math.abs(r.point.server.requests - r.point.ok) / r.point.ok > 0.1)
+    .map((r) => `${r.server} ${r.model} c=${r.point.concurrency}: clients got ${r.point.ok} answers, the server counted ${r.point.server.requests} requests`);
+}
+
+async function withServer(entry: string, args: string[], fn: (s: ServerChild) => Promise<void>): Promise<void> {
+  const server = await ServerChild.start(entry, args);
+  try {
+    await fn(server);
+  } finally {
+    await server.stop();
+  }
+}
+
+function markdown(data: BenchData, s: Settings, meta: { machine: ReturnType<typeof machine>; command: string; date: string; durationS: number }, targets: string, notes: string[]): string {
+  const m = meta.machine;
+  return [
+    `# tensorgate benchmark, ${meta.date}`,
+    '',
+    `- machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}`,
+    `- Node ${m.node}, onnxruntime-node ${m.onnxruntimeNode}, @grpc/grpc-js ${m.grpcJs}`,
+    `- command: \`${meta.command}\` (took ${meta.durationS.toFixed(0)} s)`,
+    `- settings: ${s.seconds} s measured after ${s.warmupSeconds} s warm-up per point; concurrency ${s.concurrency.join(', ')}; ` +
+      `${s.loadThreads} load-generator threads (one channel each) in the parent process; server workers ${s.serverWorkers}; result cache ${s.resultCache}`,
+    '- the load generator shares the machine with the server (same for the no-op ceiling); "loadgen CPU" is its share, in % of one core',
+    '- main µs/req: CPU of the server\'s main thread (from /proc) per request it executed; process µs/req: all its threads, inference included',
+    '',
+    '## Targets',
+    '',
+    targets,
+    '',
+    '## Raw ONNX Runtime ceiling',
+    '',
+    ortTable(data),
+    '',
+    '## Load results',
+    '',
+    ...data.models.flatMap((model) => [modelTable(data, model), '']),
+    ...(notes.length ? ['## Notes', '', ...notes.map((n) => `- ${n}`), ''] : []),
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const s = settingsFromEnv();
+  const date = new Date();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorgate-bench-'));
+  try {
+    const facts: BenchData['facts'] = {};
+    for (const m of s.models) {
+      const c = await modelConfig(m);
+      facts[m] = { maxBatchSize: c.max_batch_size, maxQueueDelayMs: (c.dynamic_batching?.max_queue_delay_us ?? 0) / 1000 };
+    }
+    const repoOn = writeRepository(path.join(tmp, 'batching-on'), s.models, true);
+    const repoOff = writeRepository(path.join(tmp, 'batching-off'), s.models, false);
+    const responses = path.join(tmp, 'responses.json');
+
+    console.error(`bench: models ${s.models.join(', ')}; concurrency ${s.concurrency.join(', ')}; ${s.seconds} s windows`);
+    console.error('1/4 raw ONNX Runtime ceiling');
+    const ortArgs: OrtCeilingArgs = { models: s.models, threads: [2, 1], batchSizes: ORT_BATCH_SIZES, secondsPerPoint: s.ortSecondsPerPoint };
+    const ort = await runOnce<OrtCeiling[]>('ceiling-ort', [JSON.stringify(ortArgs)], 10 * 60_000);
+
+    const rows: BenchRow[] = [];
+    console.error('2/4 no-op grpc-js ceiling');
+    await withServer('server-entry', [repoOn], (server) => captureResponses(server, s.models, responses));
+    await withServer('noop-server-entry', [responses], (server) => sweep(server, 'no-op grpc', s, rows));
+    console.error('3/4 tensorgate, dynamic batching on (bundled configs)');
+    await withServer('server-entry', [repoOn], (server) => sweep(server, 'batching on', s, rows));
+    console.error('4/4 tensorgate, dynamic batching off');
+    await withServer('server-entry', [repoOff], (server) => sweep(server, 'batching off', s, rows));
+
+    // Group rows per model: no-op, on, off, each by concurrency.
+    const order: ServerKind[] = ['no-op grpc', 'batching on', 'batching off'];
+    rows.sort((a, b) => s.models.indexOf(a.model) - s.models.indexOf(b.model) || order.indexOf(a.server) - order.indexOf(b.server) || a.point.concurrency - b.point.concurrency);
+    const data: BenchData = { models: s.models, facts, ort, rows };
+    const verdicts = evaluateTargets(data);
+    const meta = { machine: machine(), command: command(), date: date.toISOString(), durationS: (performance.now() - started) / 1000 };
+    const md = markdown(data, s, meta, targetsText(verdicts), consistencyNotes(rows));
+    console.log(`\n${md}`);
+
+    const dir = path.join(PACKAGE_ROOT, 'bench', 'results');
+    fs.mkdirSync(dir, { recursive: true });
+    const pad = (n: number) => String(n).padStart(2, '0');
+    const stamp = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}-${pad(date.getHours())}${pad(date.getMinutes())}${s.quick ? '-quick' : ''}`;
+    fs.writeFileSync(path.join(dir, `${stamp}.json`), `${JSON.stringify({ ...meta, settings: s, ...data, targets: verdicts }, null, 2)}\n`);
+    fs.writeFileSync(path.join(dir, `${stamp}.md`), md);
+    fs.writeFileSync(path.join(dir, 'latest.md'), md);
+    console.error(`\nbench: wrote bench/results/${stamp}.json, ${stamp}.md and latest.md`);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error('bench failed:', err);
+  process.exitCode = 1;
+});

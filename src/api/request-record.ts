@@ -1,0 +1,26 @@
+/**
+ * What the front doors report when a request ends, to the access log and the metrics: one record shape
+ * for gRPC and HTTP alike.
+ */
+export interface RequestRecord {
+  protocol: 'grpc' | 'http';
+  /** "Predict", "ModelInfer", "GET /v2/models/{name}"... */
+  method: string;
+  /** '' when the request named no known model. */
+  model: string;
+  version: string;
+  /** gRPC status name ("OK", "INVALID_ARGUMENT"...). */
+  code: string;
+  seconds: number;
+  requestId?: string;
+  traceId?: string;
+  cached?: boolean;
+  batchRequests?: number;
+  batchRows?: number;
+  queueSeconds?: number;
+  computeSeconds?: number;
+  rows?: number;
+  details?: string;
+}
+
+export type RequestObserver = (record: RequestRecord) => void;

@@ -1,0 +1,275 @@
+/**
+ * ServerMetrics: the server's Prometheus metrics on prom-client, in a Registry of its own (never the global
+ * one: a process, or a test file, may run several servers, and each must expose only its own numbers).
+ *
+ * Where the numbers come from:
+ * - front doors call observeRequest() once per finished call and inflight() around it;
+ * - bind() subscribes to the scheduler (batches, drops), the pool (execution timeouts, stuck workers) and
+ *   the breakers (transitions), which only announce these as events;
+ * - state (model states, breaker states, queue depths, cache size) and counters the components already keep
+ *   (cache hits/misses/coalesced, worker restarts) are read at scrape time, so a scrape is never out of
+ *   date and no event can be missed. See `monotonic` for how those counters stay Prometheus counters.
+ *
+ * Label cardinality is bounded by what is loaded: model/version labels only ever name models and versions
+ * the repository knows. A request for an unknown model is counted with model="" and version="" (and an
+ * unknown version of a known model with version=""), so clients cannot mint series by sending names.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { EventEmitter } from 'node:events';
+import type { ResultCache } from '../cache/result-cache';
+import type { ModelRepository, VersionState } from '../repository/model-repository';
+import type { BreakerRegistry, BreakerState, BreakerTransition } from '../resilience/circuit-breaker';
+import type { ExecutionPool } from '../runtime/execution-pool';
+import type { RequestScheduler } from '../scheduling/scheduler';
+
+/** End-to-end, queue and compute latencies: 100 us (a cache hit) to 10 s (a big batch on a slow model). */
+export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Rows or requests per execution; powers of two because max_batch_size and preferred sizes usually are. */
+export const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+/** Loading a version: a small ONNX file in tens of ms, a large one with graph optimisation in minutes. */
+export const LOAD_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** Generate: time to first token includes prompt processing; gaps between tokens are one decode step. */
+export const TTFT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+export const INTER_TOKEN_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2];
+
+const VERSION_STATES: readonly VersionState[] = ['READY', 'UNAVAILABLE', 'LOADING', 'UNLOADING'];
+const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half_open'];
+
+export interface MetricsParts {
+  scheduler: RequestScheduler;
+  pool: ExecutionPool;
+  repository: ModelRepository;
+  cache?: ResultCache | undefined;
+  breakers: BreakerRegistry;
+}
+
+export interface RequestObservation {
+  protocol: 'grpc' | 'http';
+  /** The RPC or route, e.g. "Predict". */
+  method: string;
+  /** As the caller asked; normalised to a loaded model or "" (see the file comment). */
+  model: string;
+  /** The version that served it (the result's), else the one asked for, else "". */
+  version: string;
+  /** The canonical gRPC status name ("OK", "NOT_FOUND", ...) for every protocol, so one error ratio covers all. */
+  code: string;
+  /** End to end, from receipt to answer. */
+  seconds: number;
+  /** Only for results that ran (not cache hits): InferenceResult.queueMs / 1000 and computeMs / 1000. */
+  queueSeconds?: number;
+  computeSeconds?: number;
+  cached?: boolean;
+  /** Rows (dim 0) the request carried. */
+  rows?: number;
+}
+
+/** Session keys are "model@version"; model names may contain '@', versions are integers: split at the last. */
+export function splitKey(key: string): { model: string; version: string } {
+  const at = key.lastIndexOf('@');
+  return at < 0 ? { model: key, version: '' } : { model: key.slice(0, at), version: key.slice(at + 1) };
+}
+
+export class ServerMetrics {
+  readonly registry = new Registry();
+  private parts: MetricsParts | undefined;
+  private unsubscribe: (() => void)[] = [];
+
+  private readonly requests = this.counter('tensorgate_requests_total', 'Finished requests by protocol, method, model, version and status code.', ['protocol', 'method', 'model', 'version', 'code']);
+  private readonly requestSeconds = this.histogram('tensorgate_request_duration_seconds', 'End-to-end request latency.', ['protocol', 'method', 'model', 'code'], LATENCY_BUCKETS);
+  private readonly queueSeconds = this.histogram('tensorgate_request_queue_seconds', 'Time a request waited in the scheduler queue before its execution started (executed requests only).', ['model', 'version'], LATENCY_BUCKETS);
+  private readonly computeSeconds = this.histogram('tensorgate_request_compute_seconds', 'Inference time of the execution that served a request (executed requests only).', ['model', 'version'], LATENCY_BUCKETS);
+  private readonly inflightGauge = this.gauge('tensorgate_inflight_requests', 'Requests received and not yet answered.', ['protocol']);
+  private readonly requestRows = this.histogram('tensorgate_request_rows', 'Rows (dim 0) per request, cache hits included.', ['protocol', 'model'], BATCH_BUCKETS);
+  private readonly rows = this.counter('tensorgate_rows_total', 'Rows inferred by successful executions (each row once, however many callers shared it).', ['model', 'version']);
+  private readonly batchRows = this.histogram('tensorgate_batch_size_rows', 'Rows per execution (dynamic batching merges requests).', ['model', 'version'], BATCH_BUCKETS);
+  private readonly batchRequests = this.histogram('tensorgate_batch_requests', 'Requests merged into one execution.', ['model', 'version'], BATCH_BUCKETS);
+  private readonly batchSeconds = this.histogram('tensorgate_batch_compute_seconds', 'Inference time per execution.', ['model', 'version'], LATENCY_BUCKETS);
+  private readonly batchFailures = this.counter('tensorgate_batch_failures_total', 'Executions that failed (every request in them failed).', ['model', 'version']);
+  private readonly dropped = this.counter('tensorgate_dropped_requests_total', 'Requests dropped from the queue without running: cancelled or deadline passed.', ['model', 'version']);
+  private readonly evictions = this.counter('tensorgate_cache_evictions_total', 'Result cache entries that left the cache: evict (size bound), expire (TTL), invalidate (version reloaded/unloaded).', ['reason']);
+  private readonly breakerTransitions = this.counter('tensorgate_breaker_transitions_total', 'Circuit breaker state changes by the state entered.', ['model', 'version', 'to']);
+  private readonly timeouts = this.counter('tensorgate_execution_timeouts_total', 'Executions that exceeded execution_timeout_ms.', ['model', 'version']);
+  private readonly stuck = this.counter('tensorgate_worker_stuck_total', 'Workers retired because an execution ran far past its timeout.', ['model', 'version']);
+  private readonly modelLoad = this.histogram('tensorgate_model_load_duration_seconds', 'Time to load a model (all its versions).', ['model'], LOAD_BUCKETS);
+  private readonly ttft = this.histogram('tensorgate_generate_time_to_first_token_seconds', 'Generate: time from request to the first streamed token.', ['model'], TTFT_BUCKETS);
+  private readonly interToken = this.histogram('tensorgate_generate_inter_token_seconds', 'Generate: time between consecutive streamed tokens.', ['model'], INTER_TOKEN_BUCKETS);
+  private readonly tokens = this.counter('tensorgate_generate_tokens_total', 'Generate: tokens in (prompt) and out (generated).', ['model', 'direction']);
+
+  constructor() {
+    // Prefix "tensorgate_": tensorgate_process_cpu_seconds_total, tensorgate_process_resident_memory_bytes,
+    // tensorgate_nodejs_eventloop_lag_seconds (+ _p50/_p90/_p99), heap, GC. (A "tensorgate_process_" prefix
+    // would read tensorgate_process_process_cpu_... and put event-loop lag under process_.)
+    collectDefaultMetrics({ register: this.registry, prefix: 'tensorgate_' });
+    // These three are gauges named *_total, which promtool rejects; the same values are exported without
+    // the suffix (tensorgate_nodejs_active_handles etc.).
+    for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) {
+      this.registry.removeSingleMetric(`tensorgate_nodejs_${name}`);
+    }
+    const parts = () => this.parts;
+    this.monotonic('tensorgate_cache_hits_total', 'Result cache hits (answered from a stored entry).', () => parts()?.cache?.stats().hits);
+    this.monotonic('tensorgate_cache_misses_total', 'Result cache misses (computations started).', () => parts()?.cache?.stats().misses);
+    this.monotonic('tensorgate_cache_coalesced_total', 'Requests that joined an identical computation already running.', () => parts()?.cache?.stats().coalesced);
+    this.monotonic('tensorgate_worker_restarts_total', 'Inference workers replaced after they exited or got stuck.', () => parts()?.pool.workerRestarts);
+    this.gauge('tensorgate_cache_bytes', 'Bytes held by the result cache.', [], function () {
+      const c = parts()?.cache;
+      if (c) this.set(c.stats().bytes);
+    });
+    this.gauge('tensorgate_cache_max_bytes', 'Byte bound of the result cache.', [], function () {
+      const c = parts()?.cache;
+      if (c) this.set(c.stats().maxBytes);
+    });
+    this.gauge('tensorgate_cache_entries', 'Entries in the result cache.', [], function () {
+      const c = parts()?.cache;
+      if (c) this.set(c.stats().entries);
+    });
+    this.gauge('tensorgate_queue_depth', 'Requests waiting in the scheduler queue, per READY version.', ['model', 'version'], function () {
+      const p = parts();
+      this.reset(); // series of unloaded versions disappear
+      for (const m of p?.repository.list() ?? []) {
+        for (const v of m.versions) if (v.state === 'READY') this.set({ model: m.name, version: v.version }, p!.scheduler.queueDepthOf(v.key));
+      }
+    });
+    this.gauge('tensorgate_model_state', 'Model version state: 1 for the current one. A model without versions (e.g. invalid config) is version="" UNAVAILABLE.', ['model', 'version', 'state'], function () {
+      this.reset();
+      for (const m of parts()?.repository.list() ?? []) {
+        const versions = m.versions.length > 0 ? m.versions : [{ version: '', state: 'UNAVAILABLE' as const }];
+        for (const v of versions) for (const s of VERSION_STATES) this.set({ model: m.name, version: v.version, state: s }, v.state === s ? 1 : 0);
+      }
+    });
+    this.gauge('tensorgate_breaker_state', 'Circuit breaker state per version: 1 for the current one. A READY version whose breaker has not been used yet is closed.', ['model', 'version', 'state'], function () {
+      const p = parts();
+      this.reset();
+      if (!p) return;
+      const states = new Map<string, BreakerState>();
+      for (const m of p.repository.list()) for (const v of m.versions) if (v.state === 'READY') states.set(v.key, 'closed');
+      for (const b of p.breakers.states()) states.set(b.key, b.state);
+      for (const [key, state] of states) for (const s of BREAKER_STATES) this.set({ ...splitKey(key), state: s }, state === s ? 1 : 0);
+    });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The exposition text for GET /metrics (runs the scrape-time collectors first). */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Subscribes to the components' events and reads their state on scrape. Binding again replaces the old parts. */
+  bind(parts: MetricsParts): void {
+    this.unbind();
+    this.parts = parts;
+    const key = (k: string) => splitKey(k);
+    this.listen(parts.scheduler, 'batch', (b: { key: string; requests: number; rows: number }) => {
+      this.batchRows.observe(key(b.key), b.rows);
+      this.batchRequests.observe(key(b.key), b.requests);
+    });
+    this.listen(parts.scheduler, 'batch-done', (b: { key: string; rows: number; computeMs: number; ok: boolean }) => {
+      this.batchSeconds.observe(key(b.key), b.computeMs / 1000);
+      if (b.ok) this.rows.inc(key(b.key), b.rows);
+      else this.batchFailures.inc(key(b.key));
+    });
+    this.listen(parts.scheduler, 'dropped', (k: string) => this.dropped.inc(key(k)));
+    this.listen(parts.pool, 'execution-timeout', (k: string) => this.timeouts.inc(key(k)));
+    this.listen(parts.pool, 'worker-stuck', (_index: number, k: string) => this.stuck.inc(key(k)));
+    this.listen(parts.breakers, 'state', (t: BreakerTransition) => this.breakerTransitions.inc({ ...key(t.key), to: t.to }));
+    if (parts.cache) {
+      const off = parts.cache.onEvict((_key, reason) => this.evictions.inc({ reason }));
+      this.unsubscribe.push(off);
+    }
+  }
+
+  /** Removes every listener bind() added (the metrics keep their values). */
+  unbind(): void {
+    for (const off of this.unsubscribe.splice(0)) off();
+    this.parts = undefined;
+  }
+
+  observeRequest(r: RequestObservation): void {
+    const { model, version } = this.bounded(r.model, r.version);
+    this.requests.inc({ protocol: r.protocol, method: r.method, model, version, code: r.code });
+    this.requestSeconds.observe({ protocol: r.protocol, method: r.method, model, code: r.code }, r.seconds);
+    if (r.rows !== undefined) this.requestRows.observe({ protocol: r.protocol, model }, r.rows);
+    // A cache hit carries the original computation's timings; counting them again would invent work.
+    if (r.cached) return;
+    if (r.queueSeconds !== undefined) this.queueSeconds.observe({ model, version }, r.queueSeconds);
+    if (r.computeSeconds !== undefined) this.computeSeconds.observe({ model, version }, r.computeSeconds);
+  }
+
+  inflight(protocol: 'grpc' | 'http', delta: number): void {
+    this.inflightGauge.inc({ protocol }, delta);
+  }
+
+  observeModelLoad(model: string, seconds: number): void {
+    this.modelLoad.observe({ model: this.bounded(model, '').model }, seconds);
+  }
+
+  /** Generate (to be fed by the Generate implementation). */
+  observeTimeToFirstToken(model: string, seconds: number): void {
+    this.ttft.observe({ model: this.bounded(model, '').model }, seconds);
+  }
+
+  observeInterToken(model: string, seconds: number): void {
+    this.interToken.observe({ model: this.bounded(model, '').model }, seconds);
+  }
+
+  countTokens(model: string, direction: 'in' | 'out', count: number): void {
+    this.tokens.inc({ model: this.bounded(model, '').model, direction }, count);
+  }
+
+  /** Client-supplied names become labels only when the repository knows them. */
+  private bounded(model: string, version: string): { model: string; version: string } {
+    const repository = this.parts?.repository;
+    if (!repository) return { model, version };
+    const entry = repository.get(model);
+    if (!entry) return { model: '', version: '' };
+    return { model, version: entry.versions.some((v) => v.version === version) ? version : '' };
+  }
+
+  /** Listeners run inside the components' own dispatch (opossum's, lru-cache's): a metrics bug must not throw there. */
+  private listen(emitter: EventEmitter, event: string, fn: (...args: any[]) => void): void {
+    const safe = (...args: unknown[]) => {
+      try {
+        fn(...args);
+      } catch (err) {
+        process.emitWarning(`tensorgate metrics: '${event}' listener failed: ${(err as Error)?.message ?? String(err)}`);
+      }
+    };
+    emitter.on(event, safe);
+    this.unsubscribe.push(() => emitter.off(event, safe));
+  }
+
+  /**
+   * A counter mirroring a count a component already keeps (prom-client counters have no set()). Each scrape
+   * adds the growth since the previous scrape, so the exported value equals the source's count and only ever
+   * rises. A smaller count means a fresh source (re-bound to a new cache/pool) whose whole count is new.
+   */
+  private monotonic(name: string, help: string, read: () => number | undefined): void {
+    let last = 0;
+    new Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        const now = read();
+        if (now === undefined) return;
+        const growth = now >= last ? now - last : now;
+        if (growth > 0) this.inc(growth);
+        last = now;
+      },
+    });
+  }
+
+  private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  private gauge<L extends string>(name: string, help: string, labelNames: L[], collect?: (this: Gauge<L>) => void): Gauge<L> {
+    return new Gauge({ name, help, labelNames, registers: [this.registry], ...(collect ? { collect } : {}) });
+  }
+
+  private histogram<L extends string>(name: string, help: string, labelNames: L[], buckets: number[]): Histogram<L> {
+    return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * Attribute names used on our spans. The RPC ones are copied from the OpenTelemetry semantic conventions
+ * (the semconv package marks several as incubating/deprecated, so we keep our own constants, as the
+ * opentelemetry-js packages do in their own semconv.ts files); the tensorgate.* ones are ours.
+ */
+export const ATTR_RPC_SYSTEM = 'rpc.system';
+export const ATTR_RPC_SERVICE = 'rpc.service';
+export const ATTR_RPC_METHOD = 'rpc.method';
+export const ATTR_RPC_GRPC_STATUS_CODE = 'rpc.grpc.status_code';
+export const ATTR_HTTP_REQUEST_METHOD = 'http.request.method';
+export const ATTR_HTTP_ROUTE = 'http.route';
+export const ATTR_HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
+
+export const ATTR_MODEL = 'tensorgate.model';
+export const ATTR_MODEL_VERSION = 'tensorgate.model.version';
+export const ATTR_REQUEST_ID = 'tensorgate.request_id';
+export const ATTR_CACHE_HIT = 'tensorgate.cache.hit';
+export const ATTR_BATCH_REQUESTS = 'tensorgate.batch.requests';
+export const ATTR_BATCH_ROWS = 'tensorgate.batch.rows';
+export const ATTR_QUEUE_OUTCOME = 'tensorgate.queue.outcome';
+
+export const SPAN_CACHE = 'tensorgate.cache';
+export const SPAN_QUEUE = 'tensorgate.queue';
+export const SPAN_BATCH = 'tensorgate.batch';

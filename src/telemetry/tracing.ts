@@ -1,0 +1,64 @@
+/**
+ * OpenTelemetry tracing: the SDK setup (export through the standard OTEL_* variables, off unless
+ * configured) and the tracer every stage uses. Spans are created by hand at the places that matter (RPC,
+ * cache, queue, batch) rather than by auto-instrumentation, so both front doors and the batch links are
+ * described the same way; W3C trace context is read from gRPC metadata / HTTP headers.
+ */
+import { context, propagation, trace, type Context, type TextMapGetter, type Tracer } from '@opentelemetry/api';
+
+export const TRACER_NAME = 'tensorgate';
+
+export function tracer(): Tracer {
+  return trace.getTracer(TRACER_NAME);
+}
+
+/**
+ * True when the environment asks for trace export: OTEL_TRACES_EXPORTER names an exporter other than
+ * "none", or an OTLP endpoint is set. OTEL_SDK_DISABLED=true always wins.
+ */
+export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.OTEL_SDK_DISABLED === 'true') return false;
+  const exporter = env.OTEL_TRACES_EXPORTER?.trim();
+  if (exporter) return exporter !== 'none';
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+}
+
+export interface TelemetryHandle {
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts the OpenTelemetry Node SDK when the environment asks for it (OTLP http/protobuf by default;
+ * OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER... all
+ * apply). Call before anything loads @grpc/grpc-js. Returns undefined when tracing is off.
+ */
+export function startTracing(env: NodeJS.ProcessEnv = process.env): TelemetryHandle | undefined {
+  if (!tracingRequested(env)) return undefined;
+  // Required lazily: the SDK and its exporters are only loaded when tracing is on.
+  const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
+  const sdk = new NodeSDK({
+    serviceName: env.OTEL_SERVICE_NAME || 'tensorgate',
+    // Metrics go to Prometheus (GET /metrics) and logs to stdout; only traces are exported.
+    metricReaders: [],
+    logRecordProcessors: [],
+    instrumentations: [],
+  });
+  sdk.start();
+  return { shutdown: () => sdk.shutdown() };
+}
+
+/** Reads W3C traceparent/tracestate from gRPC metadata (values are strings or Buffers). */
+export const metadataGetter: TextMapGetter<{ get(key: string): (string | Buffer)[] }> = {
+  get(carrier, key) {
+    const values = carrier.get(key);
+    if (values.length === 0) return undefined;
+    return values.map((v) => (typeof v === 'string' ? v : v.toString('utf8')));
+  },
+  keys() {
+    return ['traceparent', 'tracestate'];
+  },
+};
+
+export function extractContext<C>(carrier: C, getter: TextMapGetter<C>): Context {
+  return propagation.extract(context.active(), carrier, getter);
+}

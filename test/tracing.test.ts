@@ -1,0 +1,114 @@
+/**
+ * Traces: a Predict carrying a W3C traceparent yields a server span in that trace, with cache, queue and
+ * batch spans beneath it and the expected attributes; a batch span links every request it served.
+ * The spans are collected by an in-memory exporter registered before the server starts.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { SpanKind } from '@opentelemetry/api';
+import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { after, before, test } from 'node:test';
+import { addModel, copyBundledModel, f32Tensor, seededFloats, startTestServer, tempDir, unary, type TestServer } from './common';
+import { writeSlowModel } from './fixtures/onnx-fixtures';
+
+const exporter = new InMemorySpanExporter();
+const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+provider.register();
+
+let repo: ReturnType<typeof tempDir>;
+let ts: TestServer;
+before(async () => {
+  repo = tempDir('tracing');
+  copyBundledModel(repo.dir, 'mlp');
+  addModel(repo.dir, 'slow', undefined, { 1: writeSlowModel });
+  ts = await startTestServer({ modelRepository: repo.dir, workers: 1 });
+});
+after(async () => {
+  await ts.close();
+  repo.cleanup();
+  await provider.shutdown();
+});
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const traceparent = (traceId: string, spanId: string) => {
+  const md = new grpc.Metadata();
+  md.set('traceparent', `00-${traceId}-${spanId}-01`);
+  md.set('tracestate', 'vendor=value');
+  return md;
+};
+const byName = (spans: ReadableSpan[], name: string) => spans.filter((s) => s.name === name);
+const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId;
+
+test('a Predict continues the caller trace: server span -> cache -> queue, batch, with attributes', async () => {
+  exporter.reset();
+  const res = await unary(ts.client, 'Predict', { model: 'mlp', inputs: [f32Tensor('input', [2, 64], seededFloats(128, 5))] }, { metadata: traceparent(TRACE_ID, '00f067aa0ba902b7') });
+  assert.equal(res.cached, false);
+  const spans = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === TRACE_ID);
+  const [server] = byName(spans, 'tensorgate.v1.ModelService/Predict');
+  assert.ok(server, `server span among ${spans.map((s) => s.name).join(', ')}`);
+  assert.equal(server.kind, SpanKind.SERVER);
+  assert.equal(parentOf(server), '00f067aa0ba902b7', 'child of the caller span');
+  assert.equal(server.spanContext().traceState?.get('vendor'), 'value', 'tracestate carried');
+  assert.equal(server.attributes['rpc.system'], 'grpc');
+  assert.equal(server.attributes['rpc.service'], 'tensorgate.v1.ModelService');
+  assert.equal(server.attributes['rpc.method'], 'Predict');
+  assert.equal(server.attributes['rpc.grpc.status_code'], 0);
+  assert.equal(server.attributes['tensorgate.model'], 'mlp');
+  assert.equal(server.attributes['tensorgate.model.version'], '1');
+  const [cache] = byName(spans, 'tensorgate.cache');
+  assert.equal(parentOf(cache!), server.spanContext().spanId);
+  assert.equal(cache!.attributes['tensorgate.cache.hit'], false);
+  const [queue] = byName(spans, 'tensorgate.queue');
+  assert.equal(parentOf(queue!), cache!.spanContext().spanId);
+  assert.equal(queue!.attributes['tensorgate.queue.outcome'], 'dispatched');
+  const [batch] = byName(spans, 'tensorgate.batch');
+  assert.equal(parentOf(batch!), cache!.spanContext().spanId);
+  assert.equal(batch!.attributes['tensorgate.batch.rows'], 2);
+  assert.equal(batch!.attributes['tensorgate.batch.requests'], 1);
+  assert.deepEqual(batch!.links.map((l) => l.context.spanId), [queue!.spanContext().spanId]);
+
+  // The repeat is a cache hit: a cache span saying so, and no queue or batch spans.
+  exporter.reset();
+  const hit = await unary(ts.client, 'Predict', { model: 'mlp', inputs: [f32Tensor('input', [2, 64], seededFloats(128, 5))] }, { metadata: traceparent(TRACE_ID, '00f067aa0ba902b8') });
+  assert.equal(hit.cached, true);
+  const hitSpans = exporter.getFinishedSpans();
+  assert.equal(byName(hitSpans, 'tensorgate.cache')[0]!.attributes['tensorgate.cache.hit'], true);
+  assert.equal(byName(hitSpans, 'tensorgate.batch').length, 0);
+});
+
+test('a batch span links the request spans of every request it served, across traces', async () => {
+  const started = once(ts.server.pool, 'run-start');
+  const busy = unary(ts.client, 'Predict', { model: 'slow', inputs: [f32Tensor('x', [4096, 256], new Float32Array(4096 * 256))] });
+  await started;
+  exporter.reset();
+  const traces = ['11111111111111111111111111111111', '22222222222222222222222222222222', '33333333333333333333333333333333'];
+  const calls = traces.map((t, i) =>
+    unary(ts.client, 'Predict', { model: 'mlp', inputs: [f32Tensor('input', [1, 64], seededFloats(64, 900 + i))] }, { metadata: traceparent(t, '00f067aa0ba902b7') }),
+  );
+  while (ts.server.scheduler.queueDepthOf('mlp@1') < traces.length) await once(ts.server.scheduler, 'queued');
+  await busy;
+  await Promise.all(calls);
+  const spans = exporter.getFinishedSpans();
+  const batches = byName(spans, 'tensorgate.batch').filter((b) => b.attributes['tensorgate.session'] === 'mlp@1');
+  assert.equal(batches.length, 1, 'one execution served the three requests');
+  const batch = batches[0]!;
+  assert.equal(batch.attributes['tensorgate.batch.requests'], 3);
+  const queueSpans = byName(spans, 'tensorgate.queue').filter((q) => traces.includes(q.spanContext().traceId));
+  assert.equal(queueSpans.length, 3);
+  assert.deepEqual(
+    batch.links.map((l) => l.context.traceId).sort(),
+    [...traces].sort(),
+    'linked to a request of each trace',
+  );
+  assert.deepEqual(new Set(batch.links.map((l) => l.context.spanId)), new Set(queueSpans.map((q) => q.spanContext().spanId)));
+});
+
+test('a failed Predict records its status code; client errors do not mark the span as an error', async () => {
+  exporter.reset();
+  await unary(ts.client, 'Predict', { model: 'nope', inputs: [] }, { metadata: traceparent(TRACE_ID, '00f067aa0ba902b9') }).catch(() => undefined);
+  const [server] = byName(exporter.getFinishedSpans(), 'tensorgate.v1.ModelService/Predict');
+  assert.equal(server!.attributes['rpc.grpc.status_code'], grpc.status.NOT_FOUND);
+  assert.equal(server!.status.code, 0, 'UNSET, not ERROR');
+});
