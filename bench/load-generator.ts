@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import type { EntryStats } from './entry-ipc';
 import type { ServerChild } from './child';
 import type { LoadWorkerData, LoadWorkerReport } from './load-worker';
+import { foreignCpuPct, machineCpu, stealPct } from './machine-load';
 import type { BenchModel } from './workload';
 
 export interface LoadOptions {
@@ -31,6 +32,10 @@ export interface LoadPoint {
   p99Ms: number;
   /** Parent process CPU over the window as % of one core (load threads + idle main thread). */
   loadgenCpuPct: number;
+  /** CPU used by processes other than the load generator and the server, % of one core: interference. */
+  otherCpuPct: number;
+  /** vCPU time stolen by the hypervisor, % of one core. */
+  stealPct: number;
   server: EntryStats;
 }
 
@@ -71,13 +76,16 @@ async function measure(o: LoadOptions, workers: Worker[], flag: Int32Array): Pro
 
   await o.server.reset();
   const cpu0 = process.cpuUsage();
+  const machine0 = machineCpu();
   const t0 = performance.now();
   Atomics.store(flag, 0, 1);
   await sleep(o.measureMs);
   Atomics.store(flag, 0, 2);
   const windowMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  const machine1 = machineCpu();
   const server = await o.server.stats();
+  const ownCpuUs = cpu.user + cpu.system + server.processCpuUs;
 
   const reports = await Promise.all(
     workers.map(
@@ -109,6 +117,8 @@ async function measure(o: LoadOptions, workers: Worker[], flag: Int32Array): Pro
     p90Ms: percentile(all, 90),
     p99Ms: percentile(all, 99),
     loadgenCpuPct: ((cpu.user + cpu.system) / 1000 / windowMs) * 100,
+    otherCpuPct: foreignCpuPct(machine0, machine1, ownCpuUs, windowMs),
+    stealPct: stealPct(machine0, machine1, windowMs),
     server,
   };
 }

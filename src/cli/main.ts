@@ -71,6 +71,10 @@ async function serve(flags: Record<string, string | undefined>): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<void> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h') {
+    process.stdout.write(USAGE);
+    return;
+  }
   const [command, ...rest] = argv;
   const { values } = parseArgs({
     args: rest,
