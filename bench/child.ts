@@ -54,6 +54,8 @@ export class ServerChild {
       for (const w of this.waiting.values()) w.reject(exitError(name, code, signal));
       this.waiting.clear();
     });
+    // A send to a child that already exited surfaces here (and in send's callback), not as a crash.
+    child.on('error', () => undefined);
   }
 
   get address(): string {
@@ -87,8 +89,16 @@ export class ServerChild {
   private request<T>(type: string): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
+      if (!this.child.connected) {
+        reject(new Error(`${this.name} is not running`));
+        return;
+      }
       this.waiting.set(id, { resolve, reject });
-      this.child.send({ id, type });
+      this.child.send({ id, type }, (err) => {
+        if (!err) return;
+        this.waiting.delete(id);
+        reject(err);
+      });
     });
   }
 

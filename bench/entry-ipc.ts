@@ -31,9 +31,13 @@ export interface EntryCounters {
   requests: number;
   rows: number;
   batches: number;
+  /** Sum of inference time reported by the workers (0 where the server does not report it). */
+  computeMs: number;
 }
 
 export interface EntryStats extends EntryCounters {
+  /** Inference worker threads (0 for the no-op server). */
+  workers: number;
   windowMs: number;
   mainCpuUs: number;
   processCpuUs: number;
@@ -45,10 +49,10 @@ export interface EntryIpc {
 }
 
 /** Wires the protocol to `process` (which must have an IPC channel) and returns the counters to bump. */
-export function serveIpc(shutdown: () => Promise<void>): EntryIpc {
+export function serveIpc(shutdown: () => Promise<void>, workers = 0): EntryIpc {
   if (!process.send) throw new Error('bench entries must be started by bench/run.js (fork with an IPC channel)');
   const send = process.send.bind(process);
-  const counters: EntryCounters = { requests: 0, rows: 0, batches: 0 };
+  const counters: EntryCounters = { requests: 0, rows: 0, batches: 0, computeMs: 0 };
   let base = { at: performance.now(), main: mainThreadCpuUs(), proc: processCpuUs() };
   let stopping = false;
   const stop = () => {
@@ -59,12 +63,13 @@ export function serveIpc(shutdown: () => Promise<void>): EntryIpc {
   };
   process.on('message', (m: { id: number; type: string }) => {
     if (m.type === 'reset') {
-      counters.requests = counters.rows = counters.batches = 0;
+      counters.requests = counters.rows = counters.batches = counters.computeMs = 0;
       base = { at: performance.now(), main: mainThreadCpuUs(), proc: processCpuUs() };
       send({ id: m.id, type: 'ok' });
     } else if (m.type === 'stats') {
       const stats: EntryStats = {
         ...counters,
+        workers,
         windowMs: performance.now() - base.at,
         mainCpuUs: mainThreadCpuUs() - base.main,
         processCpuUs: processCpuUs() - base.proc,

@@ -31,7 +31,8 @@ async function main(): Promise<void> {
       const p = await runLoad({ server, model, concurrency, warmupMs: 1500, measureMs: seconds * 1000, threads: 2 });
       console.log(
         `${model} batching ${batching ? 'on' : 'off'} c=${concurrency}: ${p.reqPerS.toFixed(0)} req/s, p99 ${p.p99Ms.toFixed(2)} ms, ` +
-          `main ${mainUsPerReq(p).toFixed(0)} µs/req, batch rows ${(p.server.rows / p.server.batches).toFixed(2)}, errors ${JSON.stringify(p.errors)}`,
+          `main ${mainUsPerReq(p).toFixed(0)} µs/req, batch rows ${(p.server.rows / p.server.batches).toFixed(2)}, ` +
+          `workers busy ${((p.server.computeMs / (p.server.windowMs * p.server.workers)) * 100).toFixed(0)}%, errors ${JSON.stringify(p.errors)}`,
       );
     } finally {
       await server.stop(30_000);

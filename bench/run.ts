@@ -153,6 +153,7 @@ function markdown(data: BenchData, s: Settings, meta: { machine: ReturnType<type
       `${s.loadThreads} load-generator threads (one channel each) in the parent process; server workers ${s.serverWorkers}; result cache ${s.resultCache}`,
     '- the load generator shares the machine with the server (same for the no-op ceiling); "loadgen CPU" is its share, in % of one core',
     '- main µs/req: CPU of the server\'s main thread (from /proc) per request it executed; process µs/req: all its threads, inference included',
+    '- workers busy: the inference workers\' session.run time over the window, as a share of (window x workers)',
     `- other CPU: CPU used during the window by processes other than the load generator and the server (% of one core); points above ${MAX_OTHER_CPU_PCT}% were measured again, up to ${RETRIES} more times, keeping the least disturbed`,
     '',
     '## Targets',
@@ -187,7 +188,7 @@ async function main(): Promise<void> {
 
     console.error(`bench: models ${s.models.join(', ')}; concurrency ${s.concurrency.join(', ')}; ${s.seconds} s windows`);
     console.error('1/4 raw ONNX Runtime ceiling');
-    const ortArgs: OrtCeilingArgs = { models: s.models, threads: [2, 1], batchSizes: ORT_BATCH_SIZES, secondsPerPoint: s.ortSecondsPerPoint };
+    const ortArgs: OrtCeilingArgs = { models: s.models, threads: [2, 1], batchSizes: ORT_BATCH_SIZES, secondsPerPoint: s.ortSecondsPerPoint, maxOtherCpuPct: MAX_OTHER_CPU_PCT };
     const ort = await runOnce<OrtCeiling[]>('ceiling-ort', [JSON.stringify(ortArgs)], 10 * 60_000);
 
     const rows: BenchRow[] = [];
@@ -202,7 +203,7 @@ async function main(): Promise<void> {
     // Group rows per model: no-op, on, off, each by concurrency.
     const order: ServerKind[] = ['no-op grpc', 'batching on', 'batching off'];
     rows.sort((a, b) => s.models.indexOf(a.model) - s.models.indexOf(b.model) || order.indexOf(a.server) - order.indexOf(b.server) || a.point.concurrency - b.point.concurrency);
-    const data: BenchData = { models: s.models, facts, ort, rows };
+    const data: BenchData = { models: s.models, cores: os.availableParallelism(), facts, ort, rows };
     const verdicts = evaluateTargets(data);
     const meta = { machine: machine(), command: command(), date: date.toISOString(), durationS: (performance.now() - started) / 1000 };
     const md = markdown(data, s, meta, targetsText(verdicts), consistencyNotes(rows, ort));

@@ -1,7 +1,8 @@
 /**
  * Child-process entry: a real TensorgateServer on 127.0.0.1, an ephemeral port, the model repository
  * given as argv[2] (or BENCH_MODEL_REPOSITORY). Speaks the protocol in entry-ipc.ts; its request, row
- * and batch counts come from the scheduler's 'batch' events, i.e. executions that really ran.
+ * and batch counts come from the scheduler's 'batch' events, i.e. executions that really ran, and the
+ * inference time from its 'batch-done' events (the workers' session.run time).
  *
  * Run by bench/run.ts; on its own: `node dist/bench/server-entry.js <models dir>` needs an IPC parent.
  */
@@ -24,11 +25,15 @@ async function main(): Promise<void> {
     cacheMaxBytes: 0,
   });
   const server = new TensorgateServer(config, createLogger(config.logLevel));
-  const ipc = serveIpc(() => server.shutdown(1000));
+  const ipc = serveIpc(() => server.shutdown(1000), server.pool.workerCount);
   server.scheduler.on('batch', (b: { key: string; requests: number; rows: number }) => {
     ipc.counters.batches++;
     ipc.counters.requests += b.requests;
     ipc.counters.rows += b.rows;
+  });
+  // Worker compute time of finished executions: tells idle workers (a dispatch stall) from busy ones.
+  server.scheduler.on('batch-done', (b: { computeMs: number; ok: boolean }) => {
+    if (b.ok) ipc.counters.computeMs += b.computeMs;
   });
   const port = await server.start();
   const broken = server.repository.list().filter((m) => m.versions.every((v) => v.state !== 'READY'));

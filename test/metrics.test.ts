@@ -1,0 +1,262 @@
+/**
+ * ServerMetrics + HttpFrontDoor against a real server: known gRPC traffic, a real scrape over HTTP, exact
+ * values from the exposition, promtool's lint, the HTTP routes, and the Grafana dashboard / Prometheus
+ * config in deploy/ checked against the metrics that are actually registered.
+ */
+import * as grpc from '@grpc/grpc-js';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import { HttpFrontDoor } from '../src/api/http/http-server';
+import { ServerMetrics, splitKey } from '../src/telemetry/metrics';
+import { BUNDLED_MODELS_DIR, f32Tensor, PACKAGE_ROOT, seededFloats, startTestServer, tempDir, unary, type TestServer } from './common';
+
+let ts: TestServer;
+let metrics: ServerMetrics;
+let front: HttpFrontDoor;
+let base: string;
+let health: 'SERVING' | 'NOT_SERVING' = 'SERVING';
+
+before(async () => {
+  ts = await startTestServer();
+  metrics = new ServerMetrics();
+  const s = ts.server;
+  metrics.bind({ scheduler: s.scheduler, pool: s.pool, repository: s.repository, cache: s.cache, breakers: s.breakers });
+  front = new HttpFrontDoor({ host: '127.0.0.1', port: 0, metrics, health: () => health });
+  base = `http://127.0.0.1:${await front.listen()}`;
+});
+after(async () => {
+  await front?.close();
+  metrics?.unbind();
+  await ts?.close();
+});
+
+/** A Predict through the real gRPC client, observed as the gRPC front door will observe it. */
+async function predict(request: object, model: string): Promise<any> {
+  const started = performance.now();
+  metrics.inflight('grpc', 1); // wired by the server later
+  try {
+    const res = await unary(ts.client, 'Predict', request);
+    // wired by the server later
+    metrics.observeRequest({ protocol: 'grpc', method: 'Predict', model, version: res.version, code: 'OK', seconds: (performance.now() - started) / 1000, cached: res.cached, rows: 1 });
+    return res;
+  } catch (err) {
+    const code = grpc.status[(err as grpc.ServiceError).code] ?? 'UNKNOWN';
+    // wired by the server later
+    metrics.observeRequest({ protocol: 'grpc', method: 'Predict', model, version: '', code, seconds: (performance.now() - started) / 1000 });
+    throw err;
+  } finally {
+    metrics.inflight('grpc', -1); // wired by the server later
+  }
+}
+const mlp = (seed: number) => ({ model: 'mlp', inputs: [f32Tensor('input', [1, 64], seededFloats(64, seed))] });
+
+interface Sample { name: string; labels: Record<string, string>; value: number }
+
+/** The text exposition format, enough of it for prom-client's output (no timestamps, no exemplars). */
+function parseExposition(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(m, `unparseable exposition line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    }
+    const raw = m[3]!;
+    samples.push({ name: m[1]!, labels, value: raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw) });
+  }
+  return samples;
+}
+
+async function scrape(): Promise<{ text: string; samples: Sample[] }> {
+  const res = await fetch(`${base}/metrics`);
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  return { text, samples: parseExposition(text) };
+}
+
+/** The value of the one sample of `name` whose labels include `labels`. */
+function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
+  const found = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  assert.equal(found.length, 1, `expected one ${name}${JSON.stringify(labels)}, found ${found.length}: ${JSON.stringify(found)}`);
+  return found[0]!.value;
+}
+
+function promtool(args: string[], input?: string) {
+  const r = spawnSync('promtool', args, { input, encoding: 'utf8' });
+  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+    assert.fail('promtool is missing: run `apt-get update && apt-get install -y prometheus` (Debian package prometheus provides /usr/bin/promtool)');
+  }
+  return r;
+}
+
+test('known traffic gives exact request, batch, row, cache, queue, model and breaker values', async () => {
+  for (const seed of [1, 2, 3]) assert.equal((await predict(mlp(seed), 'mlp')).cached, false);
+  for (let i = 0; i < 2; i++) assert.equal((await predict(mlp(1), 'mlp')).cached, true);
+  const { samples } = await scrape();
+  const v1 = { model: 'mlp', version: '1' };
+  assert.equal(value(samples, 'tensorgate_requests_total', { protocol: 'grpc', method: 'Predict', ...v1, code: 'OK' }), 5);
+  assert.equal(value(samples, 'tensorgate_request_duration_seconds_count', { protocol: 'grpc', method: 'Predict', model: 'mlp', code: 'OK' }), 5);
+  assert.equal(value(samples, 'tensorgate_request_rows_count', { protocol: 'grpc', model: 'mlp' }), 5);
+  // Sequential requests: three executions of one row each; the two hits never reached the scheduler.
+  assert.equal(value(samples, 'tensorgate_batch_size_rows_count', v1), 3);
+  assert.equal(value(samples, 'tensorgate_batch_size_rows_sum', v1), 3);
+  assert.equal(value(samples, 'tensorgate_batch_size_rows_bucket', { ...v1, le: '1' }), 3);
+  assert.equal(value(samples, 'tensorgate_batch_requests_count', v1), 3);
+  assert.equal(value(samples, 'tensorgate_batch_compute_seconds_count', v1), 3);
+  assert.equal(value(samples, 'tensorgate_rows_total', v1), 3);
+  assert.equal(samples.some((s) => s.name === 'tensorgate_batch_failures_total'), false);
+  assert.equal(value(samples, 'tensorgate_cache_hits_total'), 2);
+  assert.equal(value(samples, 'tensorgate_cache_misses_total'), 3);
+  assert.equal(value(samples, 'tensorgate_cache_coalesced_total'), 0);
+  assert.equal(value(samples, 'tensorgate_cache_entries'), 3);
+  assert.ok(value(samples, 'tensorgate_cache_bytes') > 3 * 40, 'three 10-float results are held');
+  assert.equal(value(samples, 'tensorgate_inflight_requests', { protocol: 'grpc' }), 0);
+  const bundled = fs.readdirSync(BUNDLED_MODELS_DIR).filter((n) => !n.startsWith('.')).sort();
+  assert.deepEqual(bundled, ['convnet', 'mlp', 'sentiment']);
+  for (const model of bundled) {
+    const labels = { model, version: '1' };
+    assert.equal(value(samples, 'tensorgate_queue_depth', labels), 0);
+    assert.equal(value(samples, 'tensorgate_model_state', { ...labels, state: 'READY' }), 1);
+    for (const state of ['UNAVAILABLE', 'LOADING', 'UNLOADING']) assert.equal(value(samples, 'tensorgate_model_state', { ...labels, state }), 0);
+  }
+  assert.equal(value(samples, 'tensorgate_breaker_state', { ...v1, state: 'closed' }), 1);
+  assert.equal(value(samples, 'tensorgate_breaker_state', { ...v1, state: 'open' }), 0);
+  assert.equal(value(samples, 'tensorgate_breaker_state', { ...v1, state: 'half_open' }), 0);
+  assert.equal(value(samples, 'tensorgate_worker_restarts_total'), 0);
+  // Process metrics from prom-client's defaults, under the tensorgate_ prefix.
+  assert.ok(value(samples, 'tensorgate_process_resident_memory_bytes') > 0);
+  assert.ok(samples.some((s) => s.name === 'tensorgate_nodejs_eventloop_lag_p99_seconds'));
+});
+
+test('requests for unknown models are counted under model="" so clients cannot mint label values', async () => {
+  await assert.rejects(predict({ model: 'no-such-model', inputs: [] }, 'no-such-model'), (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND);
+  const { samples } = await scrape();
+  assert.equal(value(samples, 'tensorgate_requests_total', { model: '', version: '', code: 'NOT_FOUND' }), 1);
+  assert.equal(samples.some((s) => s.labels.model === 'no-such-model'), false);
+  assert.deepEqual(splitKey('team@mlp@12'), { model: 'team@mlp', version: '12' });
+});
+
+test('the scrape passes promtool check metrics', async () => {
+  const { text } = await scrape();
+  const r = promtool(['check', 'metrics'], text);
+  assert.equal(r.status, 0, `promtool check metrics failed:\n${r.stdout}${r.stderr}`);
+});
+
+test('cache counters stay monotonic across a reload; evictions are counted by reason', async () => {
+  await ts.server.repository.loadModel('mlp'); // unload + load: the cache drops mlp's entries
+  await predict(mlp(1), 'mlp'); // a miss again: the reloaded version recomputes
+  const { samples } = await scrape();
+  assert.equal(value(samples, 'tensorgate_cache_evictions_total', { reason: 'invalidate' }), 3);
+  assert.equal(value(samples, 'tensorgate_cache_hits_total'), 2);
+  assert.equal(value(samples, 'tensorgate_cache_misses_total'), 4);
+  assert.equal(value(samples, 'tensorgate_cache_entries'), 1);
+  assert.equal(value(samples, 'tensorgate_model_state', { model: 'mlp', version: '1', state: 'READY' }), 1);
+});
+
+test('worker restarts are read from the pool at scrape time', async () => {
+  await ts.server.pool.crashWorkerForTest(0);
+  assert.equal(value((await scrape()).samples, 'tensorgate_worker_restarts_total'), 1);
+  assert.equal(value((await scrape()).samples, 'tensorgate_worker_restarts_total'), 1, 'a second scrape adds nothing');
+});
+
+test('HTTP routes: metrics content type, liveness, readiness, 404 and 405', async () => {
+  const m = await fetch(`${base}/metrics`);
+  assert.equal(m.headers.get('content-type'), metrics.contentType);
+  assert.match(metrics.contentType, /^text\/plain; version=0\.0\.4/);
+  await m.arrayBuffer();
+  assert.equal((await fetch(`${base}/metrics`, { method: 'HEAD' })).status, 200);
+  const live = await fetch(`${base}/healthz`);
+  assert.deepEqual([live.status, await live.text()], [200, 'ok\n']);
+  assert.equal((await fetch(`${base}/readyz`)).status, 200);
+  health = 'NOT_SERVING';
+  try {
+    const notReady = await fetch(`${base}/readyz`);
+    assert.deepEqual([notReady.status, await notReady.text()], [503, 'not ready: NOT_SERVING\n']);
+    assert.equal((await fetch(`${base}/healthz`)).status, 200, 'liveness does not follow readiness');
+  } finally {
+    health = 'SERVING';
+  }
+  const missing = await fetch(`${base}/v2/models`);
+  assert.equal(missing.status, 404);
+  assert.match(((await missing.json()) as { error: string }).error, /no route for \/v2\/models/);
+  const wrong = await fetch(`${base}/metrics`, { method: 'POST', body: 'x' });
+  assert.equal(wrong.status, 405);
+  assert.equal(wrong.headers.get('allow'), 'GET, HEAD');
+  assert.match(((await wrong.json()) as { error: string }).error, /method POST is not allowed on \/metrics/);
+});
+
+test('close() ends idle keep-alive connections and calls still in progress instead of waiting for them', async () => {
+  const other = new HttpFrontDoor({ host: '127.0.0.1', port: 0, metrics, health: () => 'SERVING' });
+  // A route that never answers (the table is how /v2 will mount too): its connection is busy, not idle,
+  // so Node's own close() (which since v19 drops only idle ones) would wait for it forever.
+  let entered!: () => void;
+  const handlerEntered = new Promise<void>((resolve) => (entered = resolve));
+  other.addRoute('GET', '/hang/*', () => entered());
+  const port = await other.listen();
+  const agent = new http.Agent({ keepAlive: true });
+  // A full exchange first: afterwards the agent keeps the socket open, idle, for reuse.
+  const idle = await new Promise<import('node:net').Socket>((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/healthz', agent }, (res) => {
+      res.resume();
+      res.once('end', () => setImmediate(() => resolve(req.socket!)));
+    });
+    req.once('error', reject);
+  });
+  assert.equal(idle.destroyed, false);
+  const idleClosed = new Promise<void>((resolve) => idle.once('close', () => resolve()));
+  const hanging = new Promise<string>((resolve) => {
+    http.get({ host: '127.0.0.1', port, path: '/hang/forever' }, () => resolve('answered')).once('error', (e) => resolve(e.message));
+  });
+  await handlerEntered;
+  let timer: NodeJS.Timeout | undefined;
+  const tooSlow = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('close() waited for open connections')), 3000)));
+  try {
+    await Promise.race([Promise.all([idleClosed, other.close()]), tooSlow]);
+    assert.equal(await hanging, 'socket hang up');
+  } finally {
+    clearTimeout(timer);
+    agent.destroy();
+  }
+});
+
+test('deploy/: the Grafana dashboard uses only registered metrics and valid PromQL; prometheus.yml is valid', () => {
+  const file = path.join(PACKAGE_ROOT, 'deploy/grafana/tensorgate-dashboard.json');
+  const dashboard = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert.ok(dashboard.schemaVersion >= 36);
+  assert.ok(dashboard.templating.list.some((v: { name: string; type: string }) => v.name === 'DS_PROMETHEUS' && v.type === 'datasource'));
+  const exprs: string[] = [];
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) node.forEach(walk);
+    else if (node && typeof node === 'object') {
+      for (const [k, v] of Object.entries(node)) (k === 'expr' && typeof v === 'string' ? exprs.push(v) : walk(v));
+    }
+  };
+  walk(dashboard.panels);
+  assert.ok(exprs.length >= 20, `only ${exprs.length} expressions`);
+  // Digits too: tensorgate_nodejs_eventloop_lag_p99_seconds.
+  const names = new Set(exprs.flatMap((e) => [...e.matchAll(/tensorgate_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, ''))));
+  const unknown = [...names].filter((n) => metrics.registry.getSingleMetric(n) === undefined);
+  assert.deepEqual(unknown, [], 'dashboard metrics that ServerMetrics does not define');
+  for (const needed of ['tensorgate_requests_total', 'tensorgate_request_duration_seconds', 'tensorgate_queue_depth', 'tensorgate_batch_size_rows', 'tensorgate_cache_hits_total', 'tensorgate_breaker_state', 'tensorgate_worker_restarts_total', 'tensorgate_generate_time_to_first_token_seconds', 'tensorgate_generate_tokens_total']) {
+    assert.ok(names.has(needed), `the dashboard has no panel on ${needed}`);
+  }
+  // promtool parses every expression (Grafana's variables replaced by what they expand to).
+  const tmp = tempDir('dashboard-rules');
+  try {
+    const rules = exprs.map((e, i) => `      - record: dashboard:expr_${i}\n        expr: ${JSON.stringify(e.replaceAll('$__rate_interval', '1m').replace(/\$(instance|model)\b/g, '.*'))}`);
+    const rulesFile = path.join(tmp.dir, 'rules.yml');
+    fs.writeFileSync(rulesFile, `groups:\n  - name: dashboard\n    rules:\n${rules.join('\n')}\n`);
+    const r = promtool(['check', 'rules', rulesFile]);
+    assert.equal(r.status, 0, `promtool check rules failed:\n${r.stdout}${r.stderr}`);
+  } finally {
+    tmp.cleanup();
+  }
+  const cfg = promtool(['check', 'config', '--syntax-only', path.join(PACKAGE_ROOT, 'deploy/prometheus/prometheus.yml')]);
+  assert.equal(cfg.status, 0, `promtool check config failed:\n${cfg.stdout}${cfg.stderr}`);
+});
