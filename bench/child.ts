@@ -4,8 +4,11 @@
  * a failed benchmark never leaves a server holding a core.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createModelClient, unary } from '../src/client/model-client';
 import type { EntryStats } from './entry-ipc';
+import { predictRequest, type BenchModel } from './workload';
 
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -136,4 +139,16 @@ export function runOnce<T>(entry: string, args: string[], timeoutMs: number): Pr
       else reject(exitError(script, code, signal));
     });
   });
+}
+
+/** One real response per model, so the no-op server answers with exactly as many bytes. */
+export async function captureResponses(server: ServerChild, models: BenchModel[], file: string): Promise<void> {
+  const client = createModelClient(server.address);
+  try {
+    const out: Record<string, unknown> = {};
+    for (const m of models) out[m] = await unary(client, 'Predict', predictRequest(m), { deadlineMs: 30_000 });
+    fs.writeFileSync(file, JSON.stringify(out));
+  } finally {
+    client.close();
+  }
 }

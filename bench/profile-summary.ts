@@ -44,6 +44,7 @@ export function summarise(profile: CpuProfile, top = 25): string {
   const self = new Map<string, number>();
   const inclusive = new Map<string, number>();
   const perPackage = new Map<string, number>();
+  const perCaller = new Map<string, number>();
   let total = 0;
   let idle = 0;
   profile.samples.forEach((id, i) => {
@@ -59,6 +60,13 @@ export function summarise(profile: CpuProfile, top = 25): string {
     self.set(key, (self.get(key) ?? 0) + dt);
     const pkg = packageOf(node.callFrame.url, name);
     perPackage.set(pkg, (perPackage.get(pkg) ?? 0) + dt);
+    // Node internals and native code charged to the nearest package above them (who asked for the work).
+    let owner = pkg;
+    for (let cur: number | undefined = id; cur !== undefined && (owner === 'node internals' || owner === '(native)'); cur = parent.get(cur)) {
+      const f = byId.get(cur)!.callFrame;
+      owner = packageOf(f.url, f.functionName);
+    }
+    perCaller.set(owner, (perCaller.get(owner) ?? 0) + dt);
     // Inclusive: every distinct function on the stack gets the sample once (recursion counted once).
     const seen = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
@@ -78,6 +86,9 @@ export function summarise(profile: CpuProfile, top = 25): string {
     '',
     'self time by package:',
     ...list(perPackage, 20),
+    '',
+    'self time by package, node internals and native code charged to the package that called them:',
+    ...list(perCaller, 20),
     '',
     `top ${top} functions by self time:`,
     ...list(self, top),

@@ -4,12 +4,13 @@
  * (plus each inference worker's) is summarised by profile-summary.ts.
  *
  * `npm run build && BENCH_PROFILE_MODEL=mlp BENCH_PROFILE_BATCHING=on BENCH_PROFILE_CONCURRENCY=64 \
- *    node dist/bench/profile.js` (BENCH_SECONDS: measured window, default 10; BENCH_PROFILE_DIR: /tmp/prof)
+ *    node dist/bench/profile.js` (BENCH_SECONDS: measured window, default 10; BENCH_PROFILE_DIR: /tmp/prof;
+ * BENCH_PROFILE_SERVER=noop profiles the no-op gRPC server instead, for comparison)
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ServerChild } from './child';
+import { captureResponses, ServerChild } from './child';
 import { runLoad } from './load-generator';
 import { summarise } from './profile-summary';
 import { mainUsPerReq } from './report';
@@ -25,14 +26,22 @@ async function main(): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorgate-profile-'));
   try {
     const repo = writeRepository(path.join(tmp, 'models'), [model], batching);
-    const server = await ServerChild.start('server-entry', [repo], { execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+    const noop = process.env.BENCH_PROFILE_SERVER === 'noop';
+    let args = [repo];
+    if (noop) {
+      args = [path.join(tmp, 'responses.json')];
+      const real = await ServerChild.start('server-entry', [repo]);
+      await captureResponses(real, [model], args[0]!).finally(() => real.stop());
+    }
+    const server = await ServerChild.start(noop ? 'noop-server-entry' : 'server-entry', args, { execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
     const pid = server.pid;
     try {
       const p = await runLoad({ server, model, concurrency, warmupMs: 1500, measureMs: seconds * 1000, threads: 2 });
       console.log(
-        `${model} batching ${batching ? 'on' : 'off'} c=${concurrency}: ${p.reqPerS.toFixed(0)} req/s, p99 ${p.p99Ms.toFixed(2)} ms, ` +
-          `main ${mainUsPerReq(p).toFixed(0)} µs/req, batch rows ${(p.server.rows / p.server.batches).toFixed(2)}, ` +
-          `workers busy ${((p.server.computeMs / (p.server.windowMs * p.server.workers)) * 100).toFixed(0)}%, errors ${JSON.stringify(p.errors)}`,
+        `${noop ? 'no-op server, ' : ''}${model} batching ${batching ? 'on' : 'off'} c=${concurrency}: ${p.reqPerS.toFixed(0)} req/s, p99 ${p.p99Ms.toFixed(2)} ms, ` +
+          `main ${mainUsPerReq(p).toFixed(0)} µs/req, ` +
+          (p.server.batches > 0 ? `batch rows ${(p.server.rows / p.server.batches).toFixed(2)}, workers busy ${((p.server.computeMs / (p.server.windowMs * p.server.workers)) * 100).toFixed(0)}%, ` : '') +
+          `errors ${JSON.stringify(p.errors)}`,
       );
     } finally {
       await server.stop(30_000);

@@ -149,9 +149,11 @@ export function evaluateTargets(data: BenchData): Verdict[] {
     const run2 = runMsAt(data, m, 2, rows);
     const run1 = runMsAt(data, m, 1, rows);
     const bound = facts.maxQueueDelayMs + 3 * run2;
+    const noop = find(data, m, 'no-op grpc', 16);
     out.push(verdict(`${m} c=16 batching on: p99 <= max_queue_delay + 3 x batch run time`, p?.p99Ms ?? NaN, bound, true,
       `p99 ${f2(p?.p99Ms ?? NaN)} ms vs bound ${f2(bound)} ms = ${f2(facts.maxQueueDelayMs)} + 3 x ${f2(run2)} ms ` +
-        `(raw ORT, 2 threads, at the observed ${f2(rows)} rows/batch; with the server's 1 thread per worker a run takes ${f2(run1)} ms, bound ${f2(facts.maxQueueDelayMs + 3 * run1)} ms)`));
+        `(raw ORT, 2 threads, at the observed ${f2(rows)} rows/batch; with the server's 1 thread per worker a run takes ${f2(run1)} ms, bound ${f2(facts.maxQueueDelayMs + 3 * run1)} ms). ` +
+        `For scale: the no-op gRPC server's p99 at c=16 is ${f2(noop?.p99Ms ?? NaN)} ms`));
   }
   return out;
 }

@@ -10,17 +10,17 @@
  * Knobs: BENCH_SECONDS (measured window, default 5), BENCH_WARMUP_SECONDS (1.5), BENCH_MODELS
  * (mlp,convnet,sentiment), BENCH_CONCURRENCY (1,4,16,64), BENCH_QUICK=1 (1 s windows, c=1,16: a smoke run).
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createModelClient, unary } from '../src/client/model-client';
 import { PACKAGE_ROOT } from '../src/paths';
 import type { OrtCeiling, OrtCeilingArgs } from './ceiling-ort';
-import { runOnce, ServerChild } from './child';
+import { captureResponses, runOnce, ServerChild } from './child';
 import { runLoad, type LoadPoint } from './load-generator';
 import { waitForQuiet } from './machine-load';
 import { evaluateTargets, mainUsPerReq, modelTable, ortTable, targetsText, type BenchData, type BenchRow, type ServerKind } from './report';
-import { modelConfig, parseModels, predictRequest, writeRepository, type BenchModel } from './workload';
+import { modelConfig, parseModels, writeRepository, type BenchModel } from './workload';
 
 const LOAD_THREADS = 2;
 /** A point during which other processes used more than this (% of one core) is measured again... */
@@ -69,22 +69,21 @@ function machine() {
   };
 }
 
+/** The code measured: the other engineers keep committing, so a result without its commit means little. */
+function revision(): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: PACKAGE_ROOT, encoding: 'utf8' }).trim();
+    const dirty = git('status', '--porcelain', '--', 'src').length > 0;
+    return `${git('rev-parse', '--short', 'HEAD')}${dirty ? ' + uncommitted changes in src/' : ''}`;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
+}
+
 function command(): string {
   const knobs = Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_')).map(([k, v]) => `${k}=${v} `).join('');
   const base = process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : `node ${path.relative(PACKAGE_ROOT, process.argv[1] ?? 'dist/bench/run.js')}`;
   return knobs + base;
-}
-
-/** One real response per model, so the no-op server answers with exactly as many bytes. */
-async function captureResponses(server: ServerChild, models: BenchModel[], file: string): Promise<void> {
-  const client = createModelClient(server.address);
-  try {
-    const out: Record<string, unknown> = {};
-    for (const m of models) out[m] = await unary(client, 'Predict', predictRequest(m), { deadlineMs: 30_000 });
-    fs.writeFileSync(file, JSON.stringify(out));
-  } finally {
-    client.close();
-  }
 }
 
 const log = (line: string) => console.error(line);
@@ -141,13 +140,13 @@ async function withServer(entry: string, args: string[], fn: (s: ServerChild) =>
   }
 }
 
-function markdown(data: BenchData, s: Settings, meta: { machine: ReturnType<typeof machine>; command: string; date: string; durationS: number }, targets: string, notes: string[]): string {
+function markdown(data: BenchData, s: Settings, meta: { machine: ReturnType<typeof machine>; revision: string; command: string; date: string; durationS: number }, targets: string, notes: string[]): string {
   const m = meta.machine;
   return [
     `# tensorgate benchmark, ${meta.date}`,
     '',
     `- machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}`,
-    `- Node ${m.node}, onnxruntime-node ${m.onnxruntimeNode}, @grpc/grpc-js ${m.grpcJs}`,
+    `- Node ${m.node}, onnxruntime-node ${m.onnxruntimeNode}, @grpc/grpc-js ${m.grpcJs}; tensorgate at ${meta.revision}`,
     `- command: \`${meta.command}\` (took ${meta.durationS.toFixed(0)} s)`,
     `- settings: ${s.seconds} s measured after ${s.warmupSeconds} s warm-up per point; concurrency ${s.concurrency.join(', ')}; ` +
       `${s.loadThreads} load-generator threads (one channel each) in the parent process; server workers ${s.serverWorkers}; result cache ${s.resultCache}`,
@@ -205,7 +204,7 @@ async function main(): Promise<void> {
     rows.sort((a, b) => s.models.indexOf(a.model) - s.models.indexOf(b.model) || order.indexOf(a.server) - order.indexOf(b.server) || a.point.concurrency - b.point.concurrency);
     const data: BenchData = { models: s.models, cores: os.availableParallelism(), facts, ort, rows };
     const verdicts = evaluateTargets(data);
-    const meta = { machine: machine(), command: command(), date: date.toISOString(), durationS: (performance.now() - started) / 1000 };
+    const meta = { machine: machine(), revision: revision(), command: command(), date: date.toISOString(), durationS: (performance.now() - started) / 1000 };
     const md = markdown(data, s, meta, targetsText(verdicts), consistencyNotes(rows, ort));
     console.log(`\n${md}`);
 

@@ -13,8 +13,10 @@ import { createModelService } from './api/grpc/model-service';
 import { MODEL_SERVICE_NAME, modelServiceDefinition, reflectionPackageDefinition } from './api/grpc/protos';
 import type { ServerConfig } from './config/server-config';
 import { logAccess, type Logger } from './log';
+import { HttpFrontDoor } from './api/http/http-server';
+import { ServerMetrics } from './telemetry/metrics';
 import type { RequestRecord } from './api/request-record';
-import { ModelRepository, type ModelVersionEntry } from './repository/model-repository';
+import { ModelRepository, type ModelEntry, type ModelVersionEntry } from './repository/model-repository';
 import { defaultIntraOpThreads, ExecutionPool } from './runtime/execution-pool';
 import { RequestScheduler, type ModelSchedule } from './scheduling/scheduler';
 import { ResultCache } from './cache/result-cache';
@@ -32,7 +34,11 @@ export class TensorgateServer {
   readonly breakers: BreakerRegistry;
   readonly cache: ResultCache | undefined;
   readonly health: HealthImplementation;
+  readonly metrics = new ServerMetrics();
+  readonly http: HttpFrontDoor;
+  private healthStatus: 'SERVING' | 'NOT_SERVING' = 'NOT_SERVING';
   private boundPort = 0;
+  private boundHttpPort = 0;
   private shuttingDown: Promise<void> | undefined;
 
   constructor(
@@ -59,9 +65,12 @@ export class TensorgateServer {
       this.breakers.remove(v.key);
       this.cache?.invalidate(v.model, v.version);
     });
+    this.repository.on('model-state', (m: ModelEntry) => this.metrics.observeModelLoad(m.name, m.loadMs / 1000));
     this.breakers.on('state', (t: BreakerTransition) =>
       log.warn({ breaker: t.key, from: t.from, to: t.to, reason: t.reason }, `circuit breaker of ${t.key}: ${t.from} -> ${t.to} (${t.reason})`),
     );
+    this.metrics.bind({ scheduler: this.scheduler, pool: this.pool, repository: this.repository, cache: this.cache, breakers: this.breakers });
+    this.http = new HttpFrontDoor({ host: config.host, port: config.httpPort, metrics: this.metrics, health: () => this.healthStatus });
     this.pipeline = new InferencePipeline({
       repository: this.repository,
       scheduler: this.scheduler,
@@ -74,7 +83,10 @@ export class TensorgateServer {
       'grpc.max_receive_message_length': config.maxMessageBytes,
       'grpc.max_send_message_length': config.maxMessageBytes,
     });
-    this.grpcServer.addService(modelServiceDefinition(), createModelService(this.pipeline, this.repository, this.breakers, log, (r) => this.observeRequest(r)));
+    this.grpcServer.addService(modelServiceDefinition(), createModelService(this.pipeline, this.repository, this.breakers, log, {
+      observe: (r) => this.observeRequest(r),
+      inflight: (delta) => this.metrics.inflight('grpc', delta),
+    }));
     this.health.addToServer(this.grpcServer);
     new ReflectionService(reflectionPackageDefinition()).addToServer(this.grpcServer);
   }
@@ -82,6 +94,11 @@ export class TensorgateServer {
   /** Every front door reports each finished request here: access log, then metrics. */
   private observeRequest(record: RequestRecord): void {
     if (this.config.accessLog) logAccess(this.log, record);
+    this.metrics.observeRequest(record);
+  }
+
+  get httpPort(): number {
+    return this.boundHttpPort;
   }
 
   get port(): number {
@@ -101,7 +118,11 @@ export class TensorgateServer {
     this.boundPort = await new Promise<number>((resolve, reject) => {
       this.grpcServer.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
     });
-    this.log.info({ address: `${this.config.host}:${this.boundPort}`, workers: this.pool.workerCount }, 'listening; loading models');
+    this.boundHttpPort = await this.http.listen();
+    this.log.info(
+      { address: `${this.config.host}:${this.boundPort}`, httpPort: this.boundHttpPort, workers: this.pool.workerCount },
+      `listening: gRPC ${this.config.host}:${this.boundPort}, HTTP ${this.config.host}:${this.boundHttpPort} (/metrics, /healthz, /readyz); loading models`,
+    );
     return this.boundPort;
   }
 
@@ -130,7 +151,9 @@ export class TensorgateServer {
     );
   }
 
-  private setHealth(status: 'SERVING' | 'NOT_SERVING'): void {
+  /** Sets every health entry and /readyz at once (the drain uses it; so can an operator hook or a test). */
+  setHealth(status: 'SERVING' | 'NOT_SERVING'): void {
+    this.healthStatus = status;
     for (const s of HEALTH_SERVICES) this.health.setStatus(s, status);
   }
 
@@ -154,6 +177,9 @@ export class TensorgateServer {
           resolve();
         });
       });
+      // The HTTP port stays up through the drain, so /readyz says 503 and /metrics shows it.
+      await this.http.close();
+      this.metrics.unbind();
       await this.pool.close();
       this.breakers.shutdown();
       this.log.info('stopped');

@@ -23,7 +23,7 @@ export interface TestServer {
 }
 
 export async function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
-  const config = serverConfigSchema.parse({ port: 0, workers: 2, logLevel: 'silent', shutdownGraceMs: 5000, ...overrides });
+  const config = serverConfigSchema.parse({ port: 0, httpPort: 0, workers: 2, logLevel: 'silent', shutdownGraceMs: 5000, ...overrides });
   const server = new TensorgateServer(config, createLogger(config.logLevel));
   const port = await server.start();
   const address = `127.0.0.1:${port}`;

@@ -353,7 +353,7 @@ test('the runtime stage as a process: ENTRYPOINT + CMD with its ENV, healthy, th
   assert.equal(entrypoint[0], 'node');
   assert.equal(hc[0], 'node');
   // The image's ENV, except the port: 0 so parallel runs cannot collide; the probe then gets the bound port.
-  const env: NodeJS.ProcessEnv = { ...process.env, ...envOf(runtime), TENSORGATE_PORT: '0', TENSORGATE_WORKERS: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, ...envOf(runtime), TENSORGATE_PORT: '0', TENSORGATE_HTTP_PORT: '0', TENSORGATE_WORKERS: '1' };
   delete env.TENSORGATE_HEALTHCHECK_ADDRESS;
   const child = spawn(process.execPath, entrypoint.slice(1), { cwd: PACKAGE_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = once(child, 'exit');

@@ -16,41 +16,20 @@ import { BUNDLED_MODELS_DIR, f32Tensor, PACKAGE_ROOT, seededFloats, startTestSer
 
 let ts: TestServer;
 let metrics: ServerMetrics;
-let front: HttpFrontDoor;
 let base: string;
-let health: 'SERVING' | 'NOT_SERVING' = 'SERVING';
 
 before(async () => {
   ts = await startTestServer();
-  metrics = new ServerMetrics();
-  const s = ts.server;
-  metrics.bind({ scheduler: s.scheduler, pool: s.pool, repository: s.repository, cache: s.cache, breakers: s.breakers });
-  front = new HttpFrontDoor({ host: '127.0.0.1', port: 0, metrics, health: () => health });
-  base = `http://127.0.0.1:${await front.listen()}`;
+  metrics = ts.server.metrics;
+  base = `http://127.0.0.1:${ts.server.httpPort}`;
 });
 after(async () => {
-  await front?.close();
-  metrics?.unbind();
   await ts?.close();
 });
 
-/** A Predict through the real gRPC client, observed as the gRPC front door will observe it. */
-async function predict(request: object, model: string): Promise<any> {
-  const started = performance.now();
-  metrics.inflight('grpc', 1); // wired by the server later
-  try {
-    const res = await unary(ts.client, 'Predict', request);
-    // wired by the server later
-    metrics.observeRequest({ protocol: 'grpc', method: 'Predict', model, version: res.version, code: 'OK', seconds: (performance.now() - started) / 1000, cached: res.cached, rows: 1 });
-    return res;
-  } catch (err) {
-    const code = grpc.status[(err as grpc.ServiceError).code] ?? 'UNKNOWN';
-    // wired by the server later
-    metrics.observeRequest({ protocol: 'grpc', method: 'Predict', model, version: '', code, seconds: (performance.now() - started) / 1000 });
-    throw err;
-  } finally {
-    metrics.inflight('grpc', -1); // wired by the server later
-  }
+/** A Predict through the real gRPC client; the server's front door records it in its metrics. */
+async function predict(request: object, _model: string): Promise<any> {
+  return unary(ts.client, 'Predict', request);
 }
 const mlp = (seed: number) => ({ model: 'mlp', inputs: [f32Tensor('input', [1, 64], seededFloats(64, seed))] });
 
@@ -174,13 +153,13 @@ test('HTTP routes: metrics content type, liveness, readiness, 404 and 405', asyn
   const live = await fetch(`${base}/healthz`);
   assert.deepEqual([live.status, await live.text()], [200, 'ok\n']);
   assert.equal((await fetch(`${base}/readyz`)).status, 200);
-  health = 'NOT_SERVING';
+  ts.server.setHealth('NOT_SERVING');
   try {
     const notReady = await fetch(`${base}/readyz`);
     assert.deepEqual([notReady.status, await notReady.text()], [503, 'not ready: NOT_SERVING\n']);
     assert.equal((await fetch(`${base}/healthz`)).status, 200, 'liveness does not follow readiness');
   } finally {
-    health = 'SERVING';
+    ts.server.setHealth('SERVING');
   }
   const missing = await fetch(`${base}/v2/models`);
   assert.equal(missing.status, 404);

@@ -23,7 +23,7 @@ after(() => repo.cleanup());
 function startServe() {
   const child = spawn(
     process.execPath,
-    [path.join(PACKAGE_ROOT, 'dist/src/cli/main.js'), 'serve', '--models', repo.dir, '--port', '0', '--workers', '1', '--log-level', 'debug'],
+    [path.join(PACKAGE_ROOT, 'dist/src/cli/main.js'), 'serve', '--models', repo.dir, '--port', '0', '--http-port', '0', '--workers', '1', '--log-level', 'debug'],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const lines: { msg: string; [k: string]: unknown }[] = [];

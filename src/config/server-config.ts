@@ -10,6 +10,8 @@ export const serverConfigSchema = z.strictObject({
   modelRepository: z.string().min(1).default(BUNDLED_MODELS_DIR),
   host: z.string().min(1).default('127.0.0.1'),
   port: z.coerce.number().int().min(0).max(65535).default(50051),
+  /** HTTP port: /metrics, /healthz, /readyz (and the REST API). */
+  httpPort: z.coerce.number().int().min(0).max(65535).default(8080),
   /** Inference worker threads; 0 = one per core, at most 4. */
   workers: z.coerce.number().int().min(0).max(256).default(0),
   /** Largest gRPC message accepted or sent, in bytes. */
@@ -32,6 +34,7 @@ export const SERVER_SETTINGS: { flag: string; env: string; key: keyof ServerConf
   { flag: 'models', env: 'TENSORGATE_MODELS', key: 'modelRepository', help: 'model repository folder (default: the bundled models/)' },
   { flag: 'host', env: 'TENSORGATE_HOST', key: 'host', help: 'address to listen on (default 127.0.0.1; 0.0.0.0 for all)' },
   { flag: 'port', env: 'TENSORGATE_PORT', key: 'port', help: 'gRPC port (default 50051; 0 picks a free one)' },
+  { flag: 'http-port', env: 'TENSORGATE_HTTP_PORT', key: 'httpPort', help: 'HTTP port for /metrics, /healthz, /readyz (default 8080; 0 picks a free one)' },
   { flag: 'workers', env: 'TENSORGATE_WORKERS', key: 'workers', help: 'inference worker threads (default: cores, at most 4)' },
   { flag: 'max-message-bytes', env: 'TENSORGATE_MAX_MESSAGE_BYTES', key: 'maxMessageBytes', help: 'largest gRPC message in bytes (default 64 MiB)' },
   { flag: 'max-elements', env: 'TENSORGATE_MAX_ELEMENTS', key: 'maxElements', help: 'most tensor elements per request (default 16M)' },

@@ -46,6 +46,8 @@ export interface ModelEntry {
   textPipeline: TextClassificationPipeline | undefined;
   /** Newest first. */
   versions: ModelVersionEntry[];
+  /** How long the last (re)load of this model took. */
+  loadMs: number;
 }
 
 export interface ModelRepositoryOptions {
@@ -82,7 +84,8 @@ export class ModelRepository extends EventEmitter {
   /** (Re)loads one model folder: config, then each version its policy selects. */
   async loadModel(name: string): Promise<ModelEntry> {
     const dir = path.join(this.options.root, name);
-    const entry: ModelEntry = { name, dir, config: undefined, reason: '', settings: undefined, textPipeline: undefined, versions: [] };
+    const started = performance.now();
+    const entry: ModelEntry = { name, dir, config: undefined, reason: '', settings: undefined, textPipeline: undefined, versions: [], loadMs: 0 };
     const previous = this.models.get(name);
     this.models.set(name, entry);
     if (previous) await this.unloadVersions(previous);
@@ -93,6 +96,7 @@ export class ModelRepository extends EventEmitter {
     } catch (err) {
       entry.reason = (err as Error).message;
       entry.versions = onDisk.sort((a, b) => b - a).map((v) => this.versionEntry(name, v, 'UNAVAILABLE', entry.reason));
+      entry.loadMs = performance.now() - started;
       this.emit('model-state', entry);
       return entry;
     }
@@ -123,6 +127,7 @@ export class ModelRepository extends EventEmitter {
     }
     for (const v of selected) entry.versions.push(await this.loadVersion(entry, v));
     entry.versions.sort((a, b) => Number(b.version) - Number(a.version));
+    entry.loadMs = performance.now() - started;
     this.emit('model-state', entry);
     return entry;
   }

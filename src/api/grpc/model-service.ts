@@ -47,8 +47,9 @@ export function createModelService(
   repository: ModelRepository,
   breakers: BreakerRegistry,
   log: Logger,
-  observe: RequestObserver,
+  report: { observe: RequestObserver; inflight: (delta: number) => void },
 ): grpc.UntypedServiceImplementation {
+  const { observe, inflight } = report;
   // Label values come only from loaded models, so a flood of made-up names cannot blow up metric cardinality.
   const knownModel = (name: string) => (repository.get(name) ? name : '');
   return {
@@ -58,6 +59,7 @@ export function createModelService(
       const started = performance.now();
       const record: RequestRecord = { protocol: 'grpc', method: 'Predict', model: '', version: '', code: 'OK', seconds: 0, requestId };
       log.debug({ rpc: 'Predict', model: req.model, requestId }, 'request received');
+      inflight(1);
       withServerSpan(MODEL_SERVICE_NAME, 'Predict', call, async (span) => {
         // Without a tracing SDK a new trace has no id; a caller's traceparent still gives one worth logging.
         if (isSpanContextValid(span.spanContext())) record.traceId = span.spanContext().traceId;
@@ -89,11 +91,13 @@ export function createModelService(
             cached: result.cached,
             request_id: requestId,
           });
+          inflight(-1);
           observe({ ...record, seconds: (performance.now() - started) / 1000 });
         },
         (err: unknown) => {
           const e = toGrpcError(err);
           callback(e);
+          inflight(-1);
           observe({ ...record, model: knownModel(req.model), code: grpc.status[e.code!] ?? String(e.code), details: e.details, seconds: (performance.now() - started) / 1000 });
         },
       );
