@@ -6,7 +6,8 @@
  *   2. a no-op grpc-js server answering the same request with a same-size response, at each concurrency;
  *   3. tensorgate with the bundled configs (dynamic batching on) and with `dynamic_batching` removed.
  *
- * Then tables, PASS/MISS targets, and bench/results/<date>-<time>.{json,md} plus latest.md.
+ * Then tables, PASS/MISS targets, and bench/results/<date>-<time>.{json,md} plus latest.md (not for
+ * BENCH_QUICK smoke runs, whose files end in -quick).
  * Knobs: BENCH_SECONDS (measured window, default 5), BENCH_WARMUP_SECONDS (1.5), BENCH_MODELS
  * (mlp,convnet,sentiment), BENCH_CONCURRENCY (1,4,16,64), BENCH_QUICK=1 (1 s windows, c=1,16: a smoke run).
  */
@@ -175,6 +176,8 @@ async function main(): Promise<void> {
   const s = settingsFromEnv();
   const date = new Date();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorgate-bench-'));
+  // Also on Ctrl-C, which exits from child.ts's signal handler without unwinding to the finally below.
+  process.once('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
   try {
     const facts: BenchData['facts'] = {};
     for (const m of s.models) {
@@ -214,8 +217,9 @@ async function main(): Promise<void> {
     const stamp = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}-${pad(date.getHours())}${pad(date.getMinutes())}${s.quick ? '-quick' : ''}`;
     fs.writeFileSync(path.join(dir, `${stamp}.json`), `${JSON.stringify({ ...meta, settings: s, ...data, targets: verdicts }, null, 2)}\n`);
     fs.writeFileSync(path.join(dir, `${stamp}.md`), md);
-    fs.writeFileSync(path.join(dir, 'latest.md'), md);
-    console.error(`\nbench: wrote bench/results/${stamp}.json, ${stamp}.md and latest.md`);
+    // A smoke run (BENCH_QUICK) never replaces the last real results.
+    if (!s.quick) fs.writeFileSync(path.join(dir, 'latest.md'), md);
+    console.error(`\nbench: wrote bench/results/${stamp}.json and ${stamp}.md${s.quick ? ' (quick: latest.md left alone)' : ' and latest.md'}`);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
