@@ -26,8 +26,8 @@ export function entryPath(name: string): string {
   return path.join(__dirname, `${name}.js`);
 }
 
-function spawn(script: string, args: string[], execArgv: string[]): ChildProcess {
-  const child = fork(script, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+function spawn(script: string, args: string[], execArgv: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+  const child = fork(script, args, { execArgv, env: env ?? process.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
   live.add(child);
   child.once('exit', () => live.delete(child));
   return child;
@@ -69,9 +69,10 @@ export class ServerChild {
     return this.child.pid;
   }
 
-  static start(entry: string, args: string[], options: { execArgv?: string[]; timeoutMs?: number } = {}): Promise<ServerChild> {
+  /** `env`: the child's whole environment (default: this process's). */
+  static start(entry: string, args: string[], options: { execArgv?: string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ServerChild> {
     const script = entryPath(entry);
-    const child = spawn(script, args, options.execArgv ?? []);
+    const child = spawn(script, args, options.execArgv ?? [], options.env);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');

@@ -35,7 +35,30 @@ export interface EntryCounters {
   computeMs: number;
 }
 
-export interface EntryStats extends EntryCounters {
+/** Result-cache lookups during the window (tensorgate with its cache on). */
+export interface CacheWindow {
+  hits: number;
+  misses: number;
+  coalesced: number;
+}
+
+/** What the OTLP sink received during the window. */
+export interface SinkWindow {
+  /** POST /v1/traces requests. */
+  requests: number;
+  /** Request body bytes, as sent (compressed if the exporter compressed). */
+  bytes: number;
+  /** Spans in those requests (counted by walking the protobuf). */
+  spans: number;
+}
+
+/** Entry-specific figures for the window, beside the common counters. */
+export interface EntryExtras {
+  cache?: CacheWindow;
+  sink?: SinkWindow;
+}
+
+export interface EntryStats extends EntryCounters, EntryExtras {
   /** Inference worker threads (0 for the no-op server). */
   workers: number;
   windowMs: number;
@@ -48,8 +71,14 @@ export interface EntryIpc {
   ready(port: number): void;
 }
 
+/** An entry's own window: `reset` at the window's start, `read` (figures since then) at its end. */
+export interface ExtraStats {
+  reset(): void;
+  read(): EntryExtras;
+}
+
 /** Wires the protocol to `process` (which must have an IPC channel) and returns the counters to bump. */
-export function serveIpc(shutdown: () => Promise<void>, workers = 0): EntryIpc {
+export function serveIpc(shutdown: () => Promise<void>, workers = 0, extra?: ExtraStats): EntryIpc {
   if (!process.send) throw new Error('bench entries must be started by bench/run.js (fork with an IPC channel)');
   const send = process.send.bind(process);
   const counters: EntryCounters = { requests: 0, rows: 0, batches: 0, computeMs: 0 };
@@ -64,11 +93,13 @@ export function serveIpc(shutdown: () => Promise<void>, workers = 0): EntryIpc {
   process.on('message', (m: { id: number; type: string }) => {
     if (m.type === 'reset') {
       counters.requests = counters.rows = counters.batches = counters.computeMs = 0;
+      extra?.reset();
       base = { at: performance.now(), main: mainThreadCpuUs(), proc: processCpuUs() };
       send({ id: m.id, type: 'ok' });
     } else if (m.type === 'stats') {
       const stats: EntryStats = {
         ...counters,
+        ...extra?.read(),
         workers,
         windowMs: performance.now() - base.at,
         mainCpuUs: mainThreadCpuUs() - base.main,

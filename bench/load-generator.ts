@@ -19,6 +19,11 @@ export interface LoadOptions {
   warmupMs: number;
   measureMs: number;
   threads: number;
+  /**
+   * Other children serving this load (the OTLP sink): reset and read at the same window edges as the
+   * server; their CPU counts as the benchmark's own, not as interference.
+   */
+  companions?: ServerChild[];
 }
 
 export interface LoadPoint {
@@ -37,6 +42,8 @@ export interface LoadPoint {
   /** vCPU time stolen by the hypervisor, % of one core. */
   stealPct: number;
   server: EntryStats;
+  /** The companions' stats over the window, in LoadOptions.companions order (absent without companions). */
+  companions?: EntryStats[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -74,7 +81,8 @@ async function measure(o: LoadOptions, workers: Worker[], flag: Int32Array): Pro
   for (const w of workers) w.postMessage({ type: 'start' });
   await sleep(o.warmupMs);
 
-  await o.server.reset();
+  const companions = o.companions ?? [];
+  await Promise.all([o.server.reset(), ...companions.map((c) => c.reset())]);
   const cpu0 = process.cpuUsage();
   const machine0 = machineCpu();
   const t0 = performance.now();
@@ -84,8 +92,8 @@ async function measure(o: LoadOptions, workers: Worker[], flag: Int32Array): Pro
   const windowMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   const machine1 = machineCpu();
-  const server = await o.server.stats();
-  const ownCpuUs = cpu.user + cpu.system + server.processCpuUs;
+  const [server, ...companionStats] = await Promise.all([o.server.stats(), ...companions.map((c) => c.stats())]);
+  const ownCpuUs = cpu.user + cpu.system + server!.processCpuUs + companionStats.reduce((n, c) => n + c.processCpuUs, 0);
 
   const reports = await Promise.all(
     workers.map(
@@ -119,6 +127,7 @@ async function measure(o: LoadOptions, workers: Worker[], flag: Int32Array): Pro
     loadgenCpuPct: ((cpu.user + cpu.system) / 1000 / windowMs) * 100,
     otherCpuPct: foreignCpuPct(machine0, machine1, ownCpuUs, windowMs),
     stealPct: stealPct(machine0, machine1, windowMs),
-    server,
+    server: server!,
+    ...(companions.length ? { companions: companionStats } : {}),
   };
 }

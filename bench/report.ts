@@ -35,9 +35,9 @@ export interface Verdict {
   detail: string;
 }
 
-const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '-');
-const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
-const pct = (n: number) => (Number.isFinite(n) ? `${(n * 100).toFixed(0)}%` : '-');
+export const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '-');
+export const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
+export const pct = (n: number) => (Number.isFinite(n) ? `${(n * 100).toFixed(0)}%` : '-');
 
 export function bestOrt(data: BenchData, model: BenchModel, threads: number): { rowsPerS: number; batch: number } {
   const c = data.ort.find((o) => o.model === model && o.threads === threads);
@@ -72,8 +72,8 @@ const workersBusy = (p: LoadPoint) => (p.server.workers > 0 && p.server.computeM
 const batchRows = (p: LoadPoint) => (p.server.batches > 0 ? p.server.rows / p.server.batches : NaN);
 const batchReqs = (p: LoadPoint) => (p.server.batches > 0 ? p.server.requests / p.server.batches : NaN);
 export const mainUsPerReq = (p: LoadPoint) => (p.server.requests > 0 ? p.server.mainCpuUs / p.server.requests : NaN);
-const procUsPerReq = (p: LoadPoint) => (p.server.requests > 0 ? p.server.processCpuUs / p.server.requests : NaN);
-const errorText = (e: Record<string, number>) => Object.entries(e).map(([k, v]) => `${k}:${v}`).join(' ') || '0';
+export const procUsPerReq = (p: LoadPoint) => (p.server.requests > 0 ? p.server.processCpuUs / p.server.requests : NaN);
+export const errorText = (e: Record<string, number>) => Object.entries(e).map(([k, v]) => `${k}:${v}`).join(' ') || '0';
 
 export function ortTable(data: BenchData): string {
   const lines = ['| model | intra-op threads | batch | ms/run | rows/s | other CPU |', '|---|---:|---:|---:|---:|---:|'];
@@ -106,7 +106,7 @@ export function modelTable(data: BenchData, model: BenchModel): string {
   return lines.join('\n');
 }
 
-function verdict(target: string, value: number, limit: number, atMost: boolean, detail: string): Verdict {
+export function verdict(target: string, value: number, limit: number, atMost: boolean, detail: string): Verdict {
   if (!Number.isFinite(value) || !Number.isFinite(limit)) return { target, pass: undefined, detail: `not measured (${detail})` };
   const pass = atMost ? value <= limit : value >= limit;
   return { target, pass, detail };

@@ -4,16 +4,25 @@
  * and batch counts come from the scheduler's 'batch' events, i.e. executions that really ran, and the
  * inference time from its 'batch-done' events (the workers' session.run time).
  *
+ * argv[3] (optional): the result cache's size in bytes, default 0 (off). With the cache on, the stats
+ * reply also carries the window's cache hits/misses/coalesced (server.cache.stats(), as deltas).
+ * Tracing: exported when the OTEL_* environment asks for it (bench/run.ts sets it for the "tracing export"
+ * section), started by the first import below, as the CLI does, before anything loads @grpc/grpc-js.
+ *
  * Run by bench/run.ts; on its own: `node dist/bench/server-entry.js <models dir>` needs an IPC parent.
  */
+// Must stay the first import: it starts the OpenTelemetry SDK (when OTEL_* asks for it) before the server's modules load.
+import { telemetry } from '../src/telemetry/bootstrap';
 import { serverConfigSchema } from '../src/config/server-config';
 import { createLogger } from '../src/log';
 import { TensorgateServer } from '../src/server';
-import { serveIpc } from './entry-ipc';
+import { serveIpc, type CacheWindow } from './entry-ipc';
 
 async function main(): Promise<void> {
   const modelRepository = process.argv[2] ?? process.env.BENCH_MODEL_REPOSITORY;
-  if (!modelRepository) throw new Error('usage: server-entry <model repository>');
+  if (!modelRepository) throw new Error('usage: server-entry <model repository> [cache bytes]');
+  const cacheMaxBytes = Number(process.argv[3] ?? 0);
+  if (!Number.isSafeInteger(cacheMaxBytes) || cacheMaxBytes < 0) throw new Error(`server-entry: bad cache size '${process.argv[3]}'`);
   // Settings only some versions of the server have are set where the schema knows them.
   const known = (key: string) => key in serverConfigSchema.shape;
   const config = serverConfigSchema.parse({
@@ -23,14 +32,33 @@ async function main(): Promise<void> {
     logLevel: 'warn',
     // The benchmark sends one fixed payload per model, and the bundled models are `deterministic`: with
     // the result cache on, every request after the first would be a cache hit and no model would run.
-    // The cache's own speed is not what this measures. (run.ts flags windows where the server ran
-    // fewer requests than the clients got answers, should this setting ever stop working.)
-    ...(known('cacheMaxBytes') ? { cacheMaxBytes: 0 } : {}),
+    // So the cache is off unless asked for (the "cache-hit path" section measures exactly that). (run.ts
+    // flags windows where the server ran fewer requests than the clients got answers, should this
+    // setting ever stop working.)
+    ...(known('cacheMaxBytes') ? { cacheMaxBytes } : {}),
     // An ephemeral port for /metrics: a fixed 8080 could be taken by anything else on the machine.
     ...(known('httpPort') ? { httpPort: 0 } : {}),
   });
   const server = new TensorgateServer(config, createLogger(config.logLevel));
-  const ipc = serveIpc(() => server.shutdown(1000), server.pool.workerCount);
+  const cacheCounts = (): CacheWindow => {
+    const s = server.cache?.stats();
+    return { hits: s?.hits ?? 0, misses: s?.misses ?? 0, coalesced: s?.coalesced ?? 0 };
+  };
+  let cacheBase = cacheCounts();
+  const ipc = serveIpc(
+    // Spans still buffered are flushed after the server has stopped (as the CLI does).
+    () => server.shutdown(1000).finally(() => telemetry?.shutdown().catch(() => undefined)),
+    server.pool.workerCount,
+    server.cache
+      ? {
+          reset: () => void (cacheBase = cacheCounts()),
+          read: () => {
+            const now = cacheCounts();
+            return { cache: { hits: now.hits - cacheBase.hits, misses: now.misses - cacheBase.misses, coalesced: now.coalesced - cacheBase.coalesced } };
+          },
+        }
+      : undefined,
+  );
   server.scheduler.on('batch', (b: { key: string; requests: number; rows: number }) => {
     ipc.counters.batches++;
     ipc.counters.requests += b.requests;

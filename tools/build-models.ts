@@ -49,16 +49,18 @@ function writeModel(file: string, model: Parameters<typeof saveModel>[1]): void 
  * requests are refused at once (load shedding). The bundled models use no delay: on CPU a busy worker is
  * the batching window (requests merge while every worker is running), and an idle one should start at
  * once rather than wait (measured: a 200 us delay cost ~0.3 ms of latency per request at low load and
- * nothing at high load).
+ * nothing at high load). The cheap models (mlp, sentiment: microseconds per batch) run one execution at a
+ * time: the hand-off to a worker costs more than the inference, so fewer, larger batches win (measured at
+ * c=64: 17 rows per batch and +9% requests/s against 11 rows with both workers taking turns).
  */
-function batchingConfig(maxBatch: number, preferred: number[], delayUs: number): string {
+function batchingConfig(maxBatch: number, preferred: number[], delayUs: number, instances = 0): string {
   return `max_batch_size: ${maxBatch}
 dynamic_batching:
   preferred_batch_sizes: [${preferred.join(', ')}]
   max_queue_delay_us: ${delayUs}
 queue:
   max_size: 1024
-`;
+${instances > 0 ? `instance_count: ${instances}\n` : ''}`;
 }
 
 /** config.yaml for a plain tensor model (no text pipeline). */
@@ -148,7 +150,7 @@ text_pipeline:
   output: probabilities
   labels: [negative, positive]
 deterministic: true
-${batchingConfig(128, [], 0)}`,
+${batchingConfig(128, [], 0, 1)}`,
   );
 }
 
@@ -177,7 +179,7 @@ function buildMlp(): void {
       'Small multilayer perceptron (64 -> 256 -> 256 -> 10, ReLU) with fixed seeded random weights; cheap per item, for latency and throughput tests.',
       ['input', '[-1, 64]'],
       ['logits', '[-1, 10]'],
-      batchingConfig(256, [], 0),
+      batchingConfig(256, [], 0, 1),
     ),
   );
 }

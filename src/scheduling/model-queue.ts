@@ -112,42 +112,67 @@ export class ModelQueue<R extends QueuedRequest = QueuedRequest> {
 
   /**
    * What to run now: a batch (removed from the queue), or when to look again, or nothing queued.
-   * `now` is performance.now(); call removeDead() first.
+   * `now` is performance.now(); call removeDead() first. One pass, no intermediate arrays: this runs on
+   * every dispatch, on the main thread.
    */
   next(now: number): QueueDecision<R> {
     if (this.count === 0) return undefined;
-    const ordered = this.levels.flat();
-    const head = ordered[0]!;
-    if (this.policy.maxBatchSize === 0) return { batch: [this.take(head)] };
+    let head: R | undefined;
+    for (const level of this.levels) {
+      if (level.length > 0) {
+        head = level[0];
+        break;
+      }
+    }
+    if (this.policy.maxBatchSize === 0) return { batch: this.takeAll([head!]) };
 
     // The head's compatible requests, in priority order, while they fit in one batch.
     const group: R[] = [];
-    let rows = 0;
     const prefixRows: number[] = [];
-    for (const r of ordered) {
-      if (r.signature !== head.signature) continue;
-      if (rows + r.rows > this.policy.maxBatchSize) break;
-      group.push(r);
-      rows += r.rows;
-      prefixRows.push(rows);
+    let rows = 0;
+    let overflow = false;
+    let oldest = Infinity;
+    for (const level of this.levels) {
+      for (const r of level) {
+        if (r.enqueuedAt < oldest) oldest = r.enqueuedAt;
+        if (overflow || r.signature !== head!.signature) continue;
+        if (rows + r.rows > this.policy.maxBatchSize) {
+          overflow = true; // more compatible work than one batch holds: the batch is full
+          continue;
+        }
+        group.push(r);
+        rows += r.rows;
+        prefixRows.push(rows);
+      }
     }
-    const full = rows >= this.policy.maxBatchSize || group.length < ordered.filter((r) => r.signature === head.signature).length;
-    if (full) return { batch: group.map((r) => this.take(r)) };
+    if (overflow || rows >= this.policy.maxBatchSize) return { batch: this.takeAll(group) };
 
     // The largest preferred size some prefix fills exactly is sent at once.
-    const preferred = new Set(this.policy.preferredBatchSizes);
-    for (let i = prefixRows.length - 1; i >= 0; i--) {
-      if (preferred.has(prefixRows[i]!)) return { batch: group.slice(0, i + 1).map((r) => this.take(r)) };
+    const preferred = this.policy.preferredBatchSizes;
+    if (preferred.length > 0) {
+      for (let i = prefixRows.length - 1; i >= 0; i--) {
+        if (preferred.includes(prefixRows[i]!)) return { batch: this.takeAll(group.slice(0, i + 1)) };
+      }
     }
 
-    const oldest = Math.min(...ordered.map((r) => r.enqueuedAt));
     const wakeAt = oldest + this.policy.maxQueueDelayMs;
-    if (now >= wakeAt) return { batch: group.map((r) => this.take(r)) };
+    if (now >= wakeAt) return { batch: this.takeAll(group) };
     return { wakeAt };
   }
 
-  private take(r: R): R {
-    this.remove(r);
-    return r;
+  /** Removes the given requests (in one pass per level) and returns them. */
+  private takeAll(batch: R[]): R[] {
+    if (batch.length === 1) {
+      this.remove(batch[0]!);
+      return batch;
+    }
+    const taken = new Set(batch);
+    for (let i = 0; i < this.levels.length; i++) {
+      const level = this.levels[i]!;
+      if (level.length > 0) this.levels[i] = level.filter((r) => !taken.has(r));
+    }
+    this.count -= batch.length;
+    return batch;
   }
+
 }
