@@ -52,10 +52,19 @@ export interface SinkWindow {
   spans: number;
 }
 
+/** The OpenTelemetry SDK's own troubles during the window (tensorgate exporting spans), from its diag warnings. */
+export interface TracingWindow {
+  /** Spans the BatchSpanProcessor dropped because its queue was full (reported when the next span fits). */
+  droppedSpans: number;
+  /** Other SDK warnings and errors (failed exports, timeouts). */
+  problems: number;
+}
+
 /** Entry-specific figures for the window, beside the common counters. */
 export interface EntryExtras {
   cache?: CacheWindow;
   sink?: SinkWindow;
+  tracing?: TracingWindow;
 }
 
 export interface EntryStats extends EntryCounters, EntryExtras {

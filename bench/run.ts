@@ -4,7 +4,9 @@
  *
  *   1. raw ONNX Runtime rows/s per model and batch size (child process, nothing else running);
  *   2. a no-op grpc-js server answering the same request with a same-size response, at each concurrency;
- *   3. tensorgate with the bundled configs (dynamic batching on) and with `dynamic_batching` removed.
+ *   3. tensorgate with the bundled configs (dynamic batching on) and with `dynamic_batching` removed;
+ *   4. the cache-hit path: mlp with the result cache on, every request a hit (bench/cache-hit.ts);
+ *   5. tracing export: mlp as in 3, without and with OTLP span export to a local sink (bench/tracing-overhead.ts).
  *
  * Then tables, PASS/MISS targets, and bench/results/<date>-<time>.{json,md} plus latest.md (not for
  * BENCH_QUICK smoke runs, whose files end in -quick).
@@ -17,10 +19,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../src/paths';
 import type { OrtCeiling, OrtCeilingArgs } from './ceiling-ort';
+import { CACHE_BENCH_BYTES, CACHE_MODEL, cacheHitSection, cacheHitVerdicts, measureCacheHit, type CacheHitResult } from './cache-hit';
 import { captureResponses, runOnce, ServerChild } from './child';
 import { runLoad, type LoadPoint } from './load-generator';
 import { waitForQuiet } from './machine-load';
 import { evaluateTargets, mainUsPerReq, modelTable, ortTable, targetsText, type BenchData, type BenchRow, type ServerKind } from './report';
+import { measureTracing, TRACING_MODEL, tracingSection, tracingVerdicts, type TracingResult } from './tracing-overhead';
 import { modelConfig, parseModels, writeRepository, type BenchModel } from './workload';
 
 const LOAD_THREADS = 2;
@@ -44,7 +48,7 @@ function settingsFromEnv() {
     ortSecondsPerPoint: quick ? 0.5 : 2,
     loadThreads: LOAD_THREADS,
     serverWorkers: 'default (one per core, at most 4)',
-    resultCache: 'off (cacheMaxBytes 0: the fixed payloads would otherwise all be cache hits)',
+    resultCache: 'off (cacheMaxBytes 0: the fixed payloads would otherwise all be cache hits) except in "Cache-hit path"',
   };
 }
 type Settings = ReturnType<typeof settingsFromEnv>;
@@ -90,13 +94,13 @@ function command(): string {
 const log = (line: string) => console.error(line);
 
 /** One load point, re-measured when something outside the benchmark took CPU during its window. */
-async function measurePoint(server: ServerChild, model: BenchModel, concurrency: number, s: Settings): Promise<LoadPoint & { attempts: number }> {
+async function measurePoint(server: ServerChild, model: BenchModel, concurrency: number, s: Settings, companions?: ServerChild[]): Promise<LoadPoint & { attempts: number }> {
   let best: LoadPoint | undefined;
   let attempts = 0;
   while (attempts <= RETRIES) {
     attempts++;
     await waitForQuiet(MAX_OTHER_CPU_PCT / 2, 60_000, log);
-    const p = await runLoad({ server, model, concurrency, warmupMs: s.warmupSeconds * 1000, measureMs: s.seconds * 1000, threads: s.loadThreads });
+    const p = await runLoad({ server, model, concurrency, warmupMs: s.warmupSeconds * 1000, measureMs: s.seconds * 1000, threads: s.loadThreads, companions });
     if (!best || p.otherCpuPct < best.otherCpuPct) best = p;
     if (p.otherCpuPct <= MAX_OTHER_CPU_PCT) break;
     log(`  (${model} c=${concurrency}: other processes used ${p.otherCpuPct.toFixed(0)}% of a core during the window; measuring again)`);
@@ -119,12 +123,12 @@ async function sweep(server: ServerChild, kind: ServerKind, s: Settings, rows: B
 }
 
 /** Flags points disturbed by other processes, and windows where the server ran clearly fewer requests than the clients got answers (a cache, a bug). */
-function consistencyNotes(rows: BenchRow[], ort: OrtCeiling[]): string[] {
+function consistencyNotes(rows: BenchRow[], ort: OrtCeiling[], sectionPoints: { where: string; point: LoadPoint }[]): string[] {
   const where = (r: BenchRow) => `${r.server} ${r.model} c=${r.point.concurrency}`;
   return [
-    ...rows
+    ...[...rows.map((r) => ({ where: where(r), point: r.point })), ...sectionPoints]
       .filter((r) => r.point.otherCpuPct > MAX_OTHER_CPU_PCT)
-      .map((r) => `${where(r)}: other processes used ${r.point.otherCpuPct.toFixed(0)}% of a core even in the least disturbed of ${RETRIES + 1} attempts; treat it with suspicion`),
+      .map((r) => `${r.where}: other processes used ${r.point.otherCpuPct.toFixed(0)}% of a core even in the least disturbed of ${RETRIES + 1} attempts; treat it with suspicion`),
     ...ort.flatMap((c) => c.points.filter((p) => p.otherCpuPct > MAX_OTHER_CPU_PCT).map((p) => `raw ORT ${c.model} ${c.threads} threads batch ${p.batch}: other processes used ${p.otherCpuPct.toFixed(0)}% of a core`)),
     ...rows
       .filter((r) => r.point.ok > 0 && Math.abs(r.point.server.requests - r.point.ok) / r.point.ok > 0.1)
@@ -141,7 +145,7 @@ async function withServer(entry: string, args: string[], fn: (s: ServerChild) =>
   }
 }
 
-function markdown(data: BenchData, s: Settings, meta: { machine: ReturnType<typeof machine>; revision: string; command: string; date: string; durationS: number }, targets: string, notes: string[]): string {
+function markdown(data: BenchData, s: Settings, meta: { machine: ReturnType<typeof machine>; revision: string; command: string; date: string; durationS: number }, targets: string, notes: string[], sections: string[]): string {
   const m = meta.machine;
   return [
     `# tensorgate benchmark, ${meta.date}`,
@@ -167,6 +171,7 @@ function markdown(data: BenchData, s: Settings, meta: { machine: ReturnType<type
     '## Load results',
     '',
     ...data.models.flatMap((model) => [modelTable(data, model), '']),
+    ...sections.flatMap((section) => [section, '']),
     ...(notes.length ? ['## Notes', '', ...notes.map((n) => `- ${n}`), ''] : []),
   ].join('\n');
 }
@@ -189,33 +194,47 @@ async function main(): Promise<void> {
     const responses = path.join(tmp, 'responses.json');
 
     console.error(`bench: models ${s.models.join(', ')}; concurrency ${s.concurrency.join(', ')}; ${s.seconds} s windows`);
-    console.error('1/4 raw ONNX Runtime ceiling');
+    console.error('1/6 raw ONNX Runtime ceiling');
     const ortArgs: OrtCeilingArgs = { models: s.models, threads: [2, 1], batchSizes: ORT_BATCH_SIZES, secondsPerPoint: s.ortSecondsPerPoint, maxOtherCpuPct: MAX_OTHER_CPU_PCT };
     const ort = await runOnce<OrtCeiling[]>('ceiling-ort', [JSON.stringify(ortArgs)], 10 * 60_000);
 
     const rows: BenchRow[] = [];
-    console.error('2/4 no-op grpc-js ceiling');
+    console.error('2/6 no-op grpc-js ceiling');
     await withServer('server-entry', [repoOn], (server) => captureResponses(server, s.models, responses));
     await withServer('noop-server-entry', [responses], (server) => sweep(server, 'no-op grpc', s, rows));
-    console.error('3/4 tensorgate, dynamic batching on (bundled configs)');
+    console.error('3/6 tensorgate, dynamic batching on (bundled configs)');
     await withServer('server-entry', [repoOn], (server) => sweep(server, 'batching on', s, rows));
-    console.error('4/4 tensorgate, dynamic batching off');
+    console.error('4/6 tensorgate, dynamic batching off');
     await withServer('server-entry', [repoOff], (server) => sweep(server, 'batching off', s, rows));
+    const measure = (server: ServerChild, model: BenchModel, c: number, companions?: ServerChild[]) => measurePoint(server, model, c, s, companions);
+    let cacheHit: CacheHitResult | undefined;
+    let tracing: TracingResult | undefined;
+    console.error(`5/6 tensorgate, result cache on (${CACHE_BENCH_BYTES / 2 ** 20} MiB): the cache-hit path`);
+    if (s.models.includes(CACHE_MODEL)) {
+      await withServer('server-entry', [repoOn, String(CACHE_BENCH_BYTES)], async (server) => void (cacheHit = await measureCacheHit(server, s.concurrency, measure, log)));
+    } else console.error(`  skipped: BENCH_MODELS leaves out ${CACHE_MODEL}`);
+    console.error('6/6 tensorgate, dynamic batching on, tracing export off vs on');
+    if (s.models.includes(TRACING_MODEL)) tracing = await measureTracing(repoOn, s.concurrency, measure, log);
+    else console.error(`  skipped: BENCH_MODELS leaves out ${TRACING_MODEL}`);
 
     // Group rows per model: no-op, on, off, each by concurrency.
     const order: ServerKind[] = ['no-op grpc', 'batching on', 'batching off'];
     rows.sort((a, b) => s.models.indexOf(a.model) - s.models.indexOf(b.model) || order.indexOf(a.server) - order.indexOf(b.server) || a.point.concurrency - b.point.concurrency);
     const data: BenchData = { models: s.models, cores: os.availableParallelism(), facts, ort, rows };
-    const verdicts = evaluateTargets(data);
+    const verdicts = [...evaluateTargets(data), ...cacheHitVerdicts(cacheHit, data), ...tracingVerdicts(tracing)];
     const meta = { machine: machine(), revision: revision(), command: command(), date: date.toISOString(), durationS: (performance.now() - started) / 1000 };
-    const md = markdown(data, s, meta, targetsText(verdicts), consistencyNotes(rows, ort));
+    const sectionPoints = [
+      ...(cacheHit?.points.map((point) => ({ where: `cache hit ${cacheHit!.model} c=${point.concurrency}`, point })) ?? []),
+      ...(tracing?.points.flatMap((t) => [{ where: `tracing off ${tracing!.model} c=${t.concurrency}`, point: t.off }, { where: `tracing on ${tracing!.model} c=${t.concurrency}`, point: t.on }]) ?? []),
+    ];
+    const md = markdown(data, s, meta, targetsText(verdicts), consistencyNotes(rows, ort, sectionPoints), [cacheHitSection(cacheHit, data), tracingSection(tracing)]);
     console.log(`\n${md}`);
 
     const dir = path.join(PACKAGE_ROOT, 'bench', 'results');
     fs.mkdirSync(dir, { recursive: true });
     const pad = (n: number) => String(n).padStart(2, '0');
     const stamp = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}-${pad(date.getHours())}${pad(date.getMinutes())}${s.quick ? '-quick' : ''}`;
-    fs.writeFileSync(path.join(dir, `${stamp}.json`), `${JSON.stringify({ ...meta, settings: s, ...data, targets: verdicts }, null, 2)}\n`);
+    fs.writeFileSync(path.join(dir, `${stamp}.json`), `${JSON.stringify({ ...meta, settings: s, ...data, cacheHit, tracing, targets: verdicts }, null, 2)}\n`);
     fs.writeFileSync(path.join(dir, `${stamp}.md`), md);
     // A smoke run (BENCH_QUICK) never replaces the last real results.
     if (!s.quick) fs.writeFileSync(path.join(dir, 'latest.md'), md);

@@ -16,7 +16,32 @@ import { telemetry } from '../src/telemetry/bootstrap';
 import { serverConfigSchema } from '../src/config/server-config';
 import { createLogger } from '../src/log';
 import { TensorgateServer } from '../src/server';
-import { serveIpc, type CacheWindow } from './entry-ipc';
+import { diag, DiagLogLevel } from '@opentelemetry/api';
+import { serveIpc, type CacheWindow, type TracingWindow } from './entry-ipc';
+
+/**
+ * Counts the SDK's diag warnings and errors: "Dropped N spans because maxQueueSize reached" from the
+ * BatchSpanProcessor, and failed exports. Without a diag logger they would vanish silently, and a
+ * processor that drops spans under load makes export look cheaper than it is. The first other problem
+ * is printed.
+ */
+function watchTracing(): TracingWindow {
+  const w: TracingWindow = { droppedSpans: 0, problems: 0 };
+  let printed = false;
+  const onProblem = (message: string, ...args: unknown[]) => {
+    const dropped = /Dropped (\d+) spans/.exec(message);
+    if (dropped) {
+      w.droppedSpans += Number(dropped[1]);
+      return;
+    }
+    w.problems++;
+    if (!printed) console.error('bench server-entry: OpenTelemetry:', message, ...args);
+    printed = true;
+  };
+  const ignore = () => undefined;
+  diag.setLogger({ error: onProblem, warn: onProblem, info: ignore, debug: ignore, verbose: ignore }, DiagLogLevel.WARN);
+  return w;
+}
 
 async function main(): Promise<void> {
   const modelRepository = process.argv[2] ?? process.env.BENCH_MODEL_REPOSITORY;
@@ -45,19 +70,22 @@ async function main(): Promise<void> {
     return { hits: s?.hits ?? 0, misses: s?.misses ?? 0, coalesced: s?.coalesced ?? 0 };
   };
   let cacheBase = cacheCounts();
+  const tracing = telemetry ? watchTracing() : undefined;
   const ipc = serveIpc(
     // Spans still buffered are flushed after the server has stopped (as the CLI does).
     () => server.shutdown(1000).finally(() => telemetry?.shutdown().catch(() => undefined)),
     server.pool.workerCount,
-    server.cache
-      ? {
-          reset: () => void (cacheBase = cacheCounts()),
-          read: () => {
-            const now = cacheCounts();
-            return { cache: { hits: now.hits - cacheBase.hits, misses: now.misses - cacheBase.misses, coalesced: now.coalesced - cacheBase.coalesced } };
-          },
-        }
-      : undefined,
+    {
+      reset: () => {
+        cacheBase = cacheCounts();
+        if (tracing) tracing.droppedSpans = tracing.problems = 0;
+      },
+      read: () => {
+        const now = cacheCounts();
+        const cache = { hits: now.hits - cacheBase.hits, misses: now.misses - cacheBase.misses, coalesced: now.coalesced - cacheBase.coalesced };
+        return { ...(server.cache ? { cache } : {}), ...(tracing ? { tracing: { ...tracing } } : {}) };
+      },
+    },
   );
   server.scheduler.on('batch', (b: { key: string; requests: number; rows: number }) => {
     ipc.counters.batches++;
