@@ -52,8 +52,8 @@ COPY deploy/healthcheck.js ./deploy/healthcheck.js
 # The node:* images ship a non-root `node` user (uid 1000).
 USER node
 
-# 50051: gRPC (ModelService, grpc.health.v1.Health, reflection). 8080: reserved for an HTTP endpoint;
-# nothing listens there yet.
+# 50051: gRPC (ModelService, grpc.health.v1.Health, reflection). 8080: HTTP (/metrics for Prometheus,
+# /healthz liveness, /readyz readiness).
 EXPOSE 50051 8080
 
 # Health/Check on 127.0.0.1:$TENSORGATE_PORT with a 3 s deadline; NOT_SERVING while models load and while
