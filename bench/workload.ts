@@ -19,19 +19,9 @@ export const TENSOR_INPUTS: Record<Exclude<BenchModel, 'sentiment'>, { name: str
   convnet: { name: 'image', dims: [3, 32, 32] },
 };
 
-/** Deterministic pseudo-random floats in [-1, 1) (mulberry32; same as test/common.ts, copied so bench/ stands alone). */
-export function seededFloats(count: number, seed = 1): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
-}
+import { seededFloats } from '../tools/onnx-builder';
+
+export { seededFloats };
 
 export function rowElements(model: Exclude<BenchModel, 'sentiment'>): number {
   return TENSOR_INPUTS[model].dims.reduce((a, b) => a * b, 1);

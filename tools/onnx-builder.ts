@@ -233,6 +233,11 @@ export function uniform(rng: () => number, count: number, limit: number): Float3
   return out;
 }
 
+/** Deterministic pseudo-random floats in [-1, 1): test and benchmark payloads. */
+export function seededFloats(count: number, seed = 1): Float32Array {
+  return uniform(mulberry32(seed), count, 1);
+}
+
 /**
  * Glorot/Xavier uniform limit sqrt(6 / (fan_in + fan_out)): keeps activations
  * in a sane range through a stack of layers, so outputs are neither all zero

@@ -14,6 +14,7 @@
  * the repository knows. A request for an unknown model is counted with model="" and version="" (and an
  * unknown version of a known model with version=""), so clients cannot mint series by sending names.
  */
+import type { RequestRecord } from '../api/request-record';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EventEmitter } from 'node:events';
 import type { ResultCache } from '../cache/result-cache';
@@ -43,25 +44,8 @@ export interface MetricsParts {
   breakers: BreakerRegistry;
 }
 
-export interface RequestObservation {
-  protocol: 'grpc' | 'http';
-  /** The RPC or route, e.g. "Predict". */
-  method: string;
-  /** As the caller asked; normalised to a loaded model or "" (see the file comment). */
-  model: string;
-  /** The version that served it (the result's), else the one asked for, else "". */
-  version: string;
-  /** The canonical gRPC status name ("OK", "NOT_FOUND", ...) for every protocol, so one error ratio covers all. */
-  code: string;
-  /** End to end, from receipt to answer. */
-  seconds: number;
-  /** Only for results that ran (not cache hits): InferenceResult.queueMs / 1000 and computeMs / 1000. */
-  queueSeconds?: number;
-  computeSeconds?: number;
-  cached?: boolean;
-  /** Rows (dim 0) the request carried. */
-  rows?: number;
-}
+/** What a front door reports per finished request (model/version normalised here, see the file comment). */
+export type RequestObservation = RequestRecord;
 
 /** Session keys are "model@version"; model names may contain '@', versions are integers: split at the last. */
 export function splitKey(key: string): { model: string; version: string } {
