@@ -112,3 +112,12 @@ test('a failed Predict records its status code; client errors do not mark the sp
   assert.equal(server!.attributes['rpc.grpc.status_code'], grpc.status.NOT_FOUND);
   assert.equal(server!.status.code, 0, 'UNSET, not ERROR');
 });
+
+test('metadata RPCs get their server span too', async () => {
+  exporter.reset();
+  await unary(ts.client, 'ListModels', {}, { metadata: traceparent(TRACE_ID, '00f067aa0ba902ba') });
+  const [list] = byName(exporter.getFinishedSpans(), 'tensorgate.v1.ModelService/ListModels');
+  assert.equal(list!.spanContext().traceId, TRACE_ID);
+  assert.equal(list!.attributes['rpc.method'], 'ListModels');
+  assert.equal(list!.attributes['rpc.grpc.status_code'], 0);
+});

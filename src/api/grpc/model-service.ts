@@ -61,6 +61,32 @@ export function createModelService(
   const { observe, inflight } = report;
   // Label values come only from loaded models, so a flood of made-up names cannot blow up metric cardinality.
   const knownModel = (name: string) => (repository.get(name) ? name : '');
+
+  /** A metadata RPC: traced, answered, then logged and counted like every request. */
+  const metadataCall = <T>(
+    method: string,
+    model: string,
+    call: grpc.ServerUnaryCall<unknown, unknown>,
+    callback: grpc.sendUnaryData<unknown>,
+    body: () => Promise<T>,
+  ): void => {
+    const started = performance.now();
+    let traceId: string | undefined;
+    withServerSpan(MODEL_SERVICE_NAME, method, call, async (span) => {
+      if (isSpanContextValid(span.spanContext())) traceId = span.spanContext().traceId;
+      return body();
+    }).then(
+      (response) => {
+        callback(null, response);
+        observe({ protocol: 'grpc', method, model, version: '', code: 'OK', seconds: (performance.now() - started) / 1000, traceId });
+      },
+      (err: unknown) => {
+        const e = toGrpcError(err);
+        callback(e);
+        observe({ protocol: 'grpc', method, model, version: '', code: grpc.status[e.code!] ?? String(e.code), details: e.details, seconds: (performance.now() - started) / 1000, traceId });
+      },
+    );
+  };
   return {
     Predict(call: grpc.ServerUnaryCall<PredictRequestMessage, unknown>, callback: grpc.sendUnaryData<unknown>) {
       const req = call.request;
@@ -120,21 +146,24 @@ export function createModelService(
     },
 
     ListModels(call: grpc.ServerUnaryCall<{ ready_only: boolean }, unknown>, callback: grpc.sendUnaryData<unknown>) {
-      const models = repository
-        .list()
-        .filter((m) => !call.request.ready_only || repository.defaultVersion(m) !== undefined)
-        .map((m) => modelInfoToProto(m, repository, breakers));
-      callback(null, { models });
+      metadataCall('ListModels', '', call, callback, async () => {
+        const models = repository
+          .list()
+          .filter((m) => !call.request.ready_only || repository.defaultVersion(m) !== undefined)
+          .map((m) => modelInfoToProto(m, repository, breakers));
+        return { models };
+      });
     },
 
     GetModel(call: grpc.ServerUnaryCall<{ model: string }, unknown>, callback: grpc.sendUnaryData<unknown>) {
-      const entry = repository.get(call.request.model);
-      if (!entry) {
-        const names = repository.list().map((m) => m.name).join(', ') || '(none)';
-        callback(toGrpcError(notFound(`model '${call.request.model}' not found; available models: ${names}`)));
-        return;
-      }
-      callback(null, modelInfoToProto(entry, repository, breakers));
+      metadataCall('GetModel', knownModel(call.request.model), call, callback, async () => {
+        const entry = repository.get(call.request.model);
+        if (!entry) {
+          const names = repository.list().map((m) => m.name).join(', ') || '(none)';
+          throw notFound(`model '${call.request.model}' not found; available models: ${names}`);
+        }
+        return modelInfoToProto(entry, repository, breakers);
+      });
     },
   };
 }
