@@ -127,3 +127,27 @@ test('merge concatenates along dim 0 and split gives each member exactly its row
   assert.deepEqual(parts[1]![1]!.strings, ['b', 'c']);
   assert.throws(() => splitOutputs([tensor('y', [4, 1])], [1, 2]), /dim 0 = 4, expected the batch's 3 rows/);
 });
+
+test('reconfiguring a model keeps its waiting requests within the new limits', async () => {
+  const { RequestScheduler } = await import('../src/scheduling/scheduler.js');
+  const { ExecutionPool } = await import('../src/runtime/execution-pool.js');
+  // A real pool whose worker takes no runs (0 slots): everything submitted waits in the queue.
+  const pool = new ExecutionPool({ workers: 1, slotsPerWorker: 0 });
+  const scheduler = new RequestScheduler(pool);
+  const wide = { ...policy({ maxBatchSize: 0, maxRowsPerRequest: 0, priorityLevels: 3, maxQueueSize: 0 }) };
+  scheduler.configure('m@1', { policy: wide, instanceCount: 0, executionTimeoutMs: 0 });
+  const submit = (priority: number) =>
+    scheduler.submit({ key: 'm@1', inputs: [tensor('x', [1, 4])], outputs: [], deadline: undefined, signal: undefined, priority });
+  const waiting = [submit(3), submit(1), submit(2)];
+  const outcomes = waiting.map((p) => p.then(() => 'ran', (e: Error) => e.message));
+  assert.equal(scheduler.queueDepthOf('m@1'), 3);
+  // One priority level and room for two: the two highest-priority requests move, the last is refused.
+  scheduler.configure('m@1', { policy: { ...wide, priorityLevels: 1, defaultPriority: 1, maxQueueSize: 2 }, instanceCount: 0, executionTimeoutMs: 0 });
+  assert.equal(scheduler.queueDepthOf('m@1'), 2);
+  scheduler.remove('m@1');
+  const [low, high, mid] = await Promise.all(outcomes);
+  assert.match(low!, /queue of 'm@1' is full/);
+  assert.match(high!, /was unloaded while the request was queued/);
+  assert.match(mid!, /was unloaded while the request was queued/);
+  await pool.close();
+});

@@ -85,7 +85,15 @@ export class RequestScheduler extends EventEmitter {
   configure(key: string, schedule: ModelSchedule): void {
     const existing = this.models.get(key);
     const queue = new ModelQueue<Pending>(key, schedule.policy);
-    if (existing) for (const r of existing.queue.drain()) queue.push(r);
+    // Requests already waiting move to the new queue (a reload keeps them), within its new limits.
+    for (const r of existing?.queue.drain() ?? []) {
+      r.priority = Math.min(r.priority, schedule.policy.priorityLevels);
+      try {
+        queue.push(r);
+      } catch (err) {
+        this.settle(r, ServingError.from(err));
+      }
+    }
     this.models.set(key, {
       queue,
       instanceCount: schedule.instanceCount || Infinity,
