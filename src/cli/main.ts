@@ -59,6 +59,9 @@ async function serve(flags: Record<string, string | undefined>): Promise<void> {
       },
     );
   };
+  // A safety net, not a code path: every request's failure is answered where it happens. Should a promise
+  // still reject unobserved, one request's bug must not take every other request down with the process.
+  process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled promise rejection (bug): the server keeps serving'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {
