@@ -59,6 +59,8 @@ export interface ModelRepositoryOptions {
 
 export class ModelRepository extends EventEmitter {
   private readonly models = new Map<string, ModelEntry>();
+  /** True while loadAll() runs: an unknown model may simply not be loaded yet. */
+  private loading = false;
 
   constructor(private readonly options: ModelRepositoryOptions) {
     super();
@@ -70,15 +72,21 @@ export class ModelRepository extends EventEmitter {
 
   /** Scans the root folder and loads every model in it; never throws for a single bad model. */
   async loadAll(): Promise<void> {
+    this.loading = true;
     let names: string[];
     try {
       const entries = await fs.readdir(this.options.root, { withFileTypes: true });
       names = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
     } catch (err) {
+      this.loading = false;
       throw new Error(`model repository '${this.options.root}' cannot be read: ${(err as Error).message}`);
     }
     // One model at a time: loads already use every worker, and a steady order keeps logs readable.
-    for (const name of names) await this.loadModel(name);
+    try {
+      for (const name of names) await this.loadModel(name);
+    } finally {
+      this.loading = false;
+    }
   }
 
   /** (Re)loads one model folder: config, then each version its policy selects. */
@@ -196,6 +204,9 @@ export class ModelRepository extends EventEmitter {
   /** Resolves a request's model and version to a READY version, or throws NOT_FOUND / UNAVAILABLE. */
   resolve(model: string, version: string | undefined): { entry: ModelEntry; version: ModelVersionEntry } {
     const entry = this.models.get(model);
+    if (!entry && this.loading) {
+      throw unavailable(`model '${model}' is not loaded yet: the model repository is still loading; retry when health reports SERVING`);
+    }
     if (!entry) {
       const names = this.list().map((m) => m.name);
       throw notFound(`model '${model}' not found; available models: ${names.length ? names.join(', ') : '(none)'}`);
