@@ -74,7 +74,7 @@ function machine() {
   };
 }
 
-/** The code measured: the other engineers keep committing, so a result without its commit means little. */
+/** The code measured: a result means little without the commit it was measured on. */
 function revision(): string {
   try {
     const git = (...args: string[]) => execFileSync('git', args, { cwd: PACKAGE_ROOT, encoding: 'utf8' }).trim();

@@ -3,7 +3,7 @@
  * (src/cache/input-hash.ts), with per-entry TTL, coalescing of concurrent identical misses, and
  * invalidation by model/version so a reloaded version never answers with an old version's results.
  *
- * Contracts the integrator relies on:
+ * Contracts callers rely on:
  * - Immutability: stored results are deep-frozen copies of the structure (result, outputs array, tensors,
  *   shapes, strings, text labels). Tensor `data` bytes are shared, never copied on a hit (a 1 MiB output
  *   would cost more to copy than to serve), and Node 20 cannot freeze a typed array, so callers must treat

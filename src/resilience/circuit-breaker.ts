@@ -3,7 +3,7 @@
  * refused at once with UNAVAILABLE (instead of queueing work that will fail) until a probe shows that it
  * has recovered. Client errors never count: a flood of bad requests must not take a model offline.
  *
- * opossum behaviours this module works around (see the report / README for the integrator):
+ * opossum behaviours this module works around:
  * - errors passed by errorFilter are recorded as *successes*, and any success in half-open closes the
  *   breaker, so a probe that was cancelled or expired would close it; here such a probe re-opens it.
  * - a capacity (semaphore) rejection also goes through errorFilter (success or failure, never neutral), so
