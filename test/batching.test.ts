@@ -4,11 +4,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { addModel, copyBundledModel, expectStatus, f32Tensor, float32s, seededFloats, startTestServer, tempDir, unary, type TestServer } from './common';
+import { addModel, copyBundledModel, expectStatus, f32Tensor, float32s, seededFloats, slowRequest, startRun, startTestServer, tempDir, unary, waitQueued, type TestServer } from './common';
 import { writeSlowModel } from './fixtures/onnx-fixtures';
 
 let repo: ReturnType<typeof tempDir>;
@@ -29,21 +28,11 @@ after(async () => {
   repo.cleanup();
 });
 
-/**
- * Occupies the only worker with a ~0.3 s run; resolves once it is running. Returns `{ done }` (not the
- * promise itself, which an async function would flatten into its own result).
- */
-async function occupyWorker(): Promise<{ done: Promise<unknown> }> {
-  const started = once(ts.server.pool, 'run-start');
-  const done = unary(ts.client, 'Predict', { model: 'slow', inputs: [f32Tensor('x', [4096, 256], new Float32Array(4096 * 256))] });
-  await started;
-  return { done };
-}
+/** Occupies the only worker with a ~0.3 s run; resolves once it is running. */
+const occupyWorker = () => startRun(ts, slowRequest(4096));
 
-/** Resolves once `n` more requests for `key` wait in the scheduler. */
-async function queued(key: string, n: number): Promise<void> {
-  while (ts.server.scheduler.queueDepthOf(key) < n) await once(ts.server.scheduler, 'queued');
-}
+/** Resolves once `n` requests for `key` wait in the scheduler. */
+const queued = (key: string, n: number) => waitQueued(ts, key, n);
 
 test('merged results equal unbatched ONNX Runtime results row for row', async () => {
   const session = await ort.InferenceSession.create(path.join(repo.dir, 'mlp/1/model.onnx'), { intraOpNumThreads: 1 });

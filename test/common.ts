@@ -3,6 +3,7 @@
  * model repositories built from fixtures, and event waits (no sleeps).
  */
 import * as grpc from '@grpc/grpc-js';
+import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -92,3 +93,22 @@ export function float32s(data: Buffer): Float32Array {
 import { seededFloats } from '../tools/onnx-builder';
 
 export { seededFloats };
+
+/**
+ * Sends `request` and resolves once its run is inside a worker (so requests sent after it queue up).
+ * Returns `{ done }` rather than the call's promise, which an async function would flatten into its own.
+ */
+export async function startRun(ts: TestServer, request: object): Promise<{ done: Promise<any> }> {
+  const started = once(ts.server.pool, 'run-start');
+  const done = unary(ts.client, 'Predict', request);
+  await started;
+  return { done };
+}
+
+/** The slow fixture model's input: ~90 us of compute per row on one thread. */
+export const slowRequest = (rows: number, model = 'slow') => ({ model, inputs: [f32Tensor('x', [rows, 256], new Float32Array(rows * 256))] });
+
+/** Resolves once at least `n` requests for the session `key` wait in the scheduler. */
+export async function waitQueued(ts: TestServer, key: string, n: number): Promise<void> {
+  while (ts.server.scheduler.queueDepthOf(key) < n) await once(ts.server.scheduler, 'queued');
+}

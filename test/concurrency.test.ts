@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
-import { addModel, copyBundledModel, expectStatus, f32Tensor, startTestServer, tempDir, unary, type TestServer } from './common';
+import { addModel, copyBundledModel, expectStatus, f32Tensor, slowRequest, startRun, startTestServer, tempDir, unary, type TestServer } from './common';
 import { writeSlowModel } from './fixtures/onnx-fixtures';
 
 let repo: ReturnType<typeof tempDir>;
@@ -17,8 +17,6 @@ before(() => {
 });
 after(() => repo.cleanup());
 
-/** A slow-model request of `rows` rows: ~90 us per row on one thread. */
-const slowRequest = (rows: number) => ({ model: 'slow', inputs: [f32Tensor('x', [rows, 256], new Float32Array(rows * 256).fill(0.01))] });
 
 async function slowRuns(ts: TestServer): Promise<number> {
   const stats = await ts.server.pool.stats();
@@ -29,12 +27,11 @@ test('while a long inference runs, health, ListModels and a Predict on another w
   const ts = await startTestServer({ modelRepository: repo.dir, workers: 2 });
   try {
     let slowDone = false;
-    const started = once(ts.server.pool, 'run-start');
-    const slow = unary(ts.client, 'Predict', slowRequest(8192)).then((r) => {
+    const { done } = await startRun(ts, slowRequest(8192)); // the long run is now inside a worker
+    const slow = done.then((r) => {
       slowDone = true;
       return r;
     });
-    await started; // the long run is now inside a worker
     const health = new Promise<void>((resolve, reject) => {
       const h = new grpc.Client(ts.address, grpc.credentials.createInsecure());
       h.makeUnaryRequest('/grpc.health.v1.Health/Check', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (err) => {
@@ -59,9 +56,7 @@ test('while a long inference runs, health, ListModels and a Predict on another w
 test('a request whose deadline passes while queued is never run', async () => {
   const ts = await startTestServer({ modelRepository: repo.dir, workers: 1 });
   try {
-    const started = once(ts.server.pool, 'run-start');
-    const busy = unary(ts.client, 'Predict', slowRequest(4096));
-    await started;
+    const busy = (await startRun(ts, slowRequest(4096))).done;
     await expectStatus(unary(ts.client, 'Predict', slowRequest(1), { deadlineMs: 20 }), grpc.status.DEADLINE_EXCEEDED);
     await busy;
     // The worker handles messages in order: had the expired request been dispatched, it would have run before this.
@@ -75,9 +70,7 @@ test('a request whose deadline passes while queued is never run', async () => {
 test('a request cancelled by its client while queued is never run', async () => {
   const ts = await startTestServer({ modelRepository: repo.dir, workers: 1 });
   try {
-    const started = once(ts.server.pool, 'run-start');
-    const busy = unary(ts.client, 'Predict', slowRequest(4096));
-    await started;
+    const busy = (await startRun(ts, slowRequest(4096))).done;
     const queuedBefore = ts.server.scheduler.queueDepth;
     const call = (ts.client.Predict as Function).call(ts.client, slowRequest(1), (err: grpc.ServiceError | null) => {
       assert.equal(err?.code, grpc.status.CANCELLED);

@@ -43,9 +43,14 @@ function watch(client: HealthClient, service: string) {
   };
 }
 
-test('health: NOT_SERVING while loading, SERVING when loaded, NOT_SERVING when draining', async () => {
+/** A server on ephemeral ports with the bundled models, not yet listening. */
+function newServer(): TensorgateServer {
   const config = serverConfigSchema.parse({ port: 0, httpPort: 0, workers: 1, logLevel: 'silent' });
-  const server = new TensorgateServer(config, createLogger('silent'));
+  return new TensorgateServer(config, createLogger('silent'));
+}
+
+test('health: NOT_SERVING while loading, SERVING when loaded, NOT_SERVING when draining', async () => {
+  const server = newServer();
   const port = await server.listen();
   const client = healthClient(`127.0.0.1:${port}`);
   try {
@@ -80,8 +85,7 @@ test('health: NOT_SERVING while loading, SERVING when loaded, NOT_SERVING when d
 });
 
 test('health: Watch on a service that is not registered reports SERVICE_UNKNOWN and stays open', async () => {
-  const config = serverConfigSchema.parse({ port: 0, httpPort: 0, workers: 1, logLevel: 'silent' });
-  const server = new TensorgateServer(config, createLogger('silent'));
+  const server = newServer();
   const port = await server.start();
   const client = healthClient(`127.0.0.1:${port}`);
   try {

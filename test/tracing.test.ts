@@ -8,9 +8,8 @@ import { SpanKind } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { after, before, test } from 'node:test';
-import { addModel, copyBundledModel, f32Tensor, seededFloats, startTestServer, tempDir, unary, type TestServer } from './common';
+import { addModel, copyBundledModel, f32Tensor, seededFloats, slowRequest, startRun, startTestServer, tempDir, unary, waitQueued, type TestServer } from './common';
 import { writeSlowModel } from './fixtures/onnx-fixtures';
 
 const exporter = new InMemorySpanExporter();
@@ -79,15 +78,13 @@ test('a Predict continues the caller trace: server span -> cache -> queue, batch
 });
 
 test('a batch span links the request spans of every request it served, across traces', async () => {
-  const started = once(ts.server.pool, 'run-start');
-  const busy = unary(ts.client, 'Predict', { model: 'slow', inputs: [f32Tensor('x', [4096, 256], new Float32Array(4096 * 256))] });
-  await started;
+  const busy = (await startRun(ts, slowRequest(4096))).done;
   exporter.reset();
   const traces = ['11111111111111111111111111111111', '22222222222222222222222222222222', '33333333333333333333333333333333'];
   const calls = traces.map((t, i) =>
     unary(ts.client, 'Predict', { model: 'mlp', inputs: [f32Tensor('input', [1, 64], seededFloats(64, 900 + i))] }, { metadata: traceparent(t, '00f067aa0ba902b7') }),
   );
-  while (ts.server.scheduler.queueDepthOf('mlp@1') < traces.length) await once(ts.server.scheduler, 'queued');
+  await waitQueued(ts, 'mlp@1', traces.length);
   await busy;
   await Promise.all(calls);
   const spans = exporter.getFinishedSpans();

@@ -201,16 +201,20 @@ export class ModelRepository extends EventEmitter {
     return entry.versions.find((v) => v.state === 'READY');
   }
 
-  /** Resolves a request's model and version to a READY version, or throws NOT_FOUND / UNAVAILABLE. */
-  resolve(model: string, version: string | undefined): { entry: ModelEntry; version: ModelVersionEntry } {
+  /** A model by name, or NOT_FOUND listing the models (UNAVAILABLE while the repository is still loading). */
+  entry(model: string): ModelEntry {
     const entry = this.models.get(model);
-    if (!entry && this.loading) {
+    if (entry) return entry;
+    if (this.loading) {
       throw unavailable(`model '${model}' is not loaded yet: the model repository is still loading; retry when health reports SERVING`);
     }
-    if (!entry) {
-      const names = this.list().map((m) => m.name);
-      throw notFound(`model '${model}' not found; available models: ${names.length ? names.join(', ') : '(none)'}`);
-    }
+    const names = this.list().map((m) => m.name);
+    throw notFound(`model '${model}' not found; available models: ${names.length ? names.join(', ') : '(none)'}`);
+  }
+
+  /** Resolves a request's model and version to a READY version, or throws NOT_FOUND / UNAVAILABLE. */
+  resolve(model: string, version: string | undefined): { entry: ModelEntry; version: ModelVersionEntry } {
+    const entry = this.entry(model);
     if (!version) {
       const v = this.defaultVersion(entry);
       if (!v) throw unavailable(`model '${model}' has no ready version: ${describeUnavailable(entry)}`);

@@ -3,9 +3,9 @@
  * Nothing here decides anything about inference; the pipeline does.
  */
 import * as grpc from '@grpc/grpc-js';
-import { isSpanContextValid } from '@opentelemetry/api';
+import { isSpanContextValid, type Span } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
-import { notFound, unimplemented } from '../../core/errors';
+import { unimplemented } from '../../core/errors';
 import type { InferencePipeline } from '../../core/pipeline';
 import type { ModelRepository } from '../../repository/model-repository';
 import type { BreakerRegistry } from '../../resilience/circuit-breaker';
@@ -59,66 +59,85 @@ export function createModelService(
   report: { observe: RequestObserver; inflight: (delta: number) => void },
 ): grpc.UntypedServiceImplementation {
   const { observe, inflight } = report;
-  // Label values come only from loaded models, so a flood of made-up names cannot blow up metric cardinality.
-  const knownModel = (name: string) => (repository.get(name) ? name : '');
 
-  /** A metadata RPC: traced, answered, then logged and counted like every request. */
-  const metadataCall = <T>(
-    method: string,
-    model: string,
+  /**
+   * Every unary RPC goes through here: a SERVER span around `body`, the answer or its status, then one
+   * access-log line and metrics record. `body` fills in `record` (model, version, result fields) as it
+   * learns them; `settled` runs once the outcome is known, before the answer is sent.
+   */
+  const serveUnary = (
     call: grpc.ServerUnaryCall<unknown, unknown>,
     callback: grpc.sendUnaryData<unknown>,
-    body: () => Promise<T>,
+    record: RequestRecord,
+    body: (span: Span) => Promise<unknown>,
+    settled: () => void = () => undefined,
   ): void => {
     const started = performance.now();
-    let traceId: string | undefined;
-    withServerSpan(MODEL_SERVICE_NAME, method, call, async (span) => {
-      if (isSpanContextValid(span.spanContext())) traceId = span.spanContext().traceId;
-      return body();
-    }).then(
-      (response) => {
-        callback(null, response);
-        observe({ protocol: 'grpc', method, model, version: '', code: 'OK', seconds: (performance.now() - started) / 1000, traceId });
-      },
-      (err: unknown) => {
-        const e = toGrpcError(err);
-        callback(e);
-        observe({ protocol: 'grpc', method, model, version: '', code: grpc.status[e.code!] ?? String(e.code), details: e.details, seconds: (performance.now() - started) / 1000, traceId });
-      },
-    );
+    withServerSpan(MODEL_SERVICE_NAME, record.method, call, (span) => {
+      // Without a tracing SDK a new trace has no id; a caller's traceparent still gives one worth logging.
+      if (isSpanContextValid(span.spanContext())) record.traceId = span.spanContext().traceId;
+      return body(span);
+    })
+      .then(
+        (response) => {
+          settled();
+          callback(null, response);
+        },
+        (err: unknown) => {
+          settled();
+          const e = toGrpcError(err);
+          record.code = grpc.status[e.code!] ?? String(e.code);
+          record.details = e.details;
+          callback(e);
+        },
+      )
+      .finally(() => {
+        record.seconds = (performance.now() - started) / 1000;
+        // The model and version are the ones asked for until a result names them; the metrics keep only
+        // loaded ones as label values, so made-up names cannot blow up cardinality.
+        observe(record);
+      });
   };
+
+  const newRecord = (method: string, model = '', version = '', requestId?: string): RequestRecord => ({
+    protocol: 'grpc',
+    method,
+    model,
+    version,
+    code: 'OK',
+    seconds: 0,
+    ...(requestId ? { requestId } : {}),
+  });
+
   return {
     Predict(call: grpc.ServerUnaryCall<PredictRequestMessage, unknown>, callback: grpc.sendUnaryData<unknown>) {
       const req = call.request;
       const requestId = req.options?.request_id || randomUUID();
-      const started = performance.now();
-      const record: RequestRecord = { protocol: 'grpc', method: 'Predict', model: '', version: '', code: 'OK', seconds: 0, requestId };
+      const record = newRecord('Predict', req.model, req.version, requestId);
       log.debug({ rpc: 'Predict', model: req.model, requestId }, 'request received');
       inflight(1);
       const cancellation = callSignal(call);
-      withServerSpan(MODEL_SERVICE_NAME, 'Predict', call, async (span) => {
-        // Without a tracing SDK a new trace has no id; a caller's traceparent still gives one worth logging.
-        if (isSpanContextValid(span.spanContext())) record.traceId = span.spanContext().traceId;
-        span.setAttribute(ATTR_REQUEST_ID, requestId);
-        const result = await pipeline.predict({
-          model: req.model,
-          version: req.version,
-          inputs: req.inputs.map(tensorFromProto),
-          text: req.input_text,
-          outputs: req.outputs,
-          deadline: callDeadline(call),
-          signal: cancellation.signal,
-          requestId,
-          priority: req.options?.priority ?? 0,
-          timeoutMs: (req.options?.timeout_us ?? 0) / 1000,
-          bypassCache: req.options?.bypass_cache ?? false,
-        });
-        Object.assign(record, resultFields(result));
-        return result;
-      }).then(
-        (result) => {
-          cancellation.release();
-          callback(null, {
+      serveUnary(
+        call,
+        callback,
+        record,
+        async (span) => {
+          span.setAttribute(ATTR_REQUEST_ID, requestId);
+          const result = await pipeline.predict({
+            model: req.model,
+            version: req.version,
+            inputs: req.inputs.map(tensorFromProto),
+            text: req.input_text,
+            outputs: req.outputs,
+            deadline: callDeadline(call),
+            signal: cancellation.signal,
+            requestId,
+            priority: req.options?.priority ?? 0,
+            timeoutMs: (req.options?.timeout_us ?? 0) / 1000,
+            bypassCache: req.options?.bypass_cache ?? false,
+          });
+          Object.assign(record, resultFields(result));
+          return {
             model: result.model,
             version: result.version,
             outputs: result.outputs.map(tensorToProto),
@@ -127,16 +146,11 @@ export function createModelService(
             labels: result.text?.labels ?? [],
             cached: result.cached,
             request_id: requestId,
-          });
-          inflight(-1);
-          observe({ ...record, seconds: (performance.now() - started) / 1000 });
+          };
         },
-        (err: unknown) => {
+        () => {
           cancellation.release();
-          const e = toGrpcError(err);
-          callback(e);
           inflight(-1);
-          observe({ ...record, model: knownModel(req.model), code: grpc.status[e.code!] ?? String(e.code), details: e.details, seconds: (performance.now() - started) / 1000 });
         },
       );
     },
@@ -146,7 +160,7 @@ export function createModelService(
     },
 
     ListModels(call: grpc.ServerUnaryCall<{ ready_only: boolean }, unknown>, callback: grpc.sendUnaryData<unknown>) {
-      metadataCall('ListModels', '', call, callback, async () => {
+      serveUnary(call, callback, newRecord('ListModels'), async () => {
         const models = repository
           .list()
           .filter((m) => !call.request.ready_only || repository.defaultVersion(m) !== undefined)
@@ -156,14 +170,9 @@ export function createModelService(
     },
 
     GetModel(call: grpc.ServerUnaryCall<{ model: string }, unknown>, callback: grpc.sendUnaryData<unknown>) {
-      metadataCall('GetModel', knownModel(call.request.model), call, callback, async () => {
-        const entry = repository.get(call.request.model);
-        if (!entry) {
-          const names = repository.list().map((m) => m.name).join(', ') || '(none)';
-          throw notFound(`model '${call.request.model}' not found; available models: ${names}`);
-        }
-        return modelInfoToProto(entry, repository, breakers);
-      });
+      serveUnary(call, callback, newRecord('GetModel', call.request.model), async () =>
+        modelInfoToProto(repository.entry(call.request.model), repository, breakers),
+      );
     },
   };
 }
