@@ -41,6 +41,16 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
   };
 }
 
+/** Runs `body` against a fresh test server and always closes it. */
+export async function withTestServer<T>(overrides: Partial<ServerConfig>, body: (ts: TestServer) => Promise<T>): Promise<T> {
+  const ts = await startTestServer(overrides);
+  try {
+    return await body(ts);
+  } finally {
+    await ts.close();
+  }
+}
+
 /** A temp folder removed by the returned cleanup. */
 export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tensorgate-${prefix}-`));

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
-import { addModel, copyBundledModel, expectStatus, f32Tensor, slowRequest, startRun, startTestServer, tempDir, unary, type TestServer } from './common';
+import { addModel, copyBundledModel, expectStatus, f32Tensor, slowRequest, startRun, tempDir, unary, type TestServer, withTestServer } from './common';
 import { writeSlowModel } from './fixtures/onnx-fixtures';
 
 let repo: ReturnType<typeof tempDir>;
@@ -23,9 +23,8 @@ async function slowRuns(ts: TestServer): Promise<number> {
   return stats.reduce((n, s) => n + (s.runs['slow@1'] ?? 0), 0);
 }
 
-test('while a long inference runs, health, ListModels and a Predict on another worker answer first', async () => {
-  const ts = await startTestServer({ modelRepository: repo.dir, workers: 2 });
-  try {
+test('while a long inference runs, health, ListModels and a Predict on another worker answer first', () =>
+  withTestServer({ modelRepository: repo.dir, workers: 2 }, async (ts) => {
     let slowDone = false;
     const { done } = await startRun(ts, slowRequest(8192)); // the long run is now inside a worker
     const slow = done.then((r) => {
@@ -48,28 +47,20 @@ test('while a long inference runs, health, ListModels and a Predict on another w
     assert.deepEqual(cheap, [false, false, false], 'cheap requests answered while the long inference was still running');
     const res = await slow;
     assert.deepEqual(res.outputs[0].shape, [8192, 256]);
-  } finally {
-    await ts.close();
-  }
-});
+  }));
 
-test('a request whose deadline passes while queued is never run', async () => {
-  const ts = await startTestServer({ modelRepository: repo.dir, workers: 1 });
-  try {
+test('a request whose deadline passes while queued is never run', () =>
+  withTestServer({ modelRepository: repo.dir, workers: 1 }, async (ts) => {
     const busy = (await startRun(ts, slowRequest(4096))).done;
     await expectStatus(unary(ts.client, 'Predict', slowRequest(1), { deadlineMs: 20 }), grpc.status.DEADLINE_EXCEEDED);
     await busy;
     // The worker handles messages in order: had the expired request been dispatched, it would have run before this.
     assert.equal(await slowRuns(ts), 1, 'only the first request ran');
     assert.equal(ts.server.scheduler.queueDepth, 0);
-  } finally {
-    await ts.close();
-  }
-});
+  }));
 
-test('a request cancelled by its client while queued is never run', async () => {
-  const ts = await startTestServer({ modelRepository: repo.dir, workers: 1 });
-  try {
+test('a request cancelled by its client while queued is never run', () =>
+  withTestServer({ modelRepository: repo.dir, workers: 1 }, async (ts) => {
     const busy = (await startRun(ts, slowRequest(4096))).done;
     const queuedBefore = ts.server.scheduler.queueDepth;
     const call = (ts.client.Predict as Function).call(ts.client, slowRequest(1), (err: grpc.ServiceError | null) => {
@@ -81,17 +72,10 @@ test('a request cancelled by its client while queued is never run', async () => 
     await once(ts.server.scheduler, 'dropped');
     await busy;
     assert.equal(await slowRuns(ts), 1, 'the cancelled request never ran');
-  } finally {
-    await ts.close();
-  }
-});
+  }));
 
-test('a deadline that has already passed on arrival is refused without running', async () => {
-  const ts = await startTestServer({ modelRepository: repo.dir, workers: 1 });
-  try {
+test('a deadline that has already passed on arrival is refused without running', () =>
+  withTestServer({ modelRepository: repo.dir, workers: 1 }, async (ts) => {
     await expectStatus(unary(ts.client, 'Predict', slowRequest(1), { deadlineMs: -1 }), grpc.status.DEADLINE_EXCEEDED);
     assert.equal(await slowRuns(ts), 0);
-  } finally {
-    await ts.close();
-  }
-});
+  }));
