@@ -9,7 +9,10 @@
  *   would cost more to copy than to serve), and Node 20 cannot freeze a typed array, so callers must treat
  *   `data` as read-only; the gRPC encoder only reads it. A `data` view that does not own its whole
  *   ArrayBuffer (a pooled Buffer, a slice of a bigger transfer) is copied once when stored, so the bytes
- *   the cache counts are the bytes it keeps alive.
+ *   the cache counts are the bytes it keeps alive; several outputs of one result are copied into one
+ *   buffer (8-byte aligned views). Frozen shape arrays are shared between entries.
+ * - Memory: maxBytes bounds what entries really keep alive (objects, key, lru-cache slots, native buffer
+ *   headers: see ENTRY_OVERHEAD_BYTES), not just payload. The V8 heap around them still runs with GC slack.
  * - Coalescing: concurrent misses of one key run `compute` once. The first caller (the leader) gets
  *   cached=false; callers that joined the running compute also get cached=false (they waited for it); only
  *   answers from a stored entry say cached=true (and carry `result.cached === true`). `computeMs` on a hit
@@ -29,8 +32,29 @@ import type { InferenceResult } from '../core/request';
 import type { InferTensor } from '../core/tensor';
 import { parseKey } from './input-hash';
 
-/** Per-entry bookkeeping the byte bound charges on top of payload (LRU node, key, objects). */
-export const ENTRY_OVERHEAD_BYTES = 256;
+/**
+ * What an entry really costs, so the byte bound bounds memory and not just payload. Measured on Node 20 x64
+ * (no pointer compression) with heap snapshots of caches filled with small results, and checked as a total by
+ * test/result-cache-memory.test.ts (heapUsed + arrayBuffers after forced GCs). Before this accounting the cache
+ * charged 256 bytes per entry while a 40-byte result kept ~800 bytes alive (~1,500 with a text result, whose
+ * frozen spread copies each got their own hidden classes), so the heap held 1.5-2.1x the limit.
+ *
+ * Per entry: the hit object (9 fields) and its two boxed numbers, the outputs array, the key's string header
+ * (its characters are added per byte), and lru-cache's slots for it (its key Map and seven parallel arrays,
+ * amortised over their doubling).
+ */
+export const ENTRY_OVERHEAD_BYTES = 352;
+/** Tensor object plus its Uint8Array view (the shape array is shared, see internShape). */
+const TENSOR_OVERHEAD_BYTES = 160;
+/**
+ * An off-heap ArrayBuffer: its JS object (~88 bytes) plus V8's native BackingStore and allocator header
+ * (~170 bytes, measured from RSS over 500k retained 40-byte buffers), which process.memoryUsage() shows nowhere.
+ */
+const BUFFER_OVERHEAD_BYTES = 260;
+/** The text classification object, its labels array and boxed confidence; then one {label, score} per label. */
+const TEXT_OVERHEAD_BYTES = 112;
+const LABEL_OVERHEAD_BYTES = 64;
+const STRING_OVERHEAD_BYTES = 24;
 
 /** evict = pushed out by the byte bound, expire = TTL passed, invalidate = dropped by invalidate(). */
 export type EvictReason = 'evict' | 'expire' | 'invalidate';
@@ -60,11 +84,11 @@ export interface GetOrComputeOptions {
 
 export type Compute = (signal: AbortSignal) => Promise<InferenceResult>;
 
-interface Entry {
-  /** What hits get: the computed result's frozen outputs, cached=true; built once so a hit allocates nothing. */
-  hit: InferenceResult;
-  size: number;
-}
+/**
+ * An entry is just what hits get: the computed result's frozen outputs with cached=true, built once so a
+ * hit allocates nothing. No wrapper object: its size is recomputed (deterministically) when it leaves.
+ */
+type Entry = InferenceResult;
 
 interface Flight {
   key: string;
@@ -91,7 +115,7 @@ export class ResultCache {
     this.maxBytes = options.maxBytes;
     this.cache = new LRUCache<string, Entry>({
       maxSize: options.maxBytes,
-      sizeCalculation: (entry) => entry.size,
+      sizeCalculation: (entry, key) => entrySize(key, entry),
       // ttlResolution 0: read the clock on every check. The default (1 ms) caches it behind a timer, which
       // would hide an injected clock's jumps and costs a setTimeout per busy millisecond anyway.
       ttlResolution: 0,
@@ -112,7 +136,7 @@ export class ResultCache {
       const entry = this.cache.get(key);
       if (entry) {
         this.counters.hits++;
-        return { result: entry.hit, cached: true };
+        return { result: entry, cached: true };
       }
       let flight = this.inflight.get(key);
       const leader = flight === undefined;
@@ -209,8 +233,8 @@ export class ResultCache {
       this.counters.tooLarge++;
       return;
     }
-    const hit = Object.freeze({ ...result, cached: true });
-    this.cache.set(key, { hit, size }, { ttl: Number.isFinite(ttlMs) ? Math.ceil(ttlMs) : 0 });
+    const hit = withOutputs(result, result.outputs, result.text, true);
+    this.cache.set(flatKey(key), hit, { size, ttl: Number.isFinite(ttlMs) ? Math.ceil(ttlMs) : 0 });
   }
 
   private disposed(entry: Entry, key: string, reason: LRUCache.DisposeReason): void {
@@ -223,7 +247,7 @@ export class ResultCache {
     for (const listener of this.listeners) {
       // A metrics hook must not break the cache (this runs inside lru-cache's bookkeeping).
       try {
-        listener(key, why, entry.size);
+        listener(key, why, entrySize(key, entry));
       } catch (err) {
         process.emitWarning(`ResultCache onEvict listener threw: ${(err as Error)?.message ?? String(err)}`);
       }
@@ -231,34 +255,122 @@ export class ResultCache {
   }
 }
 
-/** Bytes an entry keeps alive: payload, plus UTF-16 strings, plus fixed per-object overheads. */
+/** Bytes an entry keeps alive: payload, strings it owns, and the measured per-object costs above. */
 function entrySize(key: string, result: InferenceResult): number {
-  let size = ENTRY_OVERHEAD_BYTES + key.length * 2;
+  let size = ENTRY_OVERHEAD_BYTES + key.length;
+  const buffers = new Set<ArrayBufferLike>();
   for (const t of result.outputs) {
-    size += 64 + t.name.length * 2 + t.shape.length * 8 + t.data.byteLength;
-    for (const s of t.strings ?? []) size += 16 + s.length * 2;
+    size += TENSOR_OVERHEAD_BYTES + t.data.byteLength;
+    // Numeric outputs of one entry share one buffer (see freezeResult); charge its object and padding once.
+    if (t.data.byteLength > 0 && !buffers.has(t.data.buffer)) {
+      buffers.add(t.data.buffer);
+      size += BUFFER_OVERHEAD_BYTES + Math.max(0, t.data.buffer.byteLength - payloadBytes(result.outputs, t.data.buffer));
+    }
+    for (const s of t.strings ?? []) size += STRING_OVERHEAD_BYTES + s.length * 2;
   }
   if (result.text) {
-    size += 64 + result.text.label.length * 2;
-    for (const l of result.text.labels) size += 32 + l.label.length * 2;
+    // Label strings are the model config's own, shared by every entry; only the objects are per entry.
+    size += TEXT_OVERHEAD_BYTES + LABEL_OVERHEAD_BYTES * result.text.labels.length;
   }
   return size;
 }
 
-function freezeTensor(t: InferTensor): InferTensor {
-  // A view into a bigger buffer would pin all of it while the cache counts only the view: compact it.
-  const owns = t.data.byteOffset === 0 && t.data.byteLength === t.data.buffer.byteLength;
-  const tensor: InferTensor = { name: t.name, dtype: t.dtype, shape: Object.freeze([...t.shape]) as number[], data: owns ? t.data : new Uint8Array(t.data) };
-  if (t.strings !== undefined) tensor.strings = Object.freeze([...t.strings]) as string[];
-  return Object.freeze(tensor);
+function payloadBytes(outputs: readonly InferTensor[], buffer: ArrayBufferLike): number {
+  let n = 0;
+  for (const t of outputs) if (t.data.buffer === buffer) n += t.data.byteLength;
+  return n;
 }
 
-/** A deep-frozen structural copy (bytes shared, see the contract above); the caller's objects stay as they were. */
+/**
+ * A flat copy of the key. hashRequest returns prefix + digest, a V8 cons string of three heap objects; the
+ * entry keeps its key for its whole life, so it keeps one sequential string instead (~60 bytes less).
+ */
+function flatKey(key: string): string {
+  // latin1 round-trips exactly for one-byte strings (any key whose model name is latin1); others stay as given.
+  return ONE_BYTE.test(key) ? Buffer.from(key, 'latin1').toString('latin1') : key;
+}
+const ONE_BYTE = /^[\x00-\xff]*$/;
+
+/**
+ * Frozen shape arrays are immutable, so entries of one shape can share one ([1, 10] for every mlp result).
+ * Bounded: a model with many distinct output shapes just stops being interned when the table is full.
+ */
+const SHAPES_MAX = 4096;
+const shapes = new Map<string, number[]>();
+function internShape(shape: readonly number[]): number[] {
+  const id = shape.join(',');
+  let shared = shapes.get(id);
+  if (!shared) {
+    shared = Object.freeze([...shape]) as number[];
+    if (shapes.size < SHAPES_MAX) shapes.set(id, shared);
+  }
+  return shared;
+}
+
+/** Where each numeric output starts in the entry's one buffer: 8-byte aligned so typed-array views of any dtype work. */
+const align8 = (n: number) => (n + 7) & ~7;
+
+/**
+ * The outputs' bytes as the cache keeps them: one buffer per entry, owned whole. One output that already
+ * owns its whole buffer is kept as it is (no copy); several outputs, or a view into something bigger (a
+ * pooled Buffer, a batch's shared output), are copied once into one fresh buffer, so the bytes counted are
+ * the bytes kept alive and a multi-output entry pays for one buffer object instead of one per tensor.
+ */
+function compactData(outputs: readonly InferTensor[]): Uint8Array[] {
+  const numeric = outputs.filter((t) => t.data.byteLength > 0);
+  const only = numeric[0];
+  const owns = (t: InferTensor) => t.data.byteOffset === 0 && t.data.byteLength === t.data.buffer.byteLength;
+  if (numeric.length === 1 && owns(only!)) return outputs.map((t) => (t === only ? t.data : EMPTY));
+  let total = 0;
+  for (const t of numeric) total = align8(total) + t.data.byteLength;
+  const buffer = new ArrayBuffer(total);
+  let offset = 0;
+  return outputs.map((t) => {
+    if (t.data.byteLength === 0) return EMPTY;
+    offset = align8(offset);
+    const view = new Uint8Array(buffer, offset, t.data.byteLength);
+    view.set(t.data);
+    offset += t.data.byteLength;
+    return view;
+  });
+}
+const EMPTY = new Uint8Array(0);
+
+/**
+ * A deep-frozen structural copy (bytes shared, see the contract above); the caller's objects stay as they were.
+ * Built from object literals, not spreads: V8 gave each frozen spread copy its own hidden class (three maps
+ * and descriptor arrays, ~450 bytes, per text result) and spilled the result's fields to a property array.
+ */
 function freezeResult(r: InferenceResult): InferenceResult {
-  const result: InferenceResult = { ...r, cached: false, outputs: Object.freeze(r.outputs.map(freezeTensor)) as InferTensor[] };
-  if (r.text) {
-    const labels = Object.freeze(r.text.labels.map((l) => Object.freeze({ ...l })));
-    result.text = Object.freeze({ ...r.text, labels: labels as typeof r.text.labels });
+  const data = compactData(r.outputs);
+  const outputs = Object.freeze(
+    r.outputs.map((t, i) => {
+      const shape = internShape(t.shape);
+      return Object.freeze(
+        t.strings === undefined
+          ? { name: t.name, dtype: t.dtype, shape, data: data[i]! }
+          : { name: t.name, dtype: t.dtype, shape, data: data[i]!, strings: Object.freeze([...t.strings]) as string[] },
+      );
+    }),
+  ) as InferTensor[];
+  return withOutputs(r, outputs, freezeText(r.text), false);
+}
+
+function freezeText(text: InferenceResult['text']): InferenceResult['text'] {
+  if (!text) return undefined;
+  const labels = Object.freeze(text.labels.map((l) => Object.freeze({ label: l.label, score: l.score })));
+  return Object.freeze({ label: text.label, confidence: text.confidence, labels: labels as typeof text.labels });
+}
+
+/** The frozen result object itself, sharing `outputs` and `text`; fields a newer InferenceResult adds are kept too. */
+function withOutputs(r: InferenceResult, outputs: InferTensor[], text: InferenceResult['text'], cached: boolean): InferenceResult {
+  const { model, version, computeMs, batchRequests, batchRows, queueMs } = r;
+  const result: InferenceResult =
+    text === undefined
+      ? { model, version, outputs, cached, computeMs, batchRequests, batchRows, queueMs }
+      : { model, version, outputs, text, cached, computeMs, batchRequests, batchRows, queueMs };
+  for (const k of Object.keys(r) as (keyof InferenceResult)[]) {
+    if (!(k in result)) (result as unknown as Record<string, unknown>)[k] = r[k];
   }
   return Object.freeze(result);
 }
