@@ -5,6 +5,7 @@
 import { isSpanContextValid, trace } from '@opentelemetry/api';
 import pino from 'pino';
 import type { RequestRecord } from './api/request-record';
+import { clip } from './core/errors';
 
 export type Logger = pino.Logger;
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -38,11 +39,12 @@ export function logAccess(log: Logger, r: RequestRecord): void {
     access: true,
     protocol: r.protocol,
     method: r.method,
-    model: r.model,
-    version: r.version,
+    // Names and ids come from clients: bounded, so a 1 MiB model name cannot make a 1 MiB log line.
+    model: clip(r.model),
+    version: clip(r.version),
     code: r.code,
     ms: Math.round(r.seconds * 1e6) / 1e3,
-    request_id: r.requestId,
+    request_id: r.requestId === undefined ? undefined : clip(r.requestId),
     ...(r.traceId ? { trace_id: r.traceId } : {}),
     ...(r.cached !== undefined ? { cached: r.cached } : {}),
     ...(r.batchRows !== undefined ? { batch_rows: r.batchRows, batch_requests: r.batchRequests } : {}),

@@ -10,6 +10,9 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { InferencePipeline } from './core/pipeline';
 import { createModelService } from './api/grpc/model-service';
+import { InflightCalls } from './api/grpc/inflight-calls';
+import { unavailable } from './core/errors';
+import { clampDelay } from './core/timers';
 import { MODEL_SERVICE_NAME, modelServiceDefinition, reflectionPackageDefinition } from './api/grpc/protos';
 import type { ServerConfig } from './config/server-config';
 import { logAccess, type Logger } from './log';
@@ -21,6 +24,9 @@ import { defaultIntraOpThreads, ExecutionPool } from './runtime/execution-pool';
 import { RequestScheduler, type ModelSchedule } from './scheduling/scheduler';
 import { ResultCache } from './cache/result-cache';
 import { BreakerRegistry, type BreakerTransition } from './resilience/circuit-breaker';
+
+/** After a drain answers its unfinished calls, how long their answers get to reach clients before sockets close. */
+const SHUTDOWN_FLUSH_MS = 1000;
 
 /** Services whose health is reported besides the overall "" entry. */
 export const HEALTH_SERVICES = ['', MODEL_SERVICE_NAME];
@@ -36,6 +42,8 @@ export class TensorgateServer {
   readonly health: HealthImplementation;
   readonly metrics = new ServerMetrics();
   readonly http: HttpFrontDoor;
+  /** Unanswered gRPC calls: a drain that runs out of grace answers them UNAVAILABLE. */
+  readonly inflightCalls = new InflightCalls();
   private healthStatus: 'SERVING' | 'NOT_SERVING' = 'NOT_SERVING';
   private boundPort = 0;
   private boundHttpPort = 0;
@@ -76,7 +84,7 @@ export class TensorgateServer {
       scheduler: this.scheduler,
       breakers: this.breakers,
       cache: this.cache,
-      limits: { maxElements: config.maxElements },
+      limits: { maxElements: config.maxElements, maxTextBytes: config.maxTextBytes },
     });
     this.health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'NOT_SERVING' as const])));
     this.grpcServer = new grpc.Server({
@@ -86,6 +94,7 @@ export class TensorgateServer {
     this.grpcServer.addService(modelServiceDefinition(), createModelService(this.pipeline, this.repository, this.breakers, log, {
       observe: (r) => this.observeRequest(r),
       inflight: (delta) => this.metrics.inflight('grpc', delta),
+      calls: this.inflightCalls,
     }));
     this.health.addToServer(this.grpcServer);
     new ReflectionService(reflectionPackageDefinition()).addToServer(this.grpcServer);
@@ -166,14 +175,22 @@ export class TensorgateServer {
       this.setHealth('NOT_SERVING');
       this.log.info({ graceMs }, 'draining: health NOT_SERVING, finishing in-flight requests');
       await new Promise<void>((resolve) => {
+        let flushTimer: NodeJS.Timeout | undefined;
         const timer = setTimeout(() => {
-          this.log.warn({ graceMs }, 'grace period over; closing remaining calls');
-          this.grpcServer.forceShutdown();
-          resolve();
-        }, graceMs);
+          // Answered by us with UNAVAILABLE (retried by clients and meshes) rather than CANCELLED by
+          // forceShutdown; answered calls let tryShutdown finish, and forceShutdown closes what is left.
+          const failed = this.inflightCalls.failAll(unavailable(`the server is shutting down and its drain period of ${graceMs} ms ran out; retry on another replica`));
+          this.log.warn({ graceMs, failed }, `grace period over; answered ${failed} unfinished calls UNAVAILABLE`);
+          flushTimer = setTimeout(() => {
+            this.grpcServer.forceShutdown();
+            resolve();
+          }, SHUTDOWN_FLUSH_MS);
+          flushTimer.unref();
+        }, clampDelay(graceMs));
         timer.unref();
         this.grpcServer.tryShutdown(() => {
           clearTimeout(timer);
+          clearTimeout(flushTimer);
           resolve();
         });
       });

@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { addModel, copyBundledModel, expectStatus, f32Tensor, float32s, seededFloats, slowRequest, startRun, startTestServer, tempDir, unary, waitQueued, type TestServer } from './common';
 import { writeSlowModel } from './fixtures/onnx-fixtures';
+import { SLOW_MODEL_CONFIG } from './fixtures/configs';
 
 let repo: ReturnType<typeof tempDir>;
 let ts: TestServer;
@@ -18,8 +19,8 @@ before(async () => {
   repo = tempDir('batching');
   copyBundledModel(repo.dir, 'mlp'); // max_batch_size 256, dynamic batching
   copyBundledModel(repo.dir, 'sentiment'); // max_batch_size 128, dynamic batching
-  addModel(repo.dir, 'slow', 'queue: { priority_levels: 2, default_priority: 2 }\n', { 1: writeSlowModel });
-  addModel(repo.dir, 'bounded', 'queue: { max_size: 3 }\n', { 1: writeSlowModel });
+  addModel(repo.dir, 'slow', SLOW_MODEL_CONFIG + 'queue: { priority_levels: 2, default_priority: 2 }\n', { 1: writeSlowModel });
+  addModel(repo.dir, 'bounded', SLOW_MODEL_CONFIG + 'queue: { max_size: 3 }\n', { 1: writeSlowModel });
   ts = await startTestServer({ modelRepository: repo.dir, workers: 1 });
   ts.server.scheduler.on('batch', (b) => batches.push(b));
 });

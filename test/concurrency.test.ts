@@ -8,12 +8,13 @@ import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import { addModel, copyBundledModel, expectStatus, f32Tensor, slowRequest, startRun, tempDir, unary, type TestServer, withTestServer } from './common';
 import { writeSlowModel } from './fixtures/onnx-fixtures';
+import { SLOW_MODEL_CONFIG } from './fixtures/configs';
 
 let repo: ReturnType<typeof tempDir>;
 before(() => {
   repo = tempDir('concurrency');
   copyBundledModel(repo.dir, 'mlp');
-  addModel(repo.dir, 'slow', undefined, { 1: writeSlowModel });
+  addModel(repo.dir, 'slow', SLOW_MODEL_CONFIG, { 1: writeSlowModel });
 });
 after(() => repo.cleanup());
 

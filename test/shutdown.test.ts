@@ -11,11 +11,12 @@ import { after, before, test } from 'node:test';
 import { createModelClient } from '../src/client/model-client';
 import { addModel, f32Tensor, PACKAGE_ROOT, tempDir, unary } from './common';
 import { writeSlowModel } from './fixtures/onnx-fixtures';
+import { SLOW_MODEL_CONFIG } from './fixtures/configs';
 
 let repo: ReturnType<typeof tempDir>;
 before(() => {
   repo = tempDir('shutdown');
-  addModel(repo.dir, 'slow', undefined, { 1: writeSlowModel });
+  addModel(repo.dir, 'slow', SLOW_MODEL_CONFIG, { 1: writeSlowModel });
 });
 after(() => repo.cleanup());
 

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { addModel, copyBundledModel, f32Tensor, seededFloats, slowRequest, startRun, startTestServer, tempDir, unary, waitQueued, type TestServer } from './common';
 import { writeSlowModel } from './fixtures/onnx-fixtures';
+import { SLOW_MODEL_CONFIG } from './fixtures/configs';
 
 const exporter = new InMemorySpanExporter();
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
@@ -21,7 +22,7 @@ let ts: TestServer;
 before(async () => {
   repo = tempDir('tracing');
   copyBundledModel(repo.dir, 'mlp');
-  addModel(repo.dir, 'slow', undefined, { 1: writeSlowModel });
+  addModel(repo.dir, 'slow', SLOW_MODEL_CONFIG, { 1: writeSlowModel });
   ts = await startTestServer({ modelRepository: repo.dir, workers: 1 });
 });
 after(async () => {

@@ -48,7 +48,7 @@ const cases: { name: string; req: object; code: grpc.status; message: RegExp }[]
   { name: 'wrong rank', req: { model: 'mlp', inputs: [mlpInput([64], 64)] }, code: INVALID_ARGUMENT, message: /input 'input': rank 1 shape \[64\] sent, the model expects rank 2: input FP32 \[batch, 64\]/ },
   { name: 'wrong fixed dim', req: { model: 'mlp', inputs: [mlpInput([1, 63], 63)] }, code: INVALID_ARGUMENT, message: /input 'input': dim 1 is 63, the model expects 64/ },
   { name: 'fixed model dim 0', req: { model: 'fixed', inputs: [f32Tensor('x', [3, 3], new Float32Array(9))] }, code: INVALID_ARGUMENT, message: /input 'x': dim 0 is 3, the model expects 2/ },
-  { name: 'negative dim', req: { model: 'mlp', inputs: [mlpInput([-1, 64], 64)] }, code: INVALID_ARGUMENT, message: /invalid dimension -1/ },
+  { name: 'negative dim', req: { model: 'mlp', inputs: [mlpInput([-1, 64], 64)] }, code: INVALID_ARGUMENT, message: /invalid dim 0 \(-1\); dims are non-negative integers/ },
   { name: 'data too short', req: { model: 'mlp', inputs: [{ ...mlpInput(), data: Buffer.alloc(255) }] }, code: INVALID_ARGUMENT, message: /input 'input': data has 255 bytes, shape \[1, 64\] of FP32 needs 256/ },
   { name: 'data too long', req: { model: 'mlp', inputs: [{ ...mlpInput(), data: Buffer.alloc(260) }] }, code: INVALID_ARGUMENT, message: /data has 260 bytes.*needs 256/ },
   { name: 'string_data on numeric', req: { model: 'mlp', inputs: [{ ...mlpInput(), string_data: ['a'] }] }, code: INVALID_ARGUMENT, message: /string_data is only for STRING tensors/ },
@@ -118,7 +118,7 @@ test('a BOOL element other than 0 or 1 is refused', async () => {
   // No bundled model has a BOOL input, so this one is checked at the validator.
   const { validateInputs } = await import('../src/core/validate.js');
   assert.throws(
-    () => validateInputs([{ name: 'b', dtype: 'BOOL', shape: [2], data: new Uint8Array([1, 2]) }], [{ name: 'b', dtype: 'BOOL', shape: [-1], dimNames: [''] }], { maxElements: 10 }, 'test'),
+    () => validateInputs([{ name: 'b', dtype: 'BOOL', shape: [2], data: new Uint8Array([1, 2]) }], [{ name: 'b', dtype: 'BOOL', shape: [-1], dimNames: [''] }], { maxElements: 10, maxTextBytes: 1024 }, 'test'),
     /BOOL element 1 is 2; BOOL elements are bytes 0 or 1/,
   );
 });

@@ -18,6 +18,8 @@ export const serverConfigSchema = z.strictObject({
   maxMessageBytes: z.coerce.number().int().positive().default(64 * 1024 * 1024),
   /** Most tensor elements one request may carry. */
   maxElements: z.coerce.number().int().positive().default(16 * 1024 * 1024),
+  /** Most UTF-8 bytes of input_text one request may carry (text pipelines read only their first max_tokens words). */
+  maxTextBytes: z.coerce.number().int().positive().default(64 * 1024),
   /** Byte bound of the result cache shared by all models; 0 turns caching off. */
   cacheMaxBytes: z.coerce.number().int().min(0).default(256 * 1024 * 1024),
   /** How long shutdown waits for in-flight requests before closing them. */
@@ -38,6 +40,7 @@ export const SERVER_SETTINGS: { flag: string; env: string; key: keyof ServerConf
   { flag: 'workers', env: 'TENSORGATE_WORKERS', key: 'workers', help: 'inference worker threads (default: cores, at most 4)' },
   { flag: 'max-message-bytes', env: 'TENSORGATE_MAX_MESSAGE_BYTES', key: 'maxMessageBytes', help: 'largest gRPC message in bytes (default 64 MiB)' },
   { flag: 'max-elements', env: 'TENSORGATE_MAX_ELEMENTS', key: 'maxElements', help: 'most tensor elements per request (default 16M)' },
+  { flag: 'max-text-bytes', env: 'TENSORGATE_MAX_TEXT_BYTES', key: 'maxTextBytes', help: 'most UTF-8 bytes of input_text per request (default 64 KiB)' },
   { flag: 'cache-max-bytes', env: 'TENSORGATE_CACHE_MAX_BYTES', key: 'cacheMaxBytes', help: 'result cache size in bytes, 0 = off (default 256 MiB)' },
   { flag: 'shutdown-grace-ms', env: 'TENSORGATE_SHUTDOWN_GRACE_MS', key: 'shutdownGraceMs', help: 'drain time on SIGTERM before in-flight calls are closed (default 10000)' },
   { flag: 'access-log', env: 'TENSORGATE_ACCESS_LOG', key: 'accessLog', help: 'true|false: log one line per request (default true)' },

@@ -7,12 +7,18 @@ import { status } from '@grpc/grpc-js';
 
 export { status as Code };
 
+/**
+ * The longest message a status carries. A status travels in HTTP/2 trailers, which clients cap (grpc-js:
+ * 8 KiB of metadata by default); a longer one is dropped and the caller waits for its deadline instead.
+ */
+export const MAX_MESSAGE_CHARS = 1024;
+
 export class ServingError extends Error {
   constructor(
     readonly code: status,
     message: string,
   ) {
-    super(message);
+    super(boundMessage(message));
     this.name = 'ServingError';
   }
 
@@ -22,6 +28,45 @@ export class ServingError extends Error {
     const message = err instanceof Error ? err.message : String(err);
     return new ServingError(fallback, message);
   }
+}
+
+/**
+ * A failure inside ONNX Runtime's run of a model (not of the worker, not a timeout). It may be the model's
+ * fault or the input's (an id beyond a vocabulary, a shape the graph cannot take); the scheduler decides
+ * which before the caller sees it (src/scheduling/failure-blame.ts).
+ */
+export class ModelRunError extends ServingError {
+  constructor(message: string) {
+    super(status.INTERNAL, message);
+    this.name = 'ModelRunError';
+  }
+}
+
+/** Marks failures that are the server's or model's doing although their code alone would not say so. */
+export function markServerFault<E extends ServingError>(err: E): E {
+  (err as E & { serverFault?: boolean }).serverFault = true;
+  return err;
+}
+
+function boundMessage(message: string): string {
+  if (message.length <= MAX_MESSAGE_CHARS) return message;
+  const suffix = ` ... (${message.length} characters in all)`;
+  return message.slice(0, MAX_MESSAGE_CHARS - suffix.length) + suffix;
+}
+
+/**
+ * A client-supplied value for a message or log line: quoted, and cut to a short prefix plus its length
+ * when long, so a 1 MiB name cannot make a status or a log line 1 MiB.
+ */
+export function echo(value: unknown, max = 64): string {
+  const text = typeof value === 'string' ? value : String(value);
+  if (text.length <= max) return `'${text}'`;
+  return `'${text.slice(0, max)}...' (${text.length} characters)`;
+}
+
+/** `text` cut to `max` characters plus a note of its length: for log fields and span attributes. */
+export function clip(text: string, max = 128): string {
+  return text.length <= max ? text : `${text.slice(0, max)}...(${text.length} characters)`;
 }
 
 export const invalidArgument = (message: string) => new ServingError(status.INVALID_ARGUMENT, message);

@@ -14,7 +14,7 @@ import type { ResultCache } from '../cache/result-cache';
 import type { ModelEntry, ModelRepository, ModelVersionEntry } from '../repository/model-repository';
 import type { BreakerRegistry } from '../resilience/circuit-breaker';
 import type { RequestScheduler } from '../scheduling/scheduler';
-import { invalidArgument } from './errors';
+import { invalidArgument, resourceExhausted } from './errors';
 import type { InferenceRequest, InferenceResult } from './request';
 import type { InferTensor } from './tensor';
 import { formatSpecs, validateInputs, validateOutputNames, type RequestLimits } from './validate';
@@ -46,19 +46,26 @@ export class InferencePipeline {
     const config = entry.config!;
     const compute = (signal: AbortSignal | undefined) => this.execute(prepared, request, signal);
     const cache = this.parts.cache;
+    let result: InferenceResult;
     if (!cache || request.bypassCache || !config.deterministic || !config.result_cache.enabled) {
-      return compute(request.signal);
+      result = await compute(request.signal);
+    } else {
+      result = await tracer().startActiveSpan(SPAN_CACHE, async (span) => {
+        try {
+          // The key covers what the model computes (inputs, outputs); the text pipeline's labels are
+          // derived below on every path, so a text request and the same token_ids share one entry and
+          // each caller gets the answer its own path needs.
+          const key = hashRequest({ model: entry.name, version: version.version, inputs: prepared.inputs, outputs: prepared.outputs });
+          const { result: found, cached } = await cache.getOrCompute(key, config.result_cache.ttl_ms, compute, { signal: request.signal });
+          span.setAttribute(ATTR_CACHE_HIT, cached);
+          return found;
+        } finally {
+          span.end();
+        }
+      });
     }
-    return tracer().startActiveSpan(SPAN_CACHE, async (span) => {
-      try {
-        const key = hashRequest({ model: entry.name, version: version.version, inputs: prepared.inputs, outputs: prepared.outputs });
-        const { result, cached } = await cache.getOrCompute(key, config.result_cache.ttl_ms, compute, { signal: request.signal });
-        span.setAttribute(ATTR_CACHE_HIT, cached);
-        return result;
-      } finally {
-        span.end();
-      }
-    });
+    if (!prepared.text) return result;
+    return { ...result, text: entry.textPipeline!.decode(result.outputs) };
   }
 
   /** Resolves, encodes text and validates: everything that can refuse a request before it costs anything. */
@@ -75,12 +82,20 @@ export class InferencePipeline {
       }
       if (inputs.length > 0) throw invalidArgument('send either input_text or inputs, not both');
       if (outputs.length > 0) throw invalidArgument('outputs cannot be chosen with input_text; the text pipeline returns labels');
+      const bytes = Buffer.byteLength(request.text!, 'utf8');
+      if (bytes > this.parts.limits.maxTextBytes) {
+        throw resourceExhausted(
+          `input_text is ${bytes} bytes, more than the limit of ${this.parts.limits.maxTextBytes}; ${where} reads only its first ` +
+            `${pipeline.config.tokenizer.max_tokens} words, so send less text (or raise --max-text-bytes / TENSORGATE_MAX_TEXT_BYTES)`,
+        );
+      }
       inputs = [pipeline.encode(request.text!)];
       outputs = [pipeline.config.output];
     } else if (inputs.length === 0 && pipeline) {
       throw invalidArgument(`no inputs sent; ${where} takes input_text, or tensors: ${formatSpecs(version.inputs)}`);
     }
     validateInputs(inputs, version.inputs, this.parts.limits, where);
+    if (pipeline && !text) for (const t of inputs) pipeline.checkTokenIds(t);
     validateOutputNames(outputs, version.outputs, where);
     return { entry, version, inputs, outputs, text };
   }
@@ -109,7 +124,6 @@ export class InferencePipeline {
       batchRows: run.batchRows,
       queueMs: run.queueMs,
     };
-    if (p.text) result.text = p.entry.textPipeline!.decode(run.outputs);
     return result;
   }
 }

@@ -4,12 +4,25 @@
  * error alone.
  */
 import { dataTypeByName, elementCount } from './dtype';
-import { invalidArgument, resourceExhausted } from './errors';
+import { echo, invalidArgument, resourceExhausted } from './errors';
 import type { InferTensor, TensorSpec } from './tensor';
 
 export interface RequestLimits {
   /** Most elements (summed over all inputs) one request may carry. */
   maxElements: number;
+  /** Most UTF-8 bytes of input_text one request may carry. */
+  maxTextBytes: number;
+}
+
+/** Most dimensions a tensor may have: far above any real model, low enough to keep messages short. */
+export const MAX_RANK = 32;
+/** Dims shown in a message before the rest are summarised. */
+const SHOWN_DIMS = 8;
+
+/** A shape for a message: every dim when short, else the first few and the rank. */
+export function formatShape(shape: readonly (number | string)[]): string {
+  if (shape.length <= SHOWN_DIMS) return `[${shape.join(', ')}]`;
+  return `[${shape.slice(0, SHOWN_DIMS).join(', ')}, ... (${shape.length} dims)]`;
 }
 
 export function formatSpec(spec: TensorSpec): string {
@@ -27,12 +40,12 @@ export function validateInputs(inputs: InferTensor[], specs: TensorSpec[], limit
   const seen = new Set<string>();
   let total = 0;
   for (const t of inputs) {
-    if (seen.has(t.name)) throw invalidArgument(`input '${t.name}' is sent more than once`);
-    seen.add(t.name);
     const spec = specs.find((s) => s.name === t.name);
     if (!spec) {
-      throw invalidArgument(`unknown input '${t.name}'; ${where} expects inputs: ${formatSpecs(specs)}`);
+      throw invalidArgument(`unknown input ${echo(t.name)}; ${where} expects inputs: ${formatSpecs(specs)}`);
     }
+    if (seen.has(t.name)) throw invalidArgument(`input '${t.name}' is sent more than once`);
+    seen.add(t.name);
     total += validateTensor(t, spec, limits);
     if (total > limits.maxElements) {
       throw resourceExhausted(
@@ -50,18 +63,21 @@ export function validateInputs(inputs: InferTensor[], specs: TensorSpec[], limit
 /** Checks one tensor against its spec and returns its element count. */
 function validateTensor(t: InferTensor, spec: TensorSpec, limits: RequestLimits): number {
   const info = dataTypeByName(t.dtype);
-  if (!info) throw invalidArgument(`input '${t.name}': dtype is missing or unknown; expected ${spec.dtype}`);
+  if (!info) throw invalidArgument(`input '${t.name}': dtype ${echo(t.dtype)} is unknown; expected ${spec.dtype}`);
   if (info.unsupported) throw invalidArgument(`input '${t.name}': ${info.unsupported}`);
   if (t.dtype !== spec.dtype) throw invalidArgument(`input '${t.name}': dtype ${t.dtype} sent, the model expects ${spec.dtype}`);
-  for (const d of t.shape) {
-    if (!Number.isSafeInteger(d) || d < 0) {
-      throw invalidArgument(`input '${t.name}': shape [${t.shape.join(', ')}] has an invalid dimension ${d}; dimensions are non-negative integers`);
-    }
+  if (t.shape.length > MAX_RANK) {
+    throw invalidArgument(`input '${t.name}': shape has ${t.shape.length} dims; at most ${MAX_RANK} are accepted, and the model expects ${formatSpec(spec)}`);
   }
+  t.shape.forEach((d, i) => {
+    if (!Number.isSafeInteger(d) || d < 0) {
+      throw invalidArgument(`input '${t.name}': shape ${formatShape(t.shape)} has an invalid dim ${i} (${d}); dims are non-negative integers`);
+    }
+  });
   if (spec.shape.length > 0) {
     if (t.shape.length !== spec.shape.length) {
       throw invalidArgument(
-        `input '${t.name}': rank ${t.shape.length} shape [${t.shape.join(', ')}] sent, the model expects rank ${spec.shape.length}: ${formatSpec(spec)}`,
+        `input '${t.name}': rank ${t.shape.length} shape ${formatShape(t.shape)} sent, the model expects rank ${spec.shape.length}: ${formatSpec(spec)}`,
       );
     }
     spec.shape.forEach((want, i) => {
@@ -77,9 +93,16 @@ function validateTensor(t: InferTensor, spec: TensorSpec, limits: RequestLimits)
         `split the request or raise the limit with --max-elements / TENSORGATE_MAX_ELEMENTS`,
     );
   }
+  // An empty tensor (a 0 dim) may still carry a dim no tensor could have; ONNX Runtime would fail on it.
+  const huge = t.shape.findIndex((d) => d > limits.maxElements);
+  if (huge >= 0) {
+    throw invalidArgument(
+      `input '${t.name}': dim ${huge} is ${t.shape[huge]}, more than the ${limits.maxElements} elements a request may carry (--max-elements), so no tensor can have it`,
+    );
+  }
   if (info.name === 'STRING') {
     const n = t.strings?.length ?? 0;
-    if (n !== count) throw invalidArgument(`input '${t.name}': ${n} strings in string_data, shape [${t.shape.join(', ')}] needs ${count}`);
+    if (n !== count) throw invalidArgument(`input '${t.name}': ${n} strings in string_data, shape ${formatShape(t.shape)} needs ${count}`);
     if (t.data.byteLength > 0) throw invalidArgument(`input '${t.name}': STRING tensors carry their elements in string_data, not data`);
     return count;
   }
@@ -89,7 +112,7 @@ function validateTensor(t: InferTensor, spec: TensorSpec, limits: RequestLimits)
   const expected = count * info.byteSize;
   if (t.data.byteLength !== expected) {
     throw invalidArgument(
-      `input '${t.name}': data has ${t.data.byteLength} bytes, shape [${t.shape.join(', ')}] of ${t.dtype} needs ${expected} ` +
+      `input '${t.name}': data has ${t.data.byteLength} bytes, shape ${formatShape(t.shape)} of ${t.dtype} needs ${expected} ` +
         `(${count} elements x ${info.byteSize} bytes, little-endian row-major)`,
     );
   }
@@ -104,10 +127,10 @@ function validateTensor(t: InferTensor, spec: TensorSpec, limits: RequestLimits)
 export function validateOutputNames(requested: string[], specs: TensorSpec[], where: string): void {
   const seen = new Set<string>();
   for (const name of requested) {
+    if (!specs.some((s) => s.name === name)) {
+      throw invalidArgument(`unknown output ${echo(name)}; ${where} has outputs: ${specs.map((s) => s.name).join(', ')}`);
+    }
     if (seen.has(name)) throw invalidArgument(`output '${name}' is requested more than once`);
     seen.add(name);
-    if (!specs.some((s) => s.name === name)) {
-      throw invalidArgument(`unknown output '${name}'; ${where} has outputs: ${specs.map((s) => s.name).join(', ')}`);
-    }
   }
 }

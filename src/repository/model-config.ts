@@ -15,6 +15,7 @@ import * as fs from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DATA_TYPE_NAMES } from '../core/dtype';
+import { MAX_TIMER_MS } from '../core/timers';
 import { breakerConfigSchema } from '../resilience/breaker-config';
 
 const tensorDecl = z.strictObject({
@@ -101,7 +102,7 @@ export const modelConfigSchema = z.strictObject({
   /** Concurrent executions of this model (instances); 0 = one per worker. */
   instance_count: z.number().int().min(0).default(0),
   /** An execution running longer answers DEADLINE_EXCEEDED (a server fault); 0 = no limit. */
-  execution_timeout_ms: z.number().int().min(0).default(0),
+  execution_timeout_ms: z.number().int().min(0).max(MAX_TIMER_MS).default(0),
   result_cache: resultCacheConfig.default(() => resultCacheConfig.parse({})),
   circuit_breaker: breakerConfigSchema.default(() => breakerConfigSchema.parse({})),
 }).superRefine((c, ctx) => {

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { notFound, unavailable } from '../core/errors';
+import { echo, notFound, unavailable } from '../core/errors';
 import type { TensorSpec } from '../core/tensor';
 import { TextClassificationPipeline } from '../pipelines/text-classification';
 import type { ExecutionPool } from '../runtime/execution-pool';
@@ -206,10 +206,10 @@ export class ModelRepository extends EventEmitter {
     const entry = this.models.get(model);
     if (entry) return entry;
     if (this.loading) {
-      throw unavailable(`model '${model}' is not loaded yet: the model repository is still loading; retry when health reports SERVING`);
+      throw unavailable(`model ${echo(model)} is not loaded yet: the model repository is still loading; retry when health reports SERVING`);
     }
     const names = this.list().map((m) => m.name);
-    throw notFound(`model '${model}' not found; available models: ${names.length ? names.join(', ') : '(none)'}`);
+    throw notFound(`model ${echo(model)} not found; available models: ${names.length ? names.join(', ') : '(none)'}`);
   }
 
   /** Resolves a request's model and version to a READY version, or throws NOT_FOUND / UNAVAILABLE. */
@@ -223,7 +223,7 @@ export class ModelRepository extends EventEmitter {
     const v = entry.versions.find((x) => x.version === version);
     if (!v) {
       const served = entry.versions.map((x) => x.version);
-      throw notFound(`version '${version}' of model '${model}' not found; served versions: ${served.length ? served.join(', ') : '(none)'}`);
+      throw notFound(`version ${echo(version)} of model '${model}' not found; served versions: ${served.length ? served.join(', ') : '(none)'}`);
     }
     if (v.state !== 'READY') throw unavailable(`version ${version} of model '${model}' is ${v.state}: ${v.reason || 'not ready'}`);
     return { entry, version: v };

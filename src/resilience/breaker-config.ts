@@ -17,6 +17,7 @@
  * timing it out here would only free the breaker's slot while the worker stays busy. The worker pool
  * owns execution timeouts and marks them as server faults (see isServerFault).
  */
+import { MAX_TIMER_MS } from '../core/timers';
 import { z } from 'zod';
 
 export const breakerConfigSchema = z
@@ -35,14 +36,14 @@ export const breakerConfigSchema = z
      */
     volume_threshold: z.number().int().min(1).default(10),
     /** Length of the rolling statistics window. */
-    rolling_window_ms: z.number().int().min(100).default(10_000),
+    rolling_window_ms: z.number().int().min(100).max(MAX_TIMER_MS).default(10_000),
     /** The window is kept as this many buckets; old buckets drop off one at a time. */
     rolling_buckets: z.number().int().min(1).max(1000).default(10),
     /**
      * How long the breaker stays open before one probe request is let through. 5 s covers a worker
      * restart and model reload without leaving a recovered model refused for long.
      */
-    reset_timeout_ms: z.number().int().min(1).default(5_000),
+    reset_timeout_ms: z.number().int().min(1).max(MAX_TIMER_MS).default(5_000),
     /**
      * Bulkhead: most calls for this version in flight at once; more get RESOURCE_EXHAUSTED, which does
      * not count for or against the breaker. 0 = unlimited (the scheduler's queue already bounds work).

@@ -17,7 +17,8 @@ import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { deadlineExceeded, internal, ServingError, unavailable } from '../core/errors';
+import { deadlineExceeded, internal, markServerFault, ModelRunError, ServingError, unavailable } from '../core/errors';
+import { clampDelay } from '../core/timers';
 import type { InferTensor, TensorSpec } from '../core/tensor';
 import type { SessionSettings, WireTensor, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
 
@@ -210,6 +211,7 @@ export class ExecutionPool extends EventEmitter {
     const message = await answer;
     if (message.type === 'result') return { outputs: message.outputs.map(fromWire), computeMs: message.computeMs };
     if (message.type === 'error' && message.kind === 'expired') throw deadlineExceeded('deadline passed before execution started; nothing was run');
+    if (message.type === 'error' && message.kind === 'run') throw new ModelRunError(`ONNX Runtime failed: ${message.message}`);
     if (message.type === 'error') throw internal(`ONNX Runtime failed: ${message.message}`);
     throw internal(`unexpected reply '${message.type}' to run`);
   }
@@ -217,9 +219,7 @@ export class ExecutionPool extends EventEmitter {
   private withExecutionTimeout(handle: WorkerHandle, key: string, reply: Promise<WorkerResponse>, timeoutMs: number): Promise<WorkerResponse> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        const err = deadlineExceeded(`execution of '${key}' exceeded its execution_timeout_ms of ${timeoutMs} ms; the result will be discarded`);
-        (err as ServingError & { serverFault?: boolean }).serverFault = true;
-        reject(err);
+        reject(markServerFault(deadlineExceeded(`execution of '${key}' exceeded its execution_timeout_ms of ${timeoutMs} ms; the result will be discarded`)));
         this.emit('execution-timeout', key, handle.index);
         // The worker cannot be interrupted; if it is still busy long after the timeout, retire it.
         const stuck = setTimeout(() => {
@@ -227,10 +227,10 @@ export class ExecutionPool extends EventEmitter {
             this.emit('worker-stuck', handle.index, key);
             this.retire(handle);
           }
-        }, timeoutMs * (STUCK_FACTOR - 1));
+        }, clampDelay(timeoutMs * (STUCK_FACTOR - 1)));
         stuck.unref();
         reply.finally(() => clearTimeout(stuck)).catch(() => undefined);
-      }, timeoutMs);
+      }, clampDelay(timeoutMs));
       reply.then(
         (m) => {
           clearTimeout(timer);
@@ -268,24 +268,11 @@ export class ExecutionPool extends EventEmitter {
   }
 
   /**
-   * Ends one worker thread as a crash of that thread would (once it is idle: see the class comment), and
-   * resolves when its replacement is ready; for tests of recovery.
+   * For tests of recovery: every worker thread exits, as a crash of that thread would, when it next
+   * starts a run of `key` (so the run is in flight when the thread dies). Resolves once all are armed.
    */
-  async crashWorkerForTest(index: number): Promise<void> {
-    const handle = this.handles[index];
-    if (!handle) throw new Error(`no worker ${index}`);
-    await this.whenIdle(handle);
-    const restarted = new Promise<void>((resolve) => {
-      const onRestart = (i: number) => {
-        if (i === index) {
-          this.off('worker-restarted', onRestart);
-          resolve();
-        }
-      };
-      this.on('worker-restarted', onRestart);
-    });
-    await handle.worker.terminate();
-    await restarted;
+  async exitOnNextRunForTest(key: string): Promise<void> {
+    await Promise.all(this.handles.map((h) => this.request(h, { type: 'exit-on-run', id: 0, key })));
   }
 
   /** Stops every worker, each once its current run (if any) has returned. */

@@ -34,7 +34,9 @@ export type WorkerRequest =
       /** Epoch ms after which the caller no longer wants the answer; the worker skips such work. */
       deadline: number | undefined;
     }
-  | { type: 'stats'; id: number };
+  | { type: 'stats'; id: number }
+  /** For tests of recovery: the worker thread exits (from JavaScript) when it next starts a run of `key`. */
+  | { type: 'exit-on-run'; id: number; key: string };
 
 export interface WorkerStats {
   /** Executions per session key since the worker started. */
@@ -46,6 +48,7 @@ export interface WorkerStats {
 export type WorkerResponse =
   | { type: 'loaded'; id: number; inputs: TensorSpec[]; outputs: TensorSpec[] }
   | { type: 'unloaded'; id: number }
+  | { type: 'armed'; id: number }
   | { type: 'result'; id: number; outputs: WireTensor[]; computeMs: number }
   | { type: 'stats'; id: number; stats: WorkerStats }
   /** `kind` tells the pool how to map the failure to a status: a load problem, a run failure, or expiry. */

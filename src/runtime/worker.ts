@@ -14,6 +14,8 @@ const port = parentPort;
 
 const sessions = new Map<string, ort.InferenceSession>();
 const stats: WorkerStats = { runs: {}, skippedExpired: 0 };
+/** Session keys whose next run ends this thread instead (see 'exit-on-run'). */
+const exitOnRun = new Set<string>();
 
 function reply(message: WorkerResponse, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
@@ -96,6 +98,7 @@ async function run(message: WorkerRequest & { type: 'run' }): Promise<void> {
     reply({ type: 'error', id: message.id, kind: 'expired', message: 'deadline passed before execution started' });
     return;
   }
+  if (exitOnRun.has(message.key)) process.exit(70); // ends this worker thread only, mid-run as the pool sees it
   const feeds: Record<string, ort.Tensor> = {};
   for (const t of message.inputs) feeds[t.name] = toOrtTensor(t);
   const started = performance.now();
@@ -131,6 +134,10 @@ async function handle(message: WorkerRequest): Promise<void> {
       } catch (err) {
         reply({ type: 'error', id: message.id, kind: 'run', message: errorMessage(err) });
       }
+      return;
+    case 'exit-on-run':
+      exitOnRun.add(message.key);
+      reply({ type: 'armed', id: message.id });
       return;
     case 'stats':
       reply({ type: 'stats', id: message.id, stats: { runs: { ...stats.runs }, skippedExpired: stats.skippedExpired } });

@@ -10,10 +10,12 @@
  */
 import { context, SpanStatusCode, type Context, type Span } from '@opentelemetry/api';
 import { EventEmitter } from 'node:events';
-import { cancelled, deadlineExceeded, invalidArgument, ServingError, unavailable } from '../core/errors';
+import { cancelled, deadlineExceeded, invalidArgument, ModelRunError, ServingError, unavailable } from '../core/errors';
+import { clampDelay, setTimerAt, type LongTimer } from '../core/timers';
 import type { InferTensor } from '../core/tensor';
 import type { ExecutionPool, RunResult } from '../runtime/execution-pool';
 import { batchRows, batchSignature, mergeInputs, splitOutputs } from './batch';
+import { FailureBlame, type KnownGood } from './failure-blame';
 import { ModelQueue, NO_BATCHING, type BatchPolicy, type QueuedRequest } from './model-queue';
 import { ATTR_BATCH_REQUESTS, ATTR_BATCH_ROWS, ATTR_QUEUE_OUTCOME, SPAN_BATCH, SPAN_QUEUE } from '../telemetry/semconv';
 import { tracer } from '../telemetry/tracing';
@@ -42,20 +44,29 @@ export interface ScheduledResult extends RunResult {
 interface Pending extends QueuedRequest {
   key: string;
   dispatched: boolean;
+  /** Answered (resolved or rejected); a request is settled exactly once. */
+  settled: boolean;
   /** The caller's trace context and its queue-wait span (ended at dispatch or drop). */
   traceContext: Context;
   queueSpan: Span;
   resolve: (result: ScheduledResult) => void;
   reject: (err: ServingError) => void;
   onAbort?: () => void;
-  timer?: NodeJS.Timeout;
+  timer?: LongTimer;
 }
+
+type Rerun =
+  | { members: Pending[] }
+  | { probe: KnownGood; resolve: (value: unknown) => void; reject: (err: ServingError) => void };
 
 interface ModelSlot {
   queue: ModelQueue<Pending>;
   instanceCount: number;
   executionTimeoutMs: number;
   inflight: number;
+  /** Executions of already-dispatched requests (isolating a failed batch) and blame probes: run before the queue. */
+  reruns: Rerun[];
+  blame: FailureBlame;
 }
 
 export interface ModelSchedule {
@@ -85,6 +96,7 @@ export class RequestScheduler extends EventEmitter {
   configure(key: string, schedule: ModelSchedule): void {
     const existing = this.models.get(key);
     const queue = new ModelQueue<Pending>(key, schedule.policy);
+    const instanceCount = schedule.instanceCount || Infinity;
     // Requests already waiting move to the new queue (a reload keeps them), within its new limits.
     for (const r of existing?.queue.drain() ?? []) {
       r.priority = Math.min(r.priority, schedule.policy.priorityLevels);
@@ -94,11 +106,18 @@ export class RequestScheduler extends EventEmitter {
         this.settle(r, ServingError.from(err));
       }
     }
+    if (existing) {
+      // Changed in place: running executions hold this slot and release their instance on it.
+      Object.assign(existing, { queue, instanceCount, executionTimeoutMs: schedule.executionTimeoutMs });
+      return;
+    }
     this.models.set(key, {
       queue,
-      instanceCount: schedule.instanceCount || Infinity,
+      instanceCount,
       executionTimeoutMs: schedule.executionTimeoutMs,
-      inflight: existing?.inflight ?? 0,
+      inflight: 0,
+      reruns: [],
+      blame: new FailureBlame(key, (probe) => this.probe(key, probe)),
     });
   }
 
@@ -108,6 +127,11 @@ export class RequestScheduler extends EventEmitter {
     if (!slot) return;
     this.models.delete(key);
     for (const r of slot.queue.drain()) this.settle(r, unavailable(`model version '${key}' was unloaded while the request was queued`));
+    const gone = unavailable(`model version '${key}' was unloaded while the request was being retried`);
+    for (const rerun of slot.reruns.splice(0)) {
+      if ('members' in rerun) for (const r of rerun.members) this.settle(r, gone);
+      else rerun.reject(gone);
+    }
   }
 
   get queueDepth(): number {
@@ -157,6 +181,7 @@ export class RequestScheduler extends EventEmitter {
         deadline,
         signal: run.signal,
         dispatched: false,
+        settled: false,
         resolve,
         reject,
       };
@@ -177,15 +202,17 @@ export class RequestScheduler extends EventEmitter {
       r.signal.addEventListener('abort', r.onAbort, { once: true });
     }
     if (r.deadline !== undefined) {
-      r.timer = setTimeout(() => {
+      r.timer = setTimerAt(r.deadline, () => {
         if (slot.queue.remove(r)) this.drop(r, deadlineExceeded('deadline or queue timeout passed while queued; the request was not run'));
-      }, Math.max(0, r.deadline - Date.now()));
+      });
     }
   }
 
   private settle(r: Pending, outcome: ServingError | ScheduledResult): void {
+    if (r.settled) return;
+    r.settled = true;
     if (r.onAbort) r.signal?.removeEventListener('abort', r.onAbort);
-    if (r.timer) clearTimeout(r.timer);
+    r.timer?.clear();
     if (!r.dispatched) {
       r.queueSpan.setAttribute(ATTR_QUEUE_OUTCOME, 'dropped');
       r.queueSpan.setStatus({ code: SpanStatusCode.ERROR, message: (outcome as ServingError).message });
@@ -208,8 +235,14 @@ export class RequestScheduler extends EventEmitter {
     while (this.pool.hasFreeSlot() && keys.length > 0 && idle < keys.length) {
       const k = keys[this.turn++ % keys.length]!;
       const slot = this.models.get(k)!;
-      if (slot.inflight >= slot.instanceCount || slot.queue.size === 0) {
+      if (slot.inflight >= slot.instanceCount || (slot.queue.size === 0 && slot.reruns.length === 0)) {
         idle++;
+        continue;
+      }
+      const rerun = slot.reruns.shift();
+      if (rerun) {
+        idle = 0;
+        this.launch(slot, () => ('members' in rerun ? this.execute(slot, rerun.members) : this.runProbe(slot, rerun)));
         continue;
       }
       for (const r of slot.queue.removeDead(Date.now())) {
@@ -244,58 +277,148 @@ export class RequestScheduler extends EventEmitter {
       this.timer = undefined;
       this.timerAt = Infinity;
       this.pump();
-    }, Math.max(1, at - performance.now()));
+    }, clampDelay(Math.max(1, at - performance.now())));
   }
 
+  /** Hands a batch from the queue to the pool; from here on, `execute` owns settling every member. */
   private dispatch(slot: ModelSlot, batch: Pending[]): void {
     for (const r of batch) {
       r.dispatched = true;
       if (r.onAbort) r.signal?.removeEventListener('abort', r.onAbort);
-      if (r.timer) clearTimeout(r.timer);
+      r.timer?.clear();
       r.queueSpan.setAttribute(ATTR_QUEUE_OUTCOME, 'dispatched');
       r.queueSpan.end();
     }
+    this.launch(slot, () => this.execute(slot, batch));
+  }
+
+  /** Runs `job` in one of `slot`'s execution slots; `job` settles what it runs and never rejects. */
+  private launch(slot: ModelSlot, job: () => Promise<void>): void {
+    slot.inflight++;
+    void job().finally(() => {
+      slot.inflight--;
+      this.pump();
+    });
+  }
+
+  /** Settles every member exactly once, even if something unexpected throws after dispatch. */
+  private async execute(slot: ModelSlot, members: Pending[]): Promise<void> {
+    try {
+      await this.executeOnce(slot, members);
+    } catch (err) {
+      for (const r of members) this.settle(r, ServingError.from(err));
+    }
+  }
+
+  /**
+   * One execution of `members` (merged when more than one). Every member is settled exactly once, whatever
+   * fails: a merged batch that fails inside ONNX Runtime is split in halves and re-run until the inputs
+   * that cause the failure are isolated, so no request fails because of another's input; a model whose
+   * outputs turn out not to be batched along dim 0 re-runs its members one by one and stops merging.
+   */
+  private async executeOnce(slot: ModelSlot, members: Pending[]): Promise<void> {
+    const live = members.filter((r) => !this.settleIfDead(r));
+    if (live.length === 0) return;
+    const key = live[0]!.key;
     const started = performance.now();
-    const rows = batch.reduce((n, r) => n + r.rows, 0);
+    const rows = live.reduce((n, r) => n + r.rows, 0);
     // One execution serves several traces: it is a child of the first request's trace and links to every
     // request's queue span (the OpenTelemetry pattern for batch processing).
     const batchSpan = tracer().startSpan(
       SPAN_BATCH,
       {
-        attributes: { 'tensorgate.session': batch[0]!.key, [ATTR_BATCH_REQUESTS]: batch.length, [ATTR_BATCH_ROWS]: rows },
-        links: batch.map((r) => ({ context: r.queueSpan.spanContext() })),
+        attributes: { 'tensorgate.session': key, [ATTR_BATCH_REQUESTS]: live.length, [ATTR_BATCH_ROWS]: rows },
+        links: live.map((r) => ({ context: r.queueSpan.spanContext() })),
       },
-      batch[0]!.traceContext,
+      live[0]!.traceContext,
     );
-    const single = batch.length === 1;
-    const inputs = single ? batch[0]!.inputs : mergeInputs(batch.map((r) => r.inputs));
-    const deadline = single ? batch[0]!.deadline : undefined;
-    this.emit('batch', { key: batch[0]!.key, requests: batch.length, rows });
-    slot.inflight++;
-    this.pool
-      .run(batch[0]!.key, inputs, batch[0]!.outputs, { deadline, timeoutMs: slot.executionTimeoutMs, transferInputs: !single })
-      .then(
-        (result) => {
-          this.emit('batch-done', { key: batch[0]!.key, requests: batch.length, rows, computeMs: result.computeMs, ok: true });
-          batchSpan.setAttribute('tensorgate.compute_ms', result.computeMs);
-          batchSpan.end();
-          const parts = single ? [result.outputs] : splitOutputs(result.outputs, batch.map((r) => r.rows));
-          batch.forEach((r, i) =>
-            this.settle(r, { outputs: parts[i]!, computeMs: result.computeMs, batchRequests: batch.length, batchRows: rows, queueMs: started - r.enqueuedAt }),
-          );
-        },
-        (err: unknown) => {
-          const e = ServingError.from(err);
-          this.emit('batch-done', { key: batch[0]!.key, requests: batch.length, rows, computeMs: performance.now() - started, ok: false });
-          batchSpan.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
-          batchSpan.end();
-          for (const r of batch) this.settle(r, e);
-        },
-      )
-      .finally(() => {
-        slot.inflight--;
-        this.pump();
-      });
+    const single = live.length === 1;
+    this.emit('batch', { key, requests: live.length, rows });
+    let result: RunResult;
+    try {
+      const inputs = single ? live[0]!.inputs : mergeInputs(live.map((r) => r.inputs));
+      const deadline = single ? live[0]!.deadline : undefined;
+      result = await this.pool.run(key, inputs, live[0]!.outputs, { deadline, timeoutMs: slot.executionTimeoutMs, transferInputs: !single });
+    } catch (err) {
+      const e = ServingError.from(err);
+      this.emit('batch-done', { key, requests: live.length, rows, computeMs: performance.now() - started, ok: false });
+      batchSpan.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+      batchSpan.end();
+      this.failed(slot, live, e);
+      return;
+    }
+    this.emit('batch-done', { key, requests: live.length, rows, computeMs: result.computeMs, ok: true });
+    batchSpan.setAttribute('tensorgate.compute_ms', result.computeMs);
+    batchSpan.end();
+    slot.blame.succeeded(live[0]!.inputs, live[0]!.outputs);
+    let parts: InferTensor[][];
+    try {
+      parts = single ? [result.outputs] : splitOutputs(result.outputs, live.map((r) => r.rows));
+    } catch (err) {
+      this.stopMerging(key, ServingError.from(err).message);
+      for (const r of live) this.rerun(slot, [r]);
+      return;
+    }
+    live.forEach((r, i) =>
+      this.settle(r, { outputs: parts[i]!, computeMs: result.computeMs, batchRequests: live.length, batchRows: rows, queueMs: started - r.enqueuedAt }),
+    );
+  }
+
+  /** A failed execution: isolate input-caused failures in merged batches, judge single ones, else fail all. */
+  private failed(slot: ModelSlot, members: Pending[], err: ServingError): void {
+    if (!(err instanceof ModelRunError)) {
+      for (const r of members) this.settle(r, err);
+      return;
+    }
+    if (members.length > 1) {
+      const half = Math.ceil(members.length / 2);
+      this.rerun(slot, members.slice(0, half));
+      this.rerun(slot, members.slice(half));
+      return;
+    }
+    // Not awaited: the judgement may need a probe run, which needs the execution slot this job holds.
+    const r = members[0]!;
+    void slot.blame.judge(err).then((verdict) => this.settle(r, verdict));
+  }
+
+  /** Queues an execution of already-dispatched requests ahead of the model's queue (pump() starts it). */
+  private rerun(slot: ModelSlot, members: Pending[]): void {
+    slot.reruns.push({ members });
+  }
+
+  /** Runs the version's known-good input once (FailureBlame's probe), ahead of the queue. */
+  private probe(key: string, probe: KnownGood): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      const slot = this.models.get(key);
+      if (!slot) return reject(unavailable(`model version '${key}' was unloaded`));
+      slot.reruns.push({ probe, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private async runProbe(slot: ModelSlot, rerun: Extract<Rerun, { probe: KnownGood }>): Promise<void> {
+    const key = slot.queue.key;
+    try {
+      rerun.resolve(await this.pool.run(key, rerun.probe.inputs, rerun.probe.outputs, { timeoutMs: slot.executionTimeoutMs }));
+    } catch (err) {
+      rerun.reject(ServingError.from(err));
+    }
+  }
+
+  /** Settles a dispatched request that must not run again (its caller left or its deadline passed). */
+  private settleIfDead(r: Pending): boolean {
+    if (r.settled) return true;
+    const refusal = whyNotRunnable(r.signal, r.deadline);
+    if (refusal) this.settle(r, refusal);
+    return refusal !== undefined;
+  }
+
+  /** A model whose merged outputs cannot be split back: from now on each request runs alone. */
+  private stopMerging(key: string, reason: string): void {
+    const slot = this.models.get(key);
+    if (!slot || slot.queue.policy.maxBatchSize === 0) return;
+    this.configure(key, { policy: { ...slot.queue.policy, maxBatchSize: 0 }, instanceCount: slot.instanceCount, executionTimeoutMs: slot.executionTimeoutMs });
+    this.emit('merging-stopped', { key, reason });
   }
 }
 

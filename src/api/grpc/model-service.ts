@@ -5,12 +5,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { isSpanContextValid, type Span } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
-import { unimplemented } from '../../core/errors';
+import { clip, invalidArgument, unimplemented } from '../../core/errors';
 import type { InferencePipeline } from '../../core/pipeline';
 import type { ModelRepository } from '../../repository/model-repository';
 import type { BreakerRegistry } from '../../resilience/circuit-breaker';
 import { modelInfoToProto } from './model-info';
-import { MODEL_SERVICE_NAME } from './protos';
+import { MODEL_SERVICE_NAME, UndecodableRequest } from './protos';
+import type { InflightCalls } from './inflight-calls';
 import { withServerSpan } from './traced-call';
 import { ATTR_REQUEST_ID } from '../../telemetry/semconv';
 import type { InferenceResult } from '../../core/request';
@@ -25,7 +26,8 @@ interface PredictRequestMessage {
   inputs: ProtoTensor[];
   input_text: string;
   outputs: string[];
-  options: { request_id: string; priority: number; timeout_us: number; bypass_cache: boolean } | null;
+  /** timeout_us is uint64: an exact decimal string from the server's decoder. */
+  options: { request_id: string; priority: number; timeout_us: number | string; bypass_cache: boolean } | null;
 }
 
 /**
@@ -56,9 +58,9 @@ export function createModelService(
   repository: ModelRepository,
   breakers: BreakerRegistry,
   log: Logger,
-  report: { observe: RequestObserver; inflight: (delta: number) => void },
+  report: { observe: RequestObserver; inflight: (delta: number) => void; calls: InflightCalls },
 ): grpc.UntypedServiceImplementation {
-  const { observe, inflight } = report;
+  const { observe, inflight, calls } = report;
 
   /**
    * Every unary RPC goes through here: a SERVER span around `body`, the answer or its status, then one
@@ -73,30 +75,35 @@ export function createModelService(
     settled: () => void = () => undefined,
   ): void => {
     const started = performance.now();
+    let answered = false;
+    // Answers once: with the body's outcome, or earlier with a drain's UNAVAILABLE (see InflightCalls).
+    const answer = (err: unknown, response?: unknown) => {
+      if (answered) return;
+      answered = true;
+      forget();
+      settled();
+      if (err === undefined) {
+        callback(null, response);
+      } else {
+        const e = toGrpcError(err);
+        record.code = grpc.status[e.code!] ?? String(e.code);
+        record.details = e.details;
+        callback(e);
+      }
+      record.seconds = (performance.now() - started) / 1000;
+      // The model and version are the ones asked for until a result names them; the metrics keep only
+      // loaded ones as label values, so made-up names cannot blow up cardinality.
+      observe(record);
+    };
+    const forget = calls.track((err) => answer(err));
     withServerSpan(MODEL_SERVICE_NAME, record.method, call, (span) => {
       // Without a tracing SDK a new trace has no id; a caller's traceparent still gives one worth logging.
       if (isSpanContextValid(span.spanContext())) record.traceId = span.spanContext().traceId;
       return body(span);
-    })
-      .then(
-        (response) => {
-          settled();
-          callback(null, response);
-        },
-        (err: unknown) => {
-          settled();
-          const e = toGrpcError(err);
-          record.code = grpc.status[e.code!] ?? String(e.code);
-          record.details = e.details;
-          callback(e);
-        },
-      )
-      .finally(() => {
-        record.seconds = (performance.now() - started) / 1000;
-        // The model and version are the ones asked for until a result names them; the metrics keep only
-        // loaded ones as label values, so made-up names cannot blow up cardinality.
-        observe(record);
-      });
+    }).then(
+      (response) => answer(undefined, response),
+      (err: unknown) => answer(err ?? new Error('handler failed without a reason')),
+    );
   };
 
   const newRecord = (method: string, model = '', version = '', requestId?: string): RequestRecord => ({
@@ -109,8 +116,19 @@ export function createModelService(
     ...(requestId ? { requestId } : {}),
   });
 
-  return {
+  /** A request that did not decode is answered INVALID_ARGUMENT, logged and counted like any other. */
+  const refuseUndecodable = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>): boolean => {
+    const request = call.request;
+    if (!(request instanceof UndecodableRequest)) return false;
+    serveUnary(call, callback, newRecord(request.method), async () => {
+      throw invalidArgument(request.describe());
+    });
+    return true;
+  };
+
+  const service: grpc.UntypedServiceImplementation = {
     Predict(call: grpc.ServerUnaryCall<PredictRequestMessage, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      if (refuseUndecodable(call, callback)) return;
       const req = call.request;
       const requestId = req.options?.request_id || randomUUID();
       const record = newRecord('Predict', req.model, req.version, requestId);
@@ -122,7 +140,7 @@ export function createModelService(
         callback,
         record,
         async (span) => {
-          span.setAttribute(ATTR_REQUEST_ID, requestId);
+          span.setAttribute(ATTR_REQUEST_ID, clip(requestId));
           const result = await pipeline.predict({
             model: req.model,
             version: req.version,
@@ -133,7 +151,7 @@ export function createModelService(
             signal: cancellation.signal,
             requestId,
             priority: req.options?.priority ?? 0,
-            timeoutMs: (req.options?.timeout_us ?? 0) / 1000,
+            timeoutMs: Number(req.options?.timeout_us ?? 0) / 1000,
             bypassCache: req.options?.bypass_cache ?? false,
           });
           Object.assign(record, resultFields(result));
@@ -160,6 +178,7 @@ export function createModelService(
     },
 
     ListModels(call: grpc.ServerUnaryCall<{ ready_only: boolean }, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      if (refuseUndecodable(call, callback)) return;
       serveUnary(call, callback, newRecord('ListModels'), async () => {
         const models = repository
           .list()
@@ -170,11 +189,13 @@ export function createModelService(
     },
 
     GetModel(call: grpc.ServerUnaryCall<{ model: string }, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      if (refuseUndecodable(call, callback)) return;
       serveUnary(call, callback, newRecord('GetModel', call.request.model), async () =>
         modelInfoToProto(repository.entry(call.request.model), repository, breakers),
       );
     },
   };
+  return service;
 }
 
 /** The parts of a result the access log and metrics want. */
