@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { HttpFrontDoor } from '../src/api/http/http-server';
 import { ServerMetrics, splitKey } from '../src/telemetry/metrics';
-import { BUNDLED_MODELS_DIR, f32Tensor, PACKAGE_ROOT, seededFloats, startTestServer, tempDir, unary, type TestServer } from './common';
+import { once } from 'node:events';
+import { BUNDLED_MODELS_DIR, f32Tensor, PACKAGE_ROOT, seededFloats, startTestServer, tempDir, unary, withTestServer, type TestServer } from './common';
 
 let ts: TestServer;
 let metrics: ServerMetrics;
@@ -27,9 +28,12 @@ after(async () => {
   await ts?.close();
 });
 
-/** A Predict through the real gRPC client; the server's front door records it in its metrics. */
-async function predict(request: object, _model: string): Promise<any> {
-  return unary(ts.client, 'Predict', request);
+/**
+ * Tests that assert exact counts run on a server of their own (`own`), so no test depends on which tests
+ * ran before it; the shared server `ts` serves the read-only checks.
+ */
+async function own<T>(body: (server: TestServer, scrapeIt: () => Promise<{ text: string; samples: Sample[] }>) => Promise<T>): Promise<T> {
+  return withTestServer({}, (server) => body(server, () => scrapeFrom(`http://127.0.0.1:${server.server.httpPort}`)));
 }
 const mlp = (seed: number) => ({ model: 'mlp', inputs: [f32Tensor('input', [1, 64], seededFloats(64, seed))] });
 
@@ -53,7 +57,11 @@ function parseExposition(text: string): Sample[] {
 }
 
 async function scrape(): Promise<{ text: string; samples: Sample[] }> {
-  const res = await fetch(`${base}/metrics`);
+  return scrapeFrom(base);
+}
+
+async function scrapeFrom(origin: string): Promise<{ text: string; samples: Sample[] }> {
+  const res = await fetch(`${origin}/metrics`);
   assert.equal(res.status, 200);
   const text = await res.text();
   return { text, samples: parseExposition(text) };
@@ -74,10 +82,15 @@ function promtool(args: string[], input?: string) {
   return r;
 }
 
-test('known traffic gives exact request, batch, row, cache, queue, model and breaker values', async () => {
-  for (const seed of [1, 2, 3]) assert.equal((await predict(mlp(seed), 'mlp')).cached, false);
-  for (let i = 0; i < 2; i++) assert.equal((await predict(mlp(1), 'mlp')).cached, true);
-  const { samples } = await scrape();
+/** Three distinct mlp requests, then two repeats of the first (cache hits). */
+async function knownTraffic(server: TestServer): Promise<void> {
+  for (const seed of [1, 2, 3]) assert.equal((await unary(server.client, 'Predict', mlp(seed))).cached, false);
+  for (let i = 0; i < 2; i++) assert.equal((await unary(server.client, 'Predict', mlp(1))).cached, true);
+}
+
+test('known traffic gives exact request, batch, row, cache, queue, model and breaker values', () => own(async (server, scrapeIt) => {
+  await knownTraffic(server);
+  const { samples } = await scrapeIt();
   const v1 = { model: 'mlp', version: '1' };
   assert.equal(value(samples, 'tensorgate_requests_total', { protocol: 'grpc', method: 'Predict', ...v1, code: 'OK' }), 5);
   assert.equal(value(samples, 'tensorgate_request_duration_seconds_count', { protocol: 'grpc', method: 'Predict', model: 'mlp', code: 'OK' }), 5);
@@ -111,15 +124,15 @@ test('known traffic gives exact request, batch, row, cache, queue, model and bre
   // Process metrics from prom-client's defaults, under the tensorgate_ prefix.
   assert.ok(value(samples, 'tensorgate_process_resident_memory_bytes') > 0);
   assert.ok(samples.some((s) => s.name === 'tensorgate_nodejs_eventloop_lag_p99_seconds'));
-});
+}));
 
-test('requests for unknown models are counted under model="" so clients cannot mint label values', async () => {
-  await assert.rejects(predict({ model: 'no-such-model', inputs: [] }, 'no-such-model'), (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND);
-  const { samples } = await scrape();
+test('requests for unknown models are counted under model="" so clients cannot mint label values', () => own(async (server, scrapeIt) => {
+  await assert.rejects(unary(server.client, 'Predict', { model: 'no-such-model', inputs: [] }), (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND);
+  const { samples } = await scrapeIt();
   assert.equal(value(samples, 'tensorgate_requests_total', { model: '', version: '', code: 'NOT_FOUND' }), 1);
   assert.equal(samples.some((s) => s.labels.model === 'no-such-model'), false);
   assert.deepEqual(splitKey('team@mlp@12'), { model: 'team@mlp', version: '12' });
-});
+}));
 
 test('the scrape passes promtool check metrics', async () => {
   const { text } = await scrape();
@@ -127,22 +140,27 @@ test('the scrape passes promtool check metrics', async () => {
   assert.equal(r.status, 0, `promtool check metrics failed:\n${r.stdout}${r.stderr}`);
 });
 
-test('cache counters stay monotonic across a reload; evictions are counted by reason', async () => {
-  await ts.server.repository.loadModel('mlp'); // unload + load: the cache drops mlp's entries
-  await predict(mlp(1), 'mlp'); // a miss again: the reloaded version recomputes
-  const { samples } = await scrape();
+test('cache counters stay monotonic across a reload; evictions are counted by reason', () => own(async (server, scrapeIt) => {
+  await knownTraffic(server);
+  await server.server.repository.loadModel('mlp'); // unload + load: the cache drops mlp's entries
+  await unary(server.client, 'Predict', mlp(1)); // a miss again: the reloaded version recomputes
+  const { samples } = await scrapeIt();
   assert.equal(value(samples, 'tensorgate_cache_evictions_total', { reason: 'invalidate' }), 3);
   assert.equal(value(samples, 'tensorgate_cache_hits_total'), 2);
   assert.equal(value(samples, 'tensorgate_cache_misses_total'), 4);
   assert.equal(value(samples, 'tensorgate_cache_entries'), 1);
   assert.equal(value(samples, 'tensorgate_model_state', { model: 'mlp', version: '1', state: 'READY' }), 1);
-});
+}));
 
-test('worker restarts are read from the pool at scrape time', async () => {
-  await ts.server.pool.crashWorkerForTest(0);
-  assert.equal(value((await scrape()).samples, 'tensorgate_worker_restarts_total'), 1);
-  assert.equal(value((await scrape()).samples, 'tensorgate_worker_restarts_total'), 1, 'a second scrape adds nothing');
-});
+test('worker restarts are read from the pool at scrape time', () => own(async (server, scrapeIt) => {
+  assert.equal(value((await scrapeIt()).samples, 'tensorgate_worker_restarts_total'), 0);
+  await server.server.pool.exitOnNextRunForTest('mlp@1');
+  const replaced = once(server.server.pool, 'worker-restarted');
+  await assert.rejects(unary(server.client, 'Predict', mlp(9)), (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE);
+  await replaced;
+  assert.equal(value((await scrapeIt()).samples, 'tensorgate_worker_restarts_total'), 1);
+  assert.equal(value((await scrapeIt()).samples, 'tensorgate_worker_restarts_total'), 1, 'a second scrape adds nothing');
+}));
 
 test('HTTP routes: metrics content type, liveness, readiness, 404 and 405', async () => {
   const m = await fetch(`${base}/metrics`);
