@@ -22,6 +22,7 @@ import type { OrtCeiling, OrtCeilingArgs } from './ceiling-ort';
 import { CACHE_BENCH_BYTES, CACHE_MODEL, cacheHitSection, cacheHitVerdicts, measureCacheHit, type CacheHitResult } from './cache-hit';
 import { captureResponses, runOnce, ServerChild } from './child';
 import { runLoad, type LoadPoint } from './load-generator';
+import { machine, revision } from './machine-facts';
 import { waitForQuiet } from './machine-load';
 import { evaluateTargets, mainUsPerReq, modelTable, ortTable, targetsText, type BenchData, type BenchRow, type ServerKind } from './report';
 import { measureTracing, TRACING_MODEL, tracingSection, tracingVerdicts, type TracingResult } from './tracing-overhead';
@@ -52,38 +53,6 @@ function settingsFromEnv() {
   };
 }
 type Settings = ReturnType<typeof settingsFromEnv>;
-
-function packageVersion(name: string): string {
-  try {
-    return (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
-
-function machine() {
-  const cpus = os.cpus();
-  return {
-    cpu: cpus[0]?.model ?? 'unknown',
-    cores: cpus.length,
-    memoryGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)),
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    onnxruntimeNode: packageVersion('onnxruntime-node'),
-    grpcJs: packageVersion('@grpc/grpc-js'),
-  };
-}
-
-/** The code measured: a result means little without the commit it was measured on. */
-function revision(): string {
-  try {
-    const git = (...args: string[]) => execFileSync('git', args, { cwd: PACKAGE_ROOT, encoding: 'utf8' }).trim();
-    const dirty = git('status', '--porcelain', '--', 'src').length > 0;
-    return `${git('rev-parse', '--short', 'HEAD')}${dirty ? ' + uncommitted changes in src/' : ''}`;
-  } catch {
-    return 'unknown (not a git checkout)';
-  }
-}
 
 function command(): string {
   const knobs = Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_')).map(([k, v]) => `${k}=${v} `).join('');
