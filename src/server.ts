@@ -74,6 +74,9 @@ export class TensorgateServer {
       this.cache?.invalidate(v.model, v.version);
     });
     this.repository.on('model-state', (m: ModelEntry) => this.metrics.observeModelLoad(m.name, m.loadMs / 1000));
+    this.scheduler.on('merging-stopped', (e: { key: string; reason: string }) =>
+      log.warn({ session: e.key, reason: e.reason }, `${e.key}: requests are no longer merged into batches: ${e.reason}; set max_batch_size: 0 in its config.yaml`),
+    );
     this.breakers.on('state', (t: BreakerTransition) =>
       log.warn({ breaker: t.key, from: t.from, to: t.to, reason: t.reason }, `circuit breaker of ${t.key}: ${t.from} -> ${t.to} (${t.reason})`),
     );

@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { addModel, copyBundledModel, expectStatus, f32Tensor, float32s, seededFloats, slowRequest, startRun, startTestServer, tempDir, unary, waitQueued, type TestServer } from './common';
-import { writeSlowModel } from './fixtures/onnx-fixtures';
+import { writeSlowModel, writeSumAllModel } from './fixtures/onnx-fixtures';
+import { once } from 'node:events';
 import { SLOW_MODEL_CONFIG } from './fixtures/configs';
 
 let repo: ReturnType<typeof tempDir>;
@@ -21,6 +22,7 @@ before(async () => {
   copyBundledModel(repo.dir, 'sentiment'); // max_batch_size 128, dynamic batching
   addModel(repo.dir, 'slow', SLOW_MODEL_CONFIG + 'queue: { priority_levels: 2, default_priority: 2 }\n', { 1: writeSlowModel });
   addModel(repo.dir, 'bounded', SLOW_MODEL_CONFIG + 'queue: { max_size: 3 }\n', { 1: writeSlowModel });
+  addModel(repo.dir, 'sumall', 'max_batch_size: 8\ndynamic_batching: {}\ninstance_count: 1\n', { 1: writeSumAllModel });
   ts = await startTestServer({ modelRepository: repo.dir, workers: 1 });
   ts.server.scheduler.on('batch', (b) => batches.push(b));
 });
@@ -124,4 +126,32 @@ test('a request with more rows than max_batch_size is refused', async () => {
     grpc.status.INVALID_ARGUMENT,
     /request has 257 rows \(dim 0\) but 'mlp@1' accepts at most max_batch_size 256 per request; split it/,
   );
+});
+
+test('a queue timeout beyond the 32-bit timer range (~24.8 days) waits like any other', async () => {
+  const busy = (await occupyWorker()).done;
+  // 3e12 us = ~34.7 days: a plain setTimeout would overflow and fire after 1 ms.
+  const calls = Array.from({ length: 5 }, (_, i) =>
+    unary(ts.client, 'Predict', { model: 'mlp', inputs: [f32Tensor('input', [1, 64], seededFloats(64, 500 + i))], options: { timeout_us: 3e12, bypass_cache: true } }),
+  );
+  await queued('mlp@1', calls.length);
+  await busy;
+  for (const res of await Promise.all(calls)) assert.deepEqual(res.outputs[0].shape, [1, 10]);
+});
+
+test('a model whose output is not batched along dim 0 answers every merged request, then stops merging', async () => {
+  batches.length = 0;
+  const stopped = once(ts.server.scheduler, 'merging-stopped');
+  const busy = (await occupyWorker()).done;
+  const rows = [[1, 2, 3, 4], [10, 20, 30, 40], [100, 200, 300, 400]];
+  const calls = rows.map((r) => unary(ts.client, 'Predict', { model: 'sumall', inputs: [f32Tensor('x', [1, 4], r)] }));
+  await queued('sumall@1', calls.length);
+  await busy;
+  const sums = (await Promise.all(calls)).map((res) => float32s(res.outputs[0].data)[0]);
+  assert.deepEqual(sums, [10, 100, 1000], 'each request got its own sum, run alone');
+  const [{ key, reason }] = await stopped;
+  assert.equal(key, 'sumall@1');
+  assert.match(reason, /batched output 'y' has dim 0 = undefined, expected the batch's 3 rows/);
+  const sumallBatches = batches.filter((b) => b.key === 'sumall@1').map((b) => b.requests);
+  assert.deepEqual(sumallBatches, [3, 1, 1, 1], 'one merged attempt, then each request alone');
 });

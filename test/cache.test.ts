@@ -116,3 +116,25 @@ test('reloading a version with a new model file drops its cached results', async
   assert.notDeepEqual(Buffer.from(fresh.outputs[0].data), Buffer.from(old.outputs[0].data));
   assert.ok(ts.server.cache!.stats().invalidations > 0);
 });
+
+test('a text request after the same tensor request gets its label from the shared entry, not an empty answer', async () => {
+  // "I love this" tokenises to the same ids as this tensor request, with the same output.
+  const pipeline = ts.server.repository.entry('sentiment').textPipeline!;
+  const ids = pipeline.tokenize('I love this');
+  const tensor = { name: 'token_ids', dtype: 'INT64', shape: [1, ids.length], data: Buffer.from(new BigInt64Array(ids.map(BigInt)).buffer), string_data: [] };
+  const first = await unary(ts.client, 'Predict', { model: 'sentiment', inputs: [tensor], outputs: ['probabilities'] });
+  assert.equal(first.cached, false);
+  const text = await unary(ts.client, 'Predict', { model: 'sentiment', input_text: 'I love this' });
+  assert.equal(text.cached, true, 'served from the entry the tensor request stored');
+  assert.equal(text.output_text, 'positive');
+  assert.ok(text.confidence > 0.5, `confidence ${text.confidence}`);
+  assert.deepEqual(text.labels.map((l: { label: string }) => l.label), ['negative', 'positive']);
+  // And the other way round: a tensor request after a text request gets tensors.
+  const other = await unary(ts.client, 'Predict', { model: 'sentiment', input_text: 'what a terrible day' });
+  assert.equal(other.output_text, 'negative');
+  const otherIds = pipeline.tokenize('what a terrible day');
+  const again = await unary(ts.client, 'Predict', { model: 'sentiment', inputs: [{ ...tensor, shape: [1, otherIds.length], data: Buffer.from(new BigInt64Array(otherIds.map(BigInt)).buffer) }], outputs: ['probabilities'] });
+  assert.equal(again.cached, true);
+  assert.deepEqual(again.outputs[0].shape, [1, 2]);
+  assert.equal(again.output_text, '');
+});

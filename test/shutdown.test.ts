@@ -2,6 +2,7 @@
  * SIGTERM on the real `tensorgate serve` process: health goes NOT_SERVING, the in-flight request
  * finishes and gets its answer, and the process exits 0.
  */
+import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -21,10 +22,10 @@ before(() => {
 after(() => repo.cleanup());
 
 /** Starts the CLI and yields its JSON log lines as they come. */
-function startServe() {
+function startServe(extraArgs: string[] = []) {
   const child = spawn(
     process.execPath,
-    [path.join(PACKAGE_ROOT, 'dist/src/cli/main.js'), 'serve', '--models', repo.dir, '--port', '0', '--http-port', '0', '--workers', '1', '--log-level', 'debug'],
+    [path.join(PACKAGE_ROOT, 'dist/src/cli/main.js'), 'serve', '--models', repo.dir, '--port', '0', '--http-port', '0', '--workers', '1', '--log-level', 'debug', ...extraArgs],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const lines: { msg: string; [k: string]: unknown }[] = [];
@@ -70,6 +71,32 @@ test('SIGTERM drains the in-flight request, then exits 0', async () => {
     assert.equal(signal, null);
     assert.equal(code, 0);
     await waitFor((l) => l.msg === 'stopped');
+    client.close();
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
+
+test('when the drain grace runs out, unfinished calls get UNAVAILABLE (which clients retry), not CANCELLED', async () => {
+  const { child, waitFor } = startServe(['--shutdown-grace-ms', '20']);
+  const exited = once(child, 'exit');
+  try {
+    const ready = await waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('tensorgate serving on'));
+    const client = createModelClient(`127.0.0.1:${ready.port}`);
+    const rows = 4096;
+    const call = () => unary(client, 'Predict', { model: 'slow', inputs: [f32Tensor('x', [rows, 256], new Float32Array(rows * 256))] });
+    const inFlight = [call(), call()]; // one running, one queued behind it
+    await waitFor((l) => l.msg === 'request received');
+    child.kill('SIGTERM');
+    const outcomes = await Promise.allSettled(inFlight);
+    for (const o of outcomes) {
+      assert.equal(o.status, 'rejected');
+      const err = (o as PromiseRejectedResult).reason;
+      assert.equal(grpc.status[err.code], 'UNAVAILABLE', err.details);
+      assert.match(err.details, /the server is shutting down and its drain period of 20 ms ran out; retry on another replica/);
+    }
+    const [code] = await exited;
+    assert.equal(code, 0);
     client.close();
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');

@@ -56,6 +56,12 @@ const cases: { name: string; req: object; code: grpc.status; message: RegExp }[]
   { name: 'text and inputs together', req: { model: 'sentiment', input_text: 'hi', inputs: [mlpInput()] }, code: INVALID_ARGUMENT, message: /either input_text or inputs/ },
   { name: 'unknown output', req: { model: 'mlp', inputs: [mlpInput()], outputs: ['nope'] }, code: INVALID_ARGUMENT, message: /unknown output 'nope'; .* has outputs: logits/ },
   { name: 'too many elements', req: { model: 'mlp', inputs: [mlpInput([2000, 64], 2000 * 64)] }, code: RESOURCE_EXHAUSTED, message: /128000 elements, more than the limit of 100000.*--max-elements/ },
+  { name: 'dtype not in the proto', req: { model: 'mlp', inputs: [{ ...mlpInput(), dtype: 99 }] }, code: INVALID_ARGUMENT, message: /input 'input': dtype '99' is unknown; expected one of FP32, FP64, FP16/ },
+  { name: 'int64 dim beyond 2^53', req: { model: 'mlp', inputs: [{ ...mlpInput(), shape: ['9223372036854775807', 64] }] }, code: INVALID_ARGUMENT, message: /shape dim 0 is '9223372036854775807', beyond any tensor size/ },
+  { name: 'a dim no tensor can have, beside a 0 dim', req: { model: 'sentiment', inputs: [{ name: 'token_ids', dtype: 'INT64', shape: [0, 2 ** 53 - 1], data: Buffer.alloc(0), string_data: [] }] }, code: INVALID_ARGUMENT, message: /dim 1 is 9007199254740991, more than the 100000 elements a request may carry/ },
+  { name: 'token id outside the vocabulary', req: { model: 'sentiment', inputs: [{ name: 'token_ids', dtype: 'INT64', shape: [1, 2], data: Buffer.from(new BigInt64Array([5n, 999_999n]).buffer), string_data: [] }] }, code: INVALID_ARGUMENT, message: /element 1 is token id 999999, outside the model's vocabulary of 3328 ids/ },
+  { name: 'negative token id', req: { model: 'sentiment', inputs: [{ name: 'token_ids', dtype: 'INT64', shape: [1, 1], data: Buffer.from(new BigInt64Array([-1n]).buffer), string_data: [] }] }, code: INVALID_ARGUMENT, message: /element 0 is token id -1, outside the model's vocabulary/ },
+  { name: 'input_text over --max-text-bytes', req: { model: 'sentiment', input_text: 'good '.repeat(20_000) }, code: RESOURCE_EXHAUSTED, message: /input_text is 100000 bytes, more than the limit of 65536; .* reads only its first 128 words/ },
   { name: 'huge shape with no data', req: { model: 'mlp', inputs: [{ ...mlpInput(), shape: [2 ** 40, 64], data: Buffer.alloc(0) }] }, code: RESOURCE_EXHAUSTED, message: /more than the limit/ },
 ];
 
@@ -66,17 +72,15 @@ for (const c of cases) {
   });
 }
 
-test('an ONNX Runtime failure is INTERNAL with its message, and the next request works', async () => {
+test('an ONNX Runtime failure is INTERNAL on a model that ran nothing yet, INVALID_ARGUMENT once it runs other inputs', async () => {
   const shape = { name: 'shape', dtype: 'INT64', shape: [2], data: Buffer.from(new BigInt64Array([3n, 5n]).buffer), string_data: [] };
-  const err = await expectStatus(
-    predict({ model: 'reshape', inputs: [f32Tensor('x', [2, 4], new Float32Array(8)), shape] }),
-    INTERNAL,
-    /ONNX Runtime failed: .*/,
-  );
+  const bad = { model: 'reshape', inputs: [f32Tensor('x', [2, 4], new Float32Array(8)), shape] };
+  const err = await expectStatus(predict(bad), INTERNAL, /ONNX Runtime failed: .*/);
   assert.match(err.details, /reshape|Reshape|shape/i);
   const good = { ...shape, data: Buffer.from(new BigInt64Array([4n, 2n]).buffer) };
   const res = await predict({ model: 'reshape', inputs: [f32Tensor('x', [2, 4], new Float32Array(8)), good] });
   assert.deepEqual(res.outputs[0].shape, [4, 2]);
+  await expectStatus(predict(bad), INVALID_ARGUMENT, /'reshape@1' cannot run this request's input, while it runs other inputs, so the input is the cause: ONNX Runtime failed/);
   await stillServing();
 });
 
@@ -95,7 +99,7 @@ test('a message over the size limit is RESOURCE_EXHAUSTED naming both sizes', as
   }
 });
 
-test('bytes that are not a PredictRequest get a status, not a crash', async () => {
+test('bytes that are not a PredictRequest get INVALID_ARGUMENT, not a crash', async () => {
   const raw = new grpc.Client(ts.address, grpc.credentials.createInsecure());
   try {
     const err = await new Promise<grpc.ServiceError>((resolve, reject) => {
@@ -107,7 +111,8 @@ test('bytes that are not a PredictRequest get a status, not a crash', async () =
         (e, v) => (e ? resolve(e) : reject(new Error(`unexpected success ${v}`))),
       );
     });
-    assert.ok([INTERNAL, INVALID_ARGUMENT].includes(err.code), `code ${grpc.status[err.code]}: ${err.details}`);
+    assert.equal(grpc.status[err.code], 'INVALID_ARGUMENT', err.details);
+    assert.match(err.details, /the request \(4 bytes\) is not a valid tensorgate.v1.ModelService\/Predict request message: /);
   } finally {
     raw.close();
   }
@@ -121,4 +126,20 @@ test('a BOOL element other than 0 or 1 is refused', async () => {
     () => validateInputs([{ name: 'b', dtype: 'BOOL', shape: [2], data: new Uint8Array([1, 2]) }], [{ name: 'b', dtype: 'BOOL', shape: [-1], dimNames: [''] }], { maxElements: 10, maxTextBytes: 1024 }, 'test'),
     /BOOL element 1 is 2; BOOL elements are bytes 0 or 1/,
   );
+});
+
+test('echoed values stay short: a 1 MiB model name, a 20,000-dim shape, a 1 MiB input name', async () => {
+  const name = 'm'.repeat(1 << 20);
+  const cases: [object, grpc.status, RegExp][] = [
+    [{ model: name, inputs: [mlpInput()] }, NOT_FOUND, /model 'm{64}\.\.\.' \(1048576 characters\) not found/],
+    [{ model: 'mlp', inputs: [{ ...mlpInput(), shape: new Array(20_000).fill(1), data: Buffer.alloc(4) }] }, INVALID_ARGUMENT, /shape has 20000 dims; at most 32 are accepted/],
+    [{ model: 'mlp', inputs: [{ ...mlpInput(), name }] }, INVALID_ARGUMENT, /unknown input 'm{64}\.\.\.' \(1048576 characters\)/],
+    [{ model: 'mlp', inputs: [mlpInput()], outputs: [name] }, INVALID_ARGUMENT, /unknown output 'm{64}\.\.\.' \(1048576 characters\)/],
+  ];
+  for (const [req, code, message] of cases) {
+    // A short deadline: before the fix the oversized status never arrived and the call waited it out.
+    const err = await expectStatus(unary(ts.client, 'Predict', req, { deadlineMs: 20_000 }), code, message);
+    assert.ok(err.details.length <= 1024, `status details of ${err.details.length} characters`);
+  }
+  await stillServing();
 });

@@ -79,7 +79,9 @@ export interface ModelSchedule {
 
 /**
  * Events: 'queued' (key), 'dropped' (key; never run: cancelled/expired), 'batch' ({key, requests, rows})
- * at dispatch, 'batch-done' ({key, requests, rows, computeMs, ok}) when the execution returns.
+ * when an execution starts (re-runs that isolate a failed batch included), 'batch-done' ({key, requests,
+ * rows, computeMs, ok}) when it returns, 'merging-stopped' ({key, reason}) when a model's merged outputs
+ * could not be split and its requests run alone from then on.
  */
 export class RequestScheduler extends EventEmitter {
   private readonly models = new Map<string, ModelSlot>();
