@@ -81,7 +81,19 @@ export class TensorgateServer {
       log.warn({ breaker: t.key, from: t.from, to: t.to, reason: t.reason }, `circuit breaker of ${t.key}: ${t.from} -> ${t.to} (${t.reason})`),
     );
     this.metrics.bind({ scheduler: this.scheduler, pool: this.pool, repository: this.repository, cache: this.cache, breakers: this.breakers });
-    this.http = new HttpFrontDoor({ host: config.host, port: config.httpPort, metrics: this.metrics, health: () => this.healthStatus });
+    this.http = new HttpFrontDoor({
+      host: config.host,
+      port: config.httpPort,
+      metrics: this.metrics,
+      health: () => this.healthStatus,
+      limits: {
+        headersTimeoutMs: config.httpHeadersTimeoutMs,
+        requestTimeoutMs: config.httpRequestTimeoutMs,
+        keepAliveTimeoutMs: config.httpKeepAliveTimeoutMs,
+        idleTimeoutMs: config.httpIdleTimeoutMs,
+        maxConnections: config.httpMaxConnections,
+      },
+    });
     this.pipeline = new InferencePipeline({
       repository: this.repository,
       scheduler: this.scheduler,

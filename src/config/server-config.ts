@@ -12,6 +12,13 @@ export const serverConfigSchema = z.strictObject({
   port: z.coerce.number().int().min(0).max(65535).default(50051),
   /** HTTP port: /metrics, /healthz, /readyz (and the REST API). */
   httpPort: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** HTTP slow-client bounds in ms (0 turns one off): headers complete, whole request received, idle keep-alive, silent socket. */
+  httpHeadersTimeoutMs: z.coerce.number().int().min(0).default(10_000),
+  httpRequestTimeoutMs: z.coerce.number().int().min(0).default(30_000),
+  httpKeepAliveTimeoutMs: z.coerce.number().int().min(0).default(5_000),
+  httpIdleTimeoutMs: z.coerce.number().int().min(0).default(60_000),
+  /** Most open HTTP connections; 0 = no cap. */
+  httpMaxConnections: z.coerce.number().int().min(0).default(1000),
   /** Inference worker threads; 0 = one per core, at most 4. */
   workers: z.coerce.number().int().min(0).max(256).default(0),
   /** Largest gRPC message accepted or sent, in bytes. */
@@ -37,6 +44,11 @@ export const SERVER_SETTINGS: { flag: string; env: string; key: keyof ServerConf
   { flag: 'host', env: 'TENSORGATE_HOST', key: 'host', help: 'address to listen on (default 127.0.0.1; 0.0.0.0 for all)' },
   { flag: 'port', env: 'TENSORGATE_PORT', key: 'port', help: 'gRPC port (default 50051; 0 picks a free one)' },
   { flag: 'http-port', env: 'TENSORGATE_HTTP_PORT', key: 'httpPort', help: 'HTTP port for /metrics, /healthz, /readyz (default 8080; 0 picks a free one)' },
+  { flag: 'http-headers-timeout-ms', env: 'TENSORGATE_HTTP_HEADERS_TIMEOUT_MS', key: 'httpHeadersTimeoutMs', help: 'HTTP: time for a request\'s headers to arrive, else 408 (default 10000)' },
+  { flag: 'http-request-timeout-ms', env: 'TENSORGATE_HTTP_REQUEST_TIMEOUT_MS', key: 'httpRequestTimeoutMs', help: 'HTTP: time for a whole request to arrive, else 408 (default 30000)' },
+  { flag: 'http-keep-alive-timeout-ms', env: 'TENSORGATE_HTTP_KEEP_ALIVE_TIMEOUT_MS', key: 'httpKeepAliveTimeoutMs', help: 'HTTP: idle keep-alive connections close after this (default 5000)' },
+  { flag: 'http-idle-timeout-ms', env: 'TENSORGATE_HTTP_IDLE_TIMEOUT_MS', key: 'httpIdleTimeoutMs', help: 'HTTP: a socket silent this long is closed (default 60000)' },
+  { flag: 'http-max-connections', env: 'TENSORGATE_HTTP_MAX_CONNECTIONS', key: 'httpMaxConnections', help: 'HTTP: most open connections, 0 = no cap (default 1000)' },
   { flag: 'workers', env: 'TENSORGATE_WORKERS', key: 'workers', help: 'inference worker threads (default: cores, at most 4)' },
   { flag: 'max-message-bytes', env: 'TENSORGATE_MAX_MESSAGE_BYTES', key: 'maxMessageBytes', help: 'largest gRPC message in bytes (default 64 MiB)' },
   { flag: 'max-elements', env: 'TENSORGATE_MAX_ELEMENTS', key: 'maxElements', help: 'most tensor elements per request (default 16M)' },
