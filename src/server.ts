@@ -209,6 +209,8 @@ export class TensorgateServer {
           resolve();
         });
       });
+      // Whatever still waits in the queues was answered above or belongs to a caller gone: never run it.
+      this.scheduler.close(unavailable('the server is shutting down; retry on another replica'));
       // The HTTP port stays up through the drain, so /readyz says 503 and /metrics shows it.
       await this.http.close();
       this.metrics.unbind();

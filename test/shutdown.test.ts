@@ -95,8 +95,8 @@ test('when the drain grace runs out, unfinished calls get UNAVAILABLE (which cli
       assert.equal(grpc.status[err.code], 'UNAVAILABLE', err.details);
       assert.match(err.details, /the server is shutting down and its drain period of 20 ms ran out; retry on another replica/);
     }
-    const [code] = await exited;
-    assert.equal(code, 0);
+    const [code, signal] = await exited;
+    assert.deepEqual({ code, signal }, { code: 0, signal: null }, 'a clean exit, not an abort');
     client.close();
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');

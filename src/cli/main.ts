@@ -16,6 +16,9 @@ import { createLogger } from '../log';
 import { TensorgateServer } from '../server';
 import { modelsCommand, predictCommand } from './client-commands';
 
+const FLAG_WIDTH = Math.max(...SERVER_SETTINGS.map((s) => s.flag.length));
+const ENV_WIDTH = Math.max(...SERVER_SETTINGS.map((s) => s.env.length));
+
 const USAGE = `Usage: tensorgate <command> [options]
 
 Commands:
@@ -24,7 +27,7 @@ Commands:
   predict   call Predict on a server (tensor from JSON with --input, or --text)
 
 serve options (flags win over environment variables):
-${SERVER_SETTINGS.map((s) => `  --${s.flag.padEnd(20)} ${s.env.padEnd(30)} ${s.help}`).join('\n')}
+${SERVER_SETTINGS.map((s) => `  --${s.flag.padEnd(FLAG_WIDTH)} ${s.env.padEnd(ENV_WIDTH)} ${s.help}`).join('\n')}
 
 client options:
   --address HOST:PORT    server address (default 127.0.0.1:50051, env TENSORGATE_ADDRESS)

@@ -168,8 +168,10 @@ export class ExecutionPool extends EventEmitter {
     await Promise.all(this.handles.map((h) => this.request(h, { type: 'unload', id: 0, key }).catch(() => undefined)));
   }
 
-  /** A worker with a free slot, least busy first; undefined when all are busy. */
+  /** A worker with a free slot, least busy first; undefined when all are busy or the pool is closing. */
   private freeWorker(): WorkerHandle | undefined {
+    // Closing: no new run may start, since a worker is terminated once idle and terminating one inside a run aborts the process.
+    if (this.closed) return undefined;
     let best: WorkerHandle | undefined;
     for (const h of this.handles) {
       if (h.inflight < this.slotsPerWorker && (!best || h.inflight < best.inflight)) best = h;
@@ -191,6 +193,7 @@ export class ExecutionPool extends EventEmitter {
    * still busy long after (see STUCK_FACTOR).
    */
   async run(key: string, inputs: InferTensor[], outputs: string[], options: RunOptions = {}): Promise<RunResult> {
+    if (this.closed) throw unavailable('the server is shutting down; retry on another replica');
     const handle = this.freeWorker();
     if (!handle) throw internal('no free inference worker (scheduler bug: run() without a free slot)');
     const transfer: ArrayBuffer[] = [];

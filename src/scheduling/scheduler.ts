@@ -129,10 +129,24 @@ export class RequestScheduler extends EventEmitter {
     if (!slot) return;
     this.models.delete(key);
     for (const r of slot.queue.drain()) this.settle(r, unavailable(`model version '${key}' was unloaded while the request was queued`));
-    const gone = unavailable(`model version '${key}' was unloaded while the request was being retried`);
+    this.failReruns(slot, unavailable(`model version '${key}' was unloaded while the request was being retried`));
+  }
+
+  /** Shutdown: every waiting request (and every re-run not yet started) fails with `err`; nothing new is dispatched after. */
+  close(err: ServingError): void {
+    for (const key of [...this.models.keys()]) {
+      const slot = this.models.get(key)!;
+      this.models.delete(key);
+      for (const r of slot.queue.drain()) this.settle(r, err);
+      this.failReruns(slot, err);
+    }
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private failReruns(slot: ModelSlot, err: ServingError): void {
     for (const rerun of slot.reruns.splice(0)) {
-      if ('members' in rerun) for (const r of rerun.members) this.settle(r, gone);
-      else rerun.reject(gone);
+      if ('members' in rerun) for (const r of rerun.members) this.settle(r, err);
+      else rerun.reject(err);
     }
   }
 
