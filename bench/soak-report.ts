@@ -94,7 +94,8 @@ function afterFull(r: SoakResult, filledAt: number): string {
 
 export function soakReport(r: SoakResult): { md: string; verdicts: { target: string; pass: boolean; detail: string }[] } {
   const g = rssGrowth(r);
-  const full = r.samples.find((s) => s.cacheBytes !== undefined && s.cacheBytes >= 0.98 * (r.final.cache_max_bytes ?? Infinity));
+  const cacheOn = (r.final.cache_max_bytes ?? 0) > 0;
+  const full = cacheOn ? r.samples.find((s) => s.cacheBytes !== undefined && s.cacheBytes >= 0.98 * r.final.cache_max_bytes!) : undefined;
   const verdicts = [
     {
       target: `RSS grows < ${RSS_GROWTH_LIMIT * 100}% after the first ${r.warmupMinutes} min`,
@@ -102,7 +103,7 @@ export function soakReport(r: SoakResult): { md: string; verdicts: { target: str
       detail:
         `${mb(g.atWarm)} MB at ${r.warmupMinutes * 60} s -> ${mb(g.atEnd)} MB at the end: ${(g.growth * 100).toFixed(1)}% ` +
         `(slope ${f1(g.slopeMbPerMin)} MB/min after warm-up; peak ${mb(g.peak)} MB; idle before load ${mb(r.idleRss)} MB). ` +
-        (full ? `The result cache reached its bound at ${full.t.toFixed(0)} s${afterFull(r, full.t)}.` : 'The result cache never reached its bound.'),
+        (!cacheOn ? 'The result cache is off.' : full ? `The result cache reached its bound at ${full.t.toFixed(0)} s${afterFull(r, full.t)}.` : 'The result cache never reached its bound.'),
     },
     {
       target: `health-check p99 < ${HEALTH_P99_LIMIT_MS} ms at full load`,
