@@ -11,23 +11,56 @@
  * Plain CommonJS on purpose: it runs in the runtime image, which holds only production dependencies
  * (@grpc/grpc-js and grpc-health-check are both runtime dependencies of tensorgate) and no TypeScript.
  *
+ * Which port: the one the server was started with. The server's own `--port N` (read from its command
+ * line: PID 1 in the container, where node is the entrypoint) wins, as it does in the server; then
+ * TENSORGATE_PORT; then 50051. The probe dials 127.0.0.1.
+ *
  * Environment:
- *   TENSORGATE_PORT               the server's gRPC port (default 50051); the probe dials 127.0.0.1
- *   TENSORGATE_HEALTHCHECK_ADDRESS  HOST:PORT to dial instead (optional)
+ *   TENSORGATE_HEALTHCHECK_ADDRESS  HOST:PORT to dial instead of all of the above (optional)
+ *   TENSORGATE_HEALTHCHECK_SERVER_PID  the server's process id, whose --port is read (default 1)
+ *   TENSORGATE_PORT               the server's gRPC port when it was started without --port
  *   SERVICE argument              the health entry to check; default "" (the whole server)
  */
 'use strict';
 
+const fs = require('node:fs');
 const grpc = require('@grpc/grpc-js');
 const { service: healthService } = require('grpc-health-check');
 
 const DEADLINE_MS = 3000;
 
+/** The value of `--port N` or `--port=N` in a NUL-separated /proc/<pid>/cmdline; undefined when absent. */
+function portFlag(cmdline) {
+  const args = cmdline.split('\0');
+  let port;
+  args.forEach((arg, i) => {
+    if (arg === '--port' && args[i + 1] !== undefined) port = args[i + 1];
+    else if (arg.startsWith('--port=')) port = arg.slice('--port='.length);
+  });
+  return port;
+}
+
+/** The --port of the server process, when it is a tensorgate server started with one. */
+function serverPortFlag(env) {
+  const pid = env.TENSORGATE_HEALTHCHECK_SERVER_PID || '1';
+  let cmdline;
+  try {
+    cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return undefined; // not Linux, or no such process: fall back to the environment
+  }
+  if (!/(^|\/|\0)(tensorgate|main\.js)\0serve(\0|$)/.test(cmdline)) return undefined;
+  const port = portFlag(cmdline);
+  return port === '0' ? undefined : port; // --port 0 (a free one) says nothing about which one it got
+}
+
 function targetAddress(env) {
   if (env.TENSORGATE_HEALTHCHECK_ADDRESS) return env.TENSORGATE_HEALTHCHECK_ADDRESS;
-  const port = Number(env.TENSORGATE_PORT || 50051);
+  const flag = serverPortFlag(env);
+  const [source, raw] = flag !== undefined ? ['the server\'s --port', flag] : ['TENSORGATE_PORT', env.TENSORGATE_PORT || '50051'];
+  const port = Number(raw);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new Error(`TENSORGATE_PORT=${JSON.stringify(env.TENSORGATE_PORT)} is not a port number`);
+    throw new Error(`${source}=${JSON.stringify(raw)} is not a port number`);
   }
   return `127.0.0.1:${port}`;
 }

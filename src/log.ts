@@ -4,11 +4,28 @@
  */
 import { isSpanContextValid, trace } from '@opentelemetry/api';
 import pino from 'pino';
+import pretty from 'pino-pretty';
 import type { RequestRecord } from './api/request-record';
 import { clip } from './core/errors';
 
 export type Logger = pino.Logger;
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
+/**
+ * Where log lines go: JSON on stdout for machines (collectors, `kubectl logs`); readable coloured lines
+ * (pino-pretty, in-process and synchronous, so nothing is lost on exit) when a person watches a terminal.
+ * `auto` picks by whether stdout is a TTY.
+ */
+export function logDestination(
+  format: LogFormat,
+  isTTY = process.stdout.isTTY === true,
+  output?: NodeJS.WritableStream,
+): pino.DestinationStream | undefined {
+  if (format === 'json' || (format === 'auto' && !isTTY)) return undefined;
+  return pretty({ colorize: isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service', sync: true, ...(output ? { destination: output } : {}) });
+}
 
 export function createLogger(level: LogLevel = 'info', destination?: pino.DestinationStream): Logger {
   return pino(

@@ -11,6 +11,7 @@ import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import { isBuiltin } from 'node:module';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { PACKAGE_ROOT, startTestServer, type TestServer } from './common';
@@ -335,6 +336,31 @@ test('healthcheck.js exits 1 for an unknown service and for a bad TENSORGATE_POR
   const bad = await probe({ TENSORGATE_PORT: 'http' });
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /not a port number/);
+});
+
+test('healthcheck.js dials the --port the server process was started with, before TENSORGATE_PORT', async () => {
+  const port = await new Promise<number>((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+    s.once('error', reject);
+  });
+  const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist/src/cli/main.js'), 'serve', '--port', String(port), '--http-port', '0', '--workers', '1', '--log-format', 'json'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const lines = readline.createInterface({ input: child.stdout! });
+    for await (const line of lines) if (line.includes('tensorgate serving on')) break;
+    child.stdout!.resume(); // keep draining its log so it never blocks on a full pipe
+    const r = await probe({ TENSORGATE_PORT: '1', TENSORGATE_HEALTHCHECK_SERVER_PID: String(child.pid) });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`127\\.0\\.0\\.1:${port} SERVING`));
+  } finally {
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    await exited;
+  }
 });
 
 test('healthcheck.js exits 1 once the server has shut down', async () => {

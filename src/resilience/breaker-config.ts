@@ -1,10 +1,10 @@
 /**
- * The `breaker:` section of a model's config.yaml: how the per-version circuit breaker
+ * The `circuit_breaker:` section of a model's config.yaml: how the per-version circuit breaker
  * (src/resilience/circuit-breaker.ts) trips, recovers and bounds concurrency. Every key is optional.
  *
  * @example
  * ```yaml
- * breaker:
+ * circuit_breaker:
  *   error_threshold_percentage: 50   # open when MORE than this share of the window's calls failed...
  *   volume_threshold: 10             # ...and at least this many calls were made in the window
  *   rolling_window_ms: 10000
@@ -63,5 +63,5 @@ export const breakerConfigSchema = z
 
 export type BreakerConfig = z.infer<typeof breakerConfigSchema>;
 
-/** All defaults: what a model without a `breaker:` section gets. */
+/** All defaults: what a model without a `circuit_breaker:` section gets. */
 export const defaultBreakerConfig = (): BreakerConfig => breakerConfigSchema.parse({});
