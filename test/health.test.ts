@@ -3,45 +3,13 @@
  * Check and Watch, overall ("") and per service.
  */
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { protoPath as healthProtoPath } from 'grpc-health-check';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { serverConfigSchema } from '../src/config/server-config';
 import { createLogger } from '../src/log';
 import { TensorgateServer } from '../src/server';
 import { expectStatus } from './common';
-
-type HealthClient = grpc.Client & { Check: Function; Watch: Function };
-
-function healthClient(address: string): HealthClient {
-  const def = protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String, defaults: true });
-  const pkg = grpc.loadPackageDefinition(def) as any;
-  return new pkg.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
-}
-
-function check(client: HealthClient, service: string): Promise<string> {
-  return new Promise((resolve, reject) =>
-    client.Check({ service }, (err: grpc.ServiceError | null, res: { status: string }) => (err ? reject(err) : resolve(res.status))),
-  );
-}
-
-/** Collects Watch updates; `next()` resolves with the next status received. */
-function watch(client: HealthClient, service: string) {
-  const call = client.Watch({ service }) as grpc.ClientReadableStream<{ status: string }>;
-  const received: string[] = [];
-  const waiters: ((s: string) => void)[] = [];
-  call.on('data', (m: { status: string }) => {
-    const waiter = waiters.shift();
-    if (waiter) waiter(m.status);
-    else received.push(m.status);
-  });
-  call.on('error', () => undefined);
-  return {
-    next: () => new Promise<string>((resolve) => (received.length > 0 ? resolve(received.shift()!) : waiters.push(resolve))),
-    cancel: () => call.cancel(),
-  };
-}
+import { check, healthClient, watch } from './health-client';
 
 /** A server on ephemeral ports with the bundled models, not yet listening. */
 function newServer(): TensorgateServer {
