@@ -1,6 +1,7 @@
 /**
  * The client half of the CLI: `tensorgate models` and `tensorgate predict`, printing JSON.
  */
+import * as fs from 'node:fs/promises';
 import { dataTypeByName, type DataTypeName } from '../core/dtype';
 import { bytesToValues, valuesToBytes, type TensorValue } from '../core/tensor-values';
 import { createModelClient, unary } from '../client/model-client';
@@ -26,6 +27,29 @@ function protoTensorToJson(t: { name: string; dtype: DataTypeName; shape: number
   return { name: t.name, dtype: t.dtype, shape: t.shape, values };
 }
 
+/**
+ * `--input` as given: `-` reads stdin and `@FILE` reads a file, because a real batch (32 convnet images are
+ * ~100k values, up to 2 MB of JSON) is past what Linux passes as one argument (128 KiB, E2BIG); anything else
+ * is the JSON itself. `source` names where the text came from, for error messages.
+ */
+async function readInputArg(arg: string): Promise<{ text: string; source: string }> {
+  if (arg === '-') {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return { text: Buffer.concat(chunks).toString('utf8'), source: '- (stdin)' };
+  }
+  if (arg.startsWith('@')) {
+    const file = arg.slice(1);
+    if (!file) throw new Error('--input @FILE needs a file name after @');
+    try {
+      return { text: await fs.readFile(file, 'utf8'), source: arg };
+    } catch (err) {
+      throw new Error(`--input ${arg}: cannot read ${file}: ${(err as Error).message}`);
+    }
+  }
+  return { text: arg, source: '(the argument)' };
+}
+
 export async function modelsCommand(address: string, timeoutMs: number): Promise<void> {
   const client = createModelClient(address);
   try {
@@ -45,10 +69,16 @@ export async function predictCommand(
   args: { model?: string; version?: string; text?: string; input?: string; outputs: string[] },
 ): Promise<void> {
   if (!args.model) throw new Error('predict needs --model NAME');
-  if (args.text === undefined && args.input === undefined) throw new Error('predict needs --text TEXT or --input JSON');
+  if (args.text === undefined && args.input === undefined) throw new Error('predict needs --text TEXT or --input JSON|@FILE|-');
   let inputs: ReturnType<typeof jsonToProtoTensor>[] = [];
   if (args.input !== undefined) {
-    const parsed = JSON.parse(args.input) as JsonTensor | JsonTensor[];
+    const { text, source } = await readInputArg(args.input);
+    let parsed: JsonTensor | JsonTensor[];
+    try {
+      parsed = JSON.parse(text) as JsonTensor | JsonTensor[];
+    } catch (err) {
+      throw new Error(`--input ${source} is not JSON: ${(err as Error).message}`);
+    }
     inputs = (Array.isArray(parsed) ? parsed : [parsed]).map(jsonToProtoTensor);
   }
   const client = createModelClient(address);
@@ -59,9 +89,13 @@ export async function predictCommand(
       { model: args.model, version: args.version ?? '', input_text: args.text ?? '', inputs, outputs: args.outputs },
       { deadlineMs: timeoutMs },
     );
+    // cached and request_id come first: they are what a user checks when answers look stale or when matching
+    // a call to the server's access log, and a batch's outputs can run to megabytes after them.
     const out = {
       model: res.model,
       version: res.version,
+      cached: res.cached,
+      request_id: res.request_id,
       ...(res.output_text ? { output_text: res.output_text, confidence: res.confidence, labels: res.labels } : {}),
       outputs: res.outputs.map(protoTensorToJson),
     };

@@ -6,7 +6,8 @@
  *   tensorgate serve --models ./models --port 50051
  *   tensorgate models --address 127.0.0.1:50051
  *   tensorgate predict --model sentiment --text "I love this"
- *   tensorgate predict --model mlp --input '{"name":"input","dtype":"FP32","shape":[1,64],"values":[0,0,...]}'
+ *   tensorgate predict --model sentiment --input '{"name":"token_ids","dtype":"INT64","shape":[1,2],"values":[1963,1]}'
+ *   tensorgate predict --model convnet --input @batch.json      # or --input - to read stdin
  */
 // First: tracing must start before @grpc/grpc-js is loaded.
 import { telemetry } from '../telemetry/bootstrap';
@@ -34,7 +35,8 @@ client options:
   --model NAME           model to call (predict)
   --version N            model version (predict; default: newest)
   --text TEXT            input_text for models with a text pipeline (predict)
-  --input JSON           a tensor {"name","dtype","shape","values"} or an array of them (predict)
+  --input JSON|@FILE|-   a tensor {"name","dtype","shape","values"} or an array of them, given inline, read
+                         from FILE, or from stdin with - (predict)
   --output NAME          an output to return; repeat for several (predict)
   --timeout-ms MS        deadline for the call (default 30000)
 `;

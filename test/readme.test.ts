@@ -1,0 +1,298 @@
+/**
+ * The README's "Calling it" section, run as written: every command of its ```sh blocks goes to bash, and its
+ * ```python block to Debian's /usr/bin/python3, against a real server, in document order, so the README cannot
+ * drift from what works again.
+ *
+ * How the commands are run:
+ * - Port: the README talks to 127.0.0.1:50051. Rather than take 50051 (a developer's own `npm start` or another
+ *   test may hold it), the server listens on an ephemeral port and every `127.0.0.1:50051` in the extracted text
+ *   is rewritten to it; commands that name no address (`npx tensorgate ...`) get it from TENSORGATE_ADDRESS,
+ *   the variable the README documents for that.
+ * - Working directory: a temp folder standing in for the root of a clone. It links the clone's top-level files
+ *   and folders (proto/, node_modules/, package.json, dist/, ...), so `npx buf` resolves to the repo's
+ *   node_modules/.bin, `npx tensorgate` to this package's own bin, and `-I proto` to our protos, while what the
+ *   commands write (gen/, input files, predict.py) lands in the temp folder and is removed with it.
+ * - `npx tensorgate` installs a link to the clone into npm's npx cache; the cache is pointed into the temp
+ *   folder so nothing is left behind, and scripts are off so that link does not rebuild dist/ (already built).
+ * - Skipped, by rule: `apt-get` lines (installing system packages needs root and the network; .ci/run installs
+ *   the same packages, and the test checks the line names every package the Python example needs).
+ *   Every other line runs exactly as pasted (with `set -o pipefail`, so a failing producer in a pipe fails).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PACKAGE_ROOT, startTestServer, tempDir, type TestServer } from './common';
+
+const PROCESS_TIMEOUT_MS = 120_000;
+const README = path.join(PACKAGE_ROOT, 'README.md');
+const SECTION = '## Calling it';
+const README_ADDRESS = '127.0.0.1:50051';
+const PYTHON = '/usr/bin/python3';
+const DEBIAN_PACKAGES = ['python3-grpcio', 'python3-protobuf', 'protobuf-compiler'];
+// What a clone's root holds that the commands may read; the rest of the repo is not needed.
+const CLONE_ENTRIES = ['package.json', 'package-lock.json', '.npmrc', 'tsconfig.json', 'node_modules', 'dist', 'proto', 'models', 'src', 'test', 'tools'];
+
+// ---------------------------------------------------------------------------------------------- parsing
+
+interface Snippet {
+  kind: 'sh' | 'python';
+  text: string;
+  line: number;
+}
+
+/** The text of the `## Calling it` section, up to the next `## ` heading. */
+function callingItSection(markdown: string): { text: string; firstLine: number } {
+  const lines = markdown.split('\n');
+  const start = lines.findIndex((l) => l.trim() === SECTION);
+  assert.ok(start >= 0, `README.md has no "${SECTION}" section`);
+  let end = lines.findIndex((l, i) => i > start && /^## /.test(l));
+  if (end < 0) end = lines.length;
+  return { text: lines.slice(start, end).join('\n'), firstLine: start + 1 };
+}
+
+/**
+ * Commands of the section's ```sh blocks (one per logical line: a line ending in `\`, `|`, `&&` or `||`
+ * continues, as in bash) and each ```python block whole, with their README line numbers.
+ */
+function snippets(section: string, firstLine: number): Snippet[] {
+  const out: Snippet[] = [];
+  const lines = section.split('\n');
+  let fence: { kind: string; line: number; body: string[] } | undefined;
+  lines.forEach((raw, i) => {
+    const m = /^```(\w*)\s*$/.exec(raw.trim());
+    if (!fence && m) return void (fence = { kind: m[1]!, line: firstLine + i, body: [] });
+    if (fence && raw.trim() === '```') {
+      if (fence.kind === 'python') out.push({ kind: 'python', text: fence.body.join('\n'), line: fence.line + 1 });
+      if (fence.kind === 'sh') out.push(...shellCommands(fence.body, fence.line + 1));
+      return void (fence = undefined);
+    }
+    fence?.body.push(raw);
+  });
+  assert.equal(fence, undefined, 'a code block in the section is never closed');
+  return out;
+}
+
+function shellCommands(body: string[], firstLine: number): Snippet[] {
+  const out: Snippet[] = [];
+  let pending: { parts: string[]; line: number } | undefined;
+  body.forEach((raw, i) => {
+    if (!pending && (raw.trim() === '' || raw.trim().startsWith('#'))) return;
+    if (pending) pending.parts.push(raw);
+    else pending = { parts: [raw], line: firstLine + i };
+    if (!/(\\|\||&&)\s*$/.test(raw)) {
+      out.push({ kind: 'sh', text: pending.parts.join('\n'), line: pending.line });
+      pending = undefined;
+    }
+  });
+  assert.equal(pending, undefined, `a command in the sh block at README line ${firstLine - 1} ends in a continuation`);
+  return out;
+}
+
+const section = callingItSection(fs.readFileSync(README, 'utf8'));
+const SNIPPETS = snippets(section.text, section.firstLine);
+const isSkipped = (s: Snippet) => s.kind === 'sh' && /^\s*(sudo\s+)?apt-get\s/.test(s.text);
+
+// ---------------------------------------------------------------------------------------------- expectations
+
+function json(out: string, what: string): any {
+  try {
+    return JSON.parse(out);
+  } catch {
+    throw new Error(`${what} did not print JSON:\n${out}`);
+  }
+}
+
+/** What each kind of command must print, beyond exiting 0. Every one must be met by some README command. */
+const EXPECTATIONS: { name: string; when: (s: Snippet) => boolean; check: (stdout: string, cwd: string) => void }[] = [
+  {
+    name: 'buf curl --list-methods',
+    when: (s) => /buf curl[\s\S]*--list-methods/.test(s.text),
+    check: (out) => {
+      for (const m of ['tensorgate.v1.ModelService/Predict', 'tensorgate.v1.ModelService/ListModels', 'grpc.health.v1.Health/Check']) {
+        assert.match(out, new RegExp(`^${m}$`, 'm'));
+      }
+    },
+  },
+  {
+    name: 'buf curl Predict with input_text',
+    when: (s) => /buf curl[\s\S]*ModelService\/Predict/.test(s.text) && s.text.includes('"input_text"'),
+    check: (out) => assert.equal(json(out, 'buf curl').outputText, 'positive'),
+  },
+  {
+    name: 'buf curl Predict with base64 tensors',
+    when: (s) => /ModelService\/Predict/.test(s.text) && /"data": *"/.test(s.text),
+    check: (out) => {
+      const res = json(out, 'buf curl');
+      assert.ok(res.outputs?.length >= 1, `no outputs: ${out}`);
+      for (const t of res.outputs) {
+        const elements = t.shape.map(Number).reduce((a: number, b: number) => a * b, 1);
+        assert.equal(Buffer.from(t.data, 'base64').length, elements * 4, `${t.name}: FP32 bytes for shape [${t.shape}]`);
+      }
+    },
+  },
+  {
+    name: 'buf curl ListModels',
+    when: (s) => /ModelService\/ListModels/.test(s.text),
+    check: (out) => {
+      const names = json(out, 'buf curl').models.map((m: { name: string }) => m.name);
+      for (const n of ['convnet', 'mlp', 'sentiment']) assert.ok(names.includes(n), `ListModels lacks ${n}: ${names}`);
+    },
+  },
+  {
+    name: 'buf curl Health/Check',
+    when: (s) => /Health\/Check/.test(s.text),
+    check: (out) => assert.equal(json(out, 'buf curl').status, 'SERVING'),
+  },
+  {
+    name: 'tensorgate models',
+    when: (s) => /tensorgate models/.test(s.text),
+    check: (out) => {
+      for (const n of ['convnet', 'mlp', 'sentiment']) assert.match(out, new RegExp(`^${n}\\s+v1 READY$`, 'm'));
+    },
+  },
+  {
+    name: 'tensorgate predict --text',
+    when: (s) => /tensorgate predict[\s\S]*--text/.test(s.text),
+    check: (out) => {
+      const res = json(out, 'tensorgate predict');
+      assert.equal(res.output_text, 'positive');
+      assert.equal(typeof res.cached, 'boolean');
+      assert.ok(res.request_id, 'request_id printed');
+    },
+  },
+  {
+    name: 'tensorgate predict --input (inline, @FILE and -)',
+    when: (s) => /tensorgate predict[\s\S]*--input/.test(s.text),
+    check: (out) => {
+      const res = json(out, 'tensorgate predict');
+      assert.ok(res.outputs?.length >= 1, `no outputs: ${out}`);
+      for (const t of res.outputs) {
+        assert.equal(t.values.length, t.shape.reduce((a: number, b: number) => a * b, 1), `${t.name}: one value per element`);
+      }
+    },
+  },
+  {
+    name: 'protoc --python_out',
+    when: (s) => /^protoc\s/.test(s.text),
+    check: (_out, cwd) => assert.ok(fs.existsSync(path.join(cwd, 'gen/tensorgate/v1/model_service_pb2.py')), 'protoc wrote gen/tensorgate/v1/model_service_pb2.py'),
+  },
+  {
+    name: 'Python client',
+    when: (s) => s.kind === 'python',
+    check: (out) => {
+      assert.match(out, /^positive$/m);
+      assert.match(out, /^\[1, 10\] \((-?[\d.e+-]+, ){9}-?[\d.e+-]+\)$/m, 'mlp logits: shape [1, 10] and ten floats');
+    },
+  },
+];
+
+// ---------------------------------------------------------------------------------------------- running
+
+interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(file: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { cwd, env, timeout: PROCESS_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      if (!err) return resolve({ code: 0, stdout, stderr });
+      const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean; signal?: string };
+      if (typeof e.code === 'string') return reject(new Error(`cannot run ${file}: ${e.message}`));
+      if (e.killed || e.signal) return reject(new Error(`${file} killed (${e.signal}) after ${PROCESS_TIMEOUT_MS} ms\nstderr: ${stderr}`));
+      resolve({ code: typeof e.code === 'number' ? e.code : 1, stdout, stderr });
+    });
+  });
+}
+
+/** Fails with the Debian packages to install when the Python toolchain is missing (as cross-language does). */
+async function requirePythonToolchain(cwd: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const missing: string[] = [];
+  const pythonOk = fs.existsSync(PYTHON);
+  if (!pythonOk) missing.push('python3');
+  const protoc = await run('protoc', ['--version'], cwd, env).catch(() => undefined);
+  if (!protoc || protoc.code !== 0) missing.push('protobuf-compiler (protoc)');
+  if (pythonOk) {
+    for (const [module, pkg] of [['grpc', 'python3-grpcio'], ['google.protobuf', 'python3-protobuf']]) {
+      const r = await run(PYTHON, ['-c', `import ${module}`], cwd, env);
+      if (r.code !== 0) missing.push(`${pkg} (${PYTHON} cannot import ${module})`);
+    }
+  }
+  if (missing.length > 0) {
+    assert.fail(
+      `the README's Python example needs Debian packages that are not installed: ${missing.join(', ')}.\n` +
+        `Install them with: apt-get install -y --no-install-recommends ${DEBIAN_PACKAGES.join(' ')}  (.ci/run does this)`,
+    );
+  }
+}
+
+let ts: TestServer;
+let tmp: { dir: string; cleanup: () => void };
+let clone: string;
+let env: NodeJS.ProcessEnv;
+const met = new Set<string>();
+
+before(async () => {
+  tmp = tempDir('readme');
+  clone = path.join(tmp.dir, 'clone');
+  fs.mkdirSync(clone);
+  for (const entry of CLONE_ENTRIES) {
+    if (fs.existsSync(path.join(PACKAGE_ROOT, entry))) fs.symlinkSync(path.join(PACKAGE_ROOT, entry), path.join(clone, entry));
+  }
+  ts = await startTestServer();
+  env = {
+    ...process.env,
+    TENSORGATE_ADDRESS: ts.address,
+    BUF_CACHE_DIR: path.join(tmp.dir, 'buf-cache'),
+    npm_config_cache: path.join(tmp.dir, 'npm-cache'),
+    npm_config_ignore_scripts: 'true',
+    npm_config_update_notifier: 'false',
+    // Debian's python with Debian's packages only: no virtualenv or user-site modules leaking in.
+    PYTHONNOUSERSITE: '1',
+    PYTHONDONTWRITEBYTECODE: '1',
+  };
+  for (const v of ['PYTHONPATH', 'PYTHONHOME', 'VIRTUAL_ENV']) delete env[v];
+});
+
+after(async () => {
+  await ts?.close();
+  tmp?.cleanup();
+});
+
+test('the Calling it section has commands for bash and a Python example', () => {
+  assert.ok(SNIPPETS.filter((s) => s.kind === 'sh' && !isSkipped(s)).length >= 10, `found only: ${SNIPPETS.map((s) => s.text).join('\n')}`);
+  assert.ok(SNIPPETS.some((s) => s.kind === 'python'), 'no ```python block');
+  assert.ok(section.text.includes(README_ADDRESS), `the section no longer mentions ${README_ADDRESS}: update README_ADDRESS`);
+  const apt = SNIPPETS.filter(isSkipped);
+  assert.equal(apt.length, 1, 'one apt-get line');
+  for (const p of DEBIAN_PACKAGES) assert.ok(apt[0]!.text.split(/\s+/).includes(p), `the apt-get line lacks ${p}: ${apt[0]!.text}`);
+});
+
+for (const snippet of SNIPPETS.filter((s) => !isSkipped(s))) {
+  const title = snippet.kind === 'python' ? 'the Python example' : snippet.text.replace(/\s*\\?\n\s*/g, ' ').replace(/\s+#.*$/, '').slice(0, 90);
+  test(`README line ${snippet.line}: ${title}`, async () => {
+    const text = snippet.text.replaceAll(README_ADDRESS, ts.address);
+    let r: RunResult;
+    if (snippet.kind === 'python') {
+      await requirePythonToolchain(clone, env);
+      fs.writeFileSync(path.join(clone, 'predict.py'), text);
+      r = await run(PYTHON, ['predict.py'], clone, env);
+    } else {
+      if (/^protoc\s/.test(text)) await requirePythonToolchain(clone, env);
+      r = await run('bash', ['-o', 'pipefail', '-c', text], clone, env);
+    }
+    assert.equal(r.code, 0, `README line ${snippet.line} exited ${r.code}:\n${text}\nstdout: ${r.stdout.slice(0, 4000)}\nstderr: ${r.stderr.slice(0, 4000)}`);
+    for (const e of EXPECTATIONS.filter((e) => e.when(snippet))) {
+      e.check(r.stdout, clone);
+      met.add(e.name);
+    }
+  });
+}
+
+test('every kind of call the README promises was run and checked', () => {
+  const unmet = EXPECTATIONS.map((e) => e.name).filter((n) => !met.has(n));
+  assert.deepEqual(unmet, [], `no README command exercised: ${unmet.join(', ')} (update README.md or EXPECTATIONS)`);
+});
