@@ -6,7 +6,7 @@ import { isSpanContextValid, trace } from '@opentelemetry/api';
 import pino from 'pino';
 import pretty from 'pino-pretty';
 import type { RequestRecord } from './api/request-record';
-import { clip } from './core/errors';
+import { clip, SERVER_ERROR_CODES } from './core/errors';
 
 export type Logger = pino.Logger;
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -45,7 +45,6 @@ export function createLogger(level: LogLevel = 'info', destination?: pino.Destin
   );
 }
 
-const SERVER_FAULT_CODES = new Set(['UNKNOWN', 'DEADLINE_EXCEEDED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNIMPLEMENTED']);
 
 /**
  * The access log line of one request. No tensor data and no metadata values: only what identifies and
@@ -68,6 +67,6 @@ export function logAccess(log: Logger, r: RequestRecord): void {
     ...(r.details ? { error: r.details } : {}),
   };
   // Client mistakes are routine traffic; server-side failures are worth a warning.
-  if (SERVER_FAULT_CODES.has(r.code)) log.warn(line, 'request failed');
+  if (SERVER_ERROR_CODES.has(r.code)) log.warn(line, 'request failed');
   else log.info(line, 'request');
 }

@@ -96,7 +96,7 @@ test('a full queue refuses at once with RESOURCE_EXHAUSTED and keeps what it hol
   const q = new ModelQueue('m@1', policy({ maxQueueSize: 2 }));
   q.push(request(1, 0));
   q.push(request(1, 0));
-  assert.throws(() => q.push(request(1, 0)), (e: { code: number; message: string }) => e.code === 8 && /queue of 'm@1' is full \(2 requests waiting, queue.max_size 2\)/.test(e.message));
+  assert.throws(() => q.push(request(1, 0)), (e: { code: string; message: string }) => e.code === 'RESOURCE_EXHAUSTED' && /queue of 'm@1' is full \(2 requests waiting, queue.max_size 2\)/.test(e.message));
   assert.equal(q.size, 2);
 });
 

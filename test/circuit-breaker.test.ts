@@ -41,7 +41,7 @@ function nextState(b: ModelBreaker, to: BreakerState, guardMs = 5000): Promise<B
   });
 }
 
-async function failTimes(b: ModelBreaker, n: number, code = Code.INTERNAL): Promise<void> {
+async function failTimes(b: ModelBreaker, n: number, code: Code = Code.INTERNAL): Promise<void> {
   for (let i = 0; i < n; i++) await assert.rejects(b.fire(failing(code).run), (e: ServingError) => e.code === code);
 }
 

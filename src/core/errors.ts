@@ -1,11 +1,48 @@
 /**
- * One error type for the whole pipeline. Every failure a caller can see is a ServingError with a gRPC
- * status code and a message that names what was wrong and what was expected; the front doors map it to
- * their wire format (gRPC status, later HTTP status) and nothing else.
+ * One error type for the whole pipeline. Every failure a caller can see is a ServingError with one of our
+ * status codes and a message that names what was wrong and what was expected; each front door maps the code
+ * to its wire with one table (src/api/grpc/status.ts, src/api/http/status.ts) and nothing else.
  */
-import { status } from '@grpc/grpc-js';
 
-export { status as Code };
+/**
+ * Our status codes: the canonical names gRPC and Google APIs share, as strings, so logs, metrics labels and
+ * both wire mappings read the same and nothing below the front doors depends on a transport library.
+ */
+export const Code = {
+  OK: 'OK',
+  CANCELLED: 'CANCELLED',
+  UNKNOWN: 'UNKNOWN',
+  INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  DEADLINE_EXCEEDED: 'DEADLINE_EXCEEDED',
+  NOT_FOUND: 'NOT_FOUND',
+  ALREADY_EXISTS: 'ALREADY_EXISTS',
+  PERMISSION_DENIED: 'PERMISSION_DENIED',
+  RESOURCE_EXHAUSTED: 'RESOURCE_EXHAUSTED',
+  FAILED_PRECONDITION: 'FAILED_PRECONDITION',
+  ABORTED: 'ABORTED',
+  OUT_OF_RANGE: 'OUT_OF_RANGE',
+  UNIMPLEMENTED: 'UNIMPLEMENTED',
+  INTERNAL: 'INTERNAL',
+  UNAVAILABLE: 'UNAVAILABLE',
+  DATA_LOSS: 'DATA_LOSS',
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+} as const;
+export type Code = (typeof Code)[keyof typeof Code];
+
+/**
+ * The codes that say the server failed, not the caller (OpenTelemetry's RPC conventions for server spans).
+ * One table for all who ask: the access log warns on them, the SERVER span is an error, and the circuit
+ * breaker counts them (src/resilience/circuit-breaker.ts isServerFault, which counts DEADLINE_EXCEEDED only
+ * when the model itself ran out of time).
+ */
+export const SERVER_ERROR_CODES: ReadonlySet<string> = new Set<Code>([
+  Code.UNKNOWN,
+  Code.DEADLINE_EXCEEDED,
+  Code.UNIMPLEMENTED,
+  Code.INTERNAL,
+  Code.UNAVAILABLE,
+  Code.DATA_LOSS,
+]);
 
 /**
  * The longest message a status carries. A status travels in HTTP/2 trailers, which clients cap (grpc-js:
@@ -15,7 +52,7 @@ export const MAX_MESSAGE_CHARS = 1024;
 
 export class ServingError extends Error {
   constructor(
-    readonly code: status,
+    readonly code: Code,
     message: string,
   ) {
     super(boundMessage(message));
@@ -23,7 +60,7 @@ export class ServingError extends Error {
   }
 
   /** Wraps anything thrown into a ServingError; unknown failures are INTERNAL with their message. */
-  static from(err: unknown, fallback: status = status.INTERNAL): ServingError {
+  static from(err: unknown, fallback: Code = Code.INTERNAL): ServingError {
     if (err instanceof ServingError) return err;
     const message = err instanceof Error ? err.message : String(err);
     return new ServingError(fallback, message);
@@ -37,7 +74,7 @@ export class ServingError extends Error {
  */
 export class ModelRunError extends ServingError {
   constructor(message: string) {
-    super(status.INTERNAL, message);
+    super(Code.INTERNAL, message);
     this.name = 'ModelRunError';
   }
 }
@@ -69,11 +106,11 @@ export function clip(text: string, max = 128): string {
   return text.length <= max ? text : `${text.slice(0, max)}...(${text.length} characters)`;
 }
 
-export const invalidArgument = (message: string) => new ServingError(status.INVALID_ARGUMENT, message);
-export const notFound = (message: string) => new ServingError(status.NOT_FOUND, message);
-export const unavailable = (message: string) => new ServingError(status.UNAVAILABLE, message);
-export const internal = (message: string) => new ServingError(status.INTERNAL, message);
-export const resourceExhausted = (message: string) => new ServingError(status.RESOURCE_EXHAUSTED, message);
-export const deadlineExceeded = (message: string) => new ServingError(status.DEADLINE_EXCEEDED, message);
-export const cancelled = (message: string) => new ServingError(status.CANCELLED, message);
-export const unimplemented = (message: string) => new ServingError(status.UNIMPLEMENTED, message);
+export const invalidArgument = (message: string) => new ServingError(Code.INVALID_ARGUMENT, message);
+export const notFound = (message: string) => new ServingError(Code.NOT_FOUND, message);
+export const unavailable = (message: string) => new ServingError(Code.UNAVAILABLE, message);
+export const internal = (message: string) => new ServingError(Code.INTERNAL, message);
+export const resourceExhausted = (message: string) => new ServingError(Code.RESOURCE_EXHAUSTED, message);
+export const deadlineExceeded = (message: string) => new ServingError(Code.DEADLINE_EXCEEDED, message);
+export const cancelled = (message: string) => new ServingError(Code.CANCELLED, message);
+export const unimplemented = (message: string) => new ServingError(Code.UNIMPLEMENTED, message);

@@ -12,14 +12,13 @@
  */
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
-import { Code, resourceExhausted, ServingError, unavailable } from '../core/errors';
+import { Code, resourceExhausted, SERVER_ERROR_CODES, ServingError, unavailable } from '../core/errors';
 import type { BreakerConfig } from './breaker-config';
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
 export interface BreakerTransition { key: string; from: BreakerState; to: BreakerState; reason: string }
 export interface BreakerStateInfo { key: string; state: BreakerState; nextProbeAt: number | undefined }
 
-const FAULT_CODES: ReadonlySet<Code> = new Set([Code.INTERNAL, Code.UNAVAILABLE, Code.UNKNOWN, Code.DATA_LOSS]);
 
 /**
  * True when a failure says the model version is unhealthy. Client errors (bad input, unknown names,
@@ -30,7 +29,7 @@ const FAULT_CODES: ReadonlySet<Code> = new Set([Code.INTERNAL, Code.UNAVAILABLE,
 export function isServerFault(err: unknown): boolean {
   if (!(err instanceof ServingError)) return true;
   if (err.code === Code.DEADLINE_EXCEEDED) return (err as { serverFault?: boolean }).serverFault === true;
-  return FAULT_CODES.has(err.code);
+  return SERVER_ERROR_CODES.has(err.code);
 }
 
 type Run = () => Promise<unknown>;

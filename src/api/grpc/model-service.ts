@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { isSpanContextValid, type Span } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
-import { clip, invalidArgument, unimplemented } from '../../core/errors';
+import { clip, invalidArgument, ServingError, unimplemented } from '../../core/errors';
 import type { InferencePipeline } from '../../core/pipeline';
 import type { ModelRepository } from '../../repository/model-repository';
 import type { BreakerRegistry } from '../../resilience/circuit-breaker';
@@ -85,10 +85,10 @@ export function createModelService(
       if (err === undefined) {
         callback(null, response);
       } else {
-        const e = toGrpcError(err);
-        record.code = grpc.status[e.code!] ?? String(e.code);
-        record.details = e.details;
-        callback(e);
+        const e = ServingError.from(err);
+        record.code = e.code;
+        record.details = e.message;
+        callback(toGrpcError(e));
       }
       record.seconds = (performance.now() - started) / 1000;
       // The model and version are the ones asked for until a result names them; the metrics keep only

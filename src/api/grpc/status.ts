@@ -1,10 +1,31 @@
 /**
- * ServingError -> gRPC status. The only place the gRPC front door turns failures into wire errors.
+ * Our status codes -> gRPC status: the one table the gRPC front door turns failures into wire errors with.
  */
-import type * as grpc from '@grpc/grpc-js';
-import { ServingError } from '../../core/errors';
+import * as grpc from '@grpc/grpc-js';
+import { Code, ServingError } from '../../core/errors';
 
-export function toGrpcError(err: unknown): Partial<grpc.StatusObject> {
+/** The names are gRPC's own, so the table is an identity by name; spelled out so a new code cannot slip by. */
+export const GRPC_STATUS: Readonly<Record<Code, grpc.status>> = {
+  OK: grpc.status.OK,
+  CANCELLED: grpc.status.CANCELLED,
+  UNKNOWN: grpc.status.UNKNOWN,
+  INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
+  DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
+  NOT_FOUND: grpc.status.NOT_FOUND,
+  ALREADY_EXISTS: grpc.status.ALREADY_EXISTS,
+  PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
+  RESOURCE_EXHAUSTED: grpc.status.RESOURCE_EXHAUSTED,
+  FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
+  ABORTED: grpc.status.ABORTED,
+  OUT_OF_RANGE: grpc.status.OUT_OF_RANGE,
+  UNIMPLEMENTED: grpc.status.UNIMPLEMENTED,
+  INTERNAL: grpc.status.INTERNAL,
+  UNAVAILABLE: grpc.status.UNAVAILABLE,
+  DATA_LOSS: grpc.status.DATA_LOSS,
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+};
+
+export function toGrpcError(err: unknown): Partial<grpc.StatusObject> & { code: grpc.status; details: string } {
   const e = ServingError.from(err);
-  return { code: e.code, details: e.message };
+  return { code: GRPC_STATUS[e.code], details: e.message };
 }

@@ -4,6 +4,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { SERVER_ERROR_CODES, ServingError } from '../../core/errors';
+import { GRPC_STATUS } from './status';
 import { ATTR_RPC_GRPC_STATUS_CODE, ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM } from '../../telemetry/semconv';
 import { extractContext, metadataGetter, tracer } from '../../telemetry/tracing';
 
@@ -28,12 +30,10 @@ export async function withServerSpan<T>(
     span.setAttribute(ATTR_RPC_GRPC_STATUS_CODE, grpc.status.OK);
     return result;
   } catch (err) {
-    const code = (err as { code?: number }).code ?? grpc.status.INTERNAL;
-    span.setAttribute(ATTR_RPC_GRPC_STATUS_CODE, code);
+    const e = ServingError.from(err);
+    span.setAttribute(ATTR_RPC_GRPC_STATUS_CODE, GRPC_STATUS[e.code]);
     // Per the RPC conventions, server spans are errors only for server-side codes.
-    if ([grpc.status.UNKNOWN, grpc.status.DEADLINE_EXCEEDED, grpc.status.UNIMPLEMENTED, grpc.status.INTERNAL, grpc.status.UNAVAILABLE, grpc.status.DATA_LOSS].includes(code)) {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
-    }
+    if (SERVER_ERROR_CODES.has(e.code)) span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
     throw err;
   } finally {
     span.end();

@@ -1,0 +1,31 @@
+/**
+ * Our status codes -> HTTP status: the one table HTTP front doors answer failures with, following the
+ * mapping Google APIs and grpc-gateway use (google.rpc.Code), so a REST client sees what a gRPC one would.
+ */
+import { Code, ServingError } from '../../core/errors';
+
+export const HTTP_STATUS: Readonly<Record<Code, number>> = {
+  OK: 200,
+  CANCELLED: 499, // client closed request
+  UNKNOWN: 500,
+  INVALID_ARGUMENT: 400,
+  DEADLINE_EXCEEDED: 504,
+  NOT_FOUND: 404,
+  ALREADY_EXISTS: 409,
+  PERMISSION_DENIED: 403,
+  RESOURCE_EXHAUSTED: 429,
+  FAILED_PRECONDITION: 400,
+  ABORTED: 409,
+  OUT_OF_RANGE: 400,
+  UNIMPLEMENTED: 501,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+  DATA_LOSS: 500,
+  UNAUTHENTICATED: 401,
+};
+
+/** The HTTP status and JSON body for a failure: `{ error, code }`, the message already bounded by ServingError. */
+export function toHttpError(err: unknown): { status: number; body: { error: string; code: Code } } {
+  const e = ServingError.from(err);
+  return { status: HTTP_STATUS[e.code], body: { error: e.message, code: e.code } };
+}
