@@ -30,10 +30,10 @@ test('health: NOT_SERVING while loading, SERVING when loaded, NOT_SERVING when d
 
     // While loading, an unknown model is UNAVAILABLE (retryable), not NOT_FOUND; once loaded, NOT_FOUND.
     const loaded = server.loadModels();
-    assert.throws(() => server.repository.resolve('mlp', undefined), (e: { code: number; message: string }) =>
-      e.code === grpc.status.UNAVAILABLE && /not loaded yet: the model repository is still loading; retry when health reports SERVING/.test(e.message));
+    assert.throws(() => server.repository.resolve('mlp', undefined), (e: { code: string; message: string }) =>
+      e.code === 'UNAVAILABLE' && /not loaded yet: the model repository is still loading; retry when health reports SERVING/.test(e.message));
     await loaded;
-    assert.throws(() => server.repository.resolve('nope', undefined), (e: { code: number }) => e.code === grpc.status.NOT_FOUND);
+    assert.throws(() => server.repository.resolve('nope', undefined), (e: { code: string }) => e.code === 'NOT_FOUND');
     assert.equal(await overall.next(), 'SERVING');
     assert.equal(await perService.next(), 'SERVING');
     assert.equal(await check(client, ''), 'SERVING');
