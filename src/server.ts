@@ -2,15 +2,17 @@
  * TensorgateServer: assembles the process. One gRPC server (ModelService, health, reflection) in front
  * of the pipeline; the model repository loading into the execution pool behind it.
  *
- * Lifecycle: bind (health NOT_SERVING) -> load models -> SERVING -> on shutdown NOT_SERVING, stop
+ * Lifecycle: bind (health NOT_SERVING) -> load models -> SERVING (strict readiness: once every model is READY;
+ * see api/readiness.ts) -> on shutdown NOT_SERVING, stop
  * accepting, let in-flight calls finish within the grace period, force-close the rest, stop workers.
  */
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { InferencePipeline } from './core/pipeline';
+import { InferencePipeline } from './serving/inference-pipeline';
 import { createModelService } from './api/grpc/model-service';
-import { InflightCalls } from './api/grpc/inflight-calls';
+import { InflightCalls } from './api/inflight-calls';
+import { RequestEnvelope, shuttingDown } from './api/envelope';
 import { unavailable } from './core/errors';
 import { clampDelay } from './core/timers';
 import { MODEL_SERVICE_NAME, modelServiceDefinition, reflectionPackageDefinition } from './api/grpc/protos';
@@ -24,6 +26,21 @@ import { defaultIntraOpThreads, ExecutionPool } from './runtime/execution-pool';
 import { RequestScheduler, type ModelSchedule } from './scheduling/scheduler';
 import { ResultCache } from './cache/result-cache';
 import { BreakerRegistry, type BreakerTransition } from './resilience/circuit-breaker';
+import { Readiness } from './api/readiness';
+
+/** A failure to start that a person can act on: the CLI prints its message alone, as one line. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+/** Why a bind failed, in words: grpc-js and node:net both report a taken port, each in its own way. */
+function bindReason(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(err.message)) return 'the port is already in use';
+  if (code === 'EACCES' || /EACCES|permission denied/i.test(err.message)) return 'permission denied (ports below 1024 need privileges)';
+  if (code === 'EADDRNOTAVAIL' || /EADDRNOTAVAIL/.test(err.message)) return 'this machine has no such address (--host)';
+  return err.message;
+}
 
 /** After a drain answers its unfinished calls, how long their answers get to reach clients before sockets close. */
 const SHUTDOWN_FLUSH_MS = 1000;
@@ -40,11 +57,12 @@ export class TensorgateServer {
   readonly breakers: BreakerRegistry;
   readonly cache: ResultCache | undefined;
   readonly health: HealthImplementation;
+  readonly readiness: Readiness;
   readonly metrics = new ServerMetrics();
   readonly http: HttpFrontDoor;
-  /** Unanswered gRPC calls: a drain that runs out of grace answers them UNAVAILABLE. */
+  /** Unanswered calls: a drain that runs out of grace answers them UNAVAILABLE. */
   readonly inflightCalls = new InflightCalls();
-  private healthStatus: 'SERVING' | 'NOT_SERVING' = 'NOT_SERVING';
+  readonly envelope: RequestEnvelope;
   private boundPort = 0;
   private boundHttpPort = 0;
   private shuttingDown: Promise<void> | undefined;
@@ -55,6 +73,10 @@ export class TensorgateServer {
   ) {
     this.pool = new ExecutionPool({ workers: config.workers || undefined });
     this.pool.on('worker-restarted', (index: number) => log.warn({ worker: index }, 'inference worker replaced after it exited'));
+    // An uncaught error inside a worker thread (it then exits and is replaced): the reason, for the bug report.
+    this.pool.on('worker-error', (e: { index: number; error: Error }) =>
+      log.error({ worker: e.index, err: e.error }, `inference worker ${e.index} failed: ${e.error?.message ?? String(e.error)}`),
+    );
     this.repository = new ModelRepository({
       root: config.modelRepository,
       pool: this.pool,
@@ -85,7 +107,8 @@ export class TensorgateServer {
       host: config.host,
       port: config.httpPort,
       metrics: this.metrics,
-      health: () => this.healthStatus,
+      health: () => this.readiness.status,
+      notReadyReason: () => this.readiness.notReadyReason,
       limits: {
         headersTimeoutMs: config.httpHeadersTimeoutMs,
         requestTimeoutMs: config.httpRequestTimeoutMs,
@@ -102,15 +125,25 @@ export class TensorgateServer {
       limits: { maxElements: config.maxElements, maxTextBytes: config.maxTextBytes },
     });
     this.health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'NOT_SERVING' as const])));
+    this.readiness = new Readiness({
+      repository: this.repository,
+      breakers: this.breakers,
+      health: this.health,
+      services: HEALTH_SERVICES,
+      strict: config.strictReadiness,
+      log,
+    });
     this.grpcServer = new grpc.Server({
       'grpc.max_receive_message_length': config.maxMessageBytes,
       'grpc.max_send_message_length': config.maxMessageBytes,
     });
-    this.grpcServer.addService(modelServiceDefinition(), createModelService(this.pipeline, this.repository, this.breakers, log, {
+    // Every front door serves its calls through this one envelope (span, record, access log, metrics, drain).
+    this.envelope = new RequestEnvelope({
       observe: (r) => this.observeRequest(r),
-      inflight: (delta) => this.metrics.inflight('grpc', delta),
+      inflight: (protocol, delta) => this.metrics.inflight(protocol, delta),
       calls: this.inflightCalls,
-    }));
+    });
+    this.grpcServer.addService(modelServiceDefinition(), createModelService(this.pipeline, this.repository, this.breakers, log, this.envelope));
     this.health.addToServer(this.grpcServer);
     new ReflectionService(reflectionPackageDefinition()).addToServer(this.grpcServer);
   }
@@ -140,9 +173,17 @@ export class TensorgateServer {
   async listen(): Promise<number> {
     const address = `${this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host}:${this.config.port}`;
     this.boundPort = await new Promise<number>((resolve, reject) => {
-      this.grpcServer.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+      this.grpcServer.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(new StartupError(`cannot listen for gRPC on ${address}: ${bindReason(err)}; choose another port with --port N or TENSORGATE_PORT (0 picks a free one)`)) : resolve(port),
+      );
     });
-    this.boundHttpPort = await this.http.listen();
+    try {
+      this.boundHttpPort = await this.http.listen();
+    } catch (err) {
+      throw new StartupError(
+        `cannot listen for HTTP on ${this.config.host}:${this.config.httpPort}: ${bindReason(err as Error)}; choose another port with --http-port N or TENSORGATE_HTTP_PORT (0 picks a free one)`,
+      );
+    }
     this.log.info(
       { address: `${this.config.host}:${this.boundPort}`, httpPort: this.boundHttpPort, workers: this.pool.workerCount },
       `listening: gRPC ${this.config.host}:${this.boundPort}, HTTP ${this.config.host}:${this.boundHttpPort} (/metrics, /healthz, /readyz); loading models`,
@@ -150,12 +191,12 @@ export class TensorgateServer {
     return this.boundPort;
   }
 
-  /** Loads the repository (a broken model never fails this), then reports SERVING. */
+  /** Loads the repository (a broken model never fails this); health then follows the models (strict or lax). */
   async loadModels(): Promise<void> {
     const started = performance.now();
     await this.repository.loadAll();
     this.logModels(performance.now() - started);
-    if (!this.shuttingDown) this.setHealth('SERVING');
+    this.readiness.markLoaded();
   }
 
   private logModels(loadMs: number): void {
@@ -175,10 +216,12 @@ export class TensorgateServer {
     );
   }
 
-  /** Sets every health entry and /readyz at once (the drain uses it; so can an operator hook or a test). */
+  /**
+   * NOT_SERVING holds every health entry and /readyz NOT_SERVING (the drain uses it; so can an operator hook or
+   * a test); SERVING lifts the hold, and health follows the models again.
+   */
   setHealth(status: 'SERVING' | 'NOT_SERVING'): void {
-    this.healthStatus = status;
-    for (const s of HEALTH_SERVICES) this.health.setStatus(s, status);
+    this.readiness.setDraining(status === 'NOT_SERVING');
   }
 
   /**
@@ -194,7 +237,7 @@ export class TensorgateServer {
         const timer = setTimeout(() => {
           // Answered by us with UNAVAILABLE (retried by clients and meshes) rather than CANCELLED by
           // forceShutdown; answered calls let tryShutdown finish, and forceShutdown closes what is left.
-          const failed = this.inflightCalls.failAll(unavailable(`the server is shutting down and its drain period of ${graceMs} ms ran out; retry on another replica`));
+          const failed = this.inflightCalls.failAll(shuttingDown(graceMs));
           this.log.warn({ graceMs, failed }, `grace period over; answered ${failed} unfinished calls UNAVAILABLE`);
           flushTimer = setTimeout(() => {
             this.grpcServer.forceShutdown();

@@ -2,6 +2,7 @@
  * The access log of a real server, captured from its logger: one line per request with what identifies
  * and measures it, and nothing a client sends can make a line large.
  */
+import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
@@ -54,4 +55,28 @@ test('a good request logs model, version, status and batch figures', async () =>
   const line = accessLines().find((l) => l.request_id === 'r-1');
   assert.ok(line, 'an access line for the request');
   assert.deepEqual([line.protocol, line.method, line.model, line.version, line.code, line.batch_rows], ['grpc', 'Predict', 'mlp', '1', 'OK', 1]);
+});
+
+test('a call refused before its handler (an undecodable message) is logged and counted like any other', async () => {
+  const requests = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('tensorgate_requests_total{') && l.includes('method="Predict"') && l.includes('code="INVALID_ARGUMENT"'));
+    return line ? Number(line.split(' ').pop()) : 0;
+  };
+  const counted = await requests();
+  const raw = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+  try {
+    const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
+      raw.makeUnaryRequest('/tensorgate.v1.ModelService/Predict', (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0x1a, 0x10, 0x0a]), (e, v) =>
+        e ? resolve(e) : reject(new Error(`unexpected success ${v}`)),
+      ),
+    );
+    assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
+  } finally {
+    raw.close();
+  }
+  const line = accessLines().findLast((l) => l.method === 'Predict' && l.code === 'INVALID_ARGUMENT');
+  assert.ok(line, 'an access line for the refused call');
+  assert.match(line.error, /not a valid tensorgate.v1.ModelService\/Predict request message/);
+  assert.equal(await requests(), counted + 1, 'counted in tensorgate_requests_total');
 });

@@ -174,7 +174,7 @@ test('HTTP routes: metrics content type, liveness, readiness, 404 and 405', asyn
   ts.server.setHealth('NOT_SERVING');
   try {
     const notReady = await fetch(`${base}/readyz`);
-    assert.deepEqual([notReady.status, await notReady.text()], [503, 'not ready: NOT_SERVING\n']);
+    assert.deepEqual([notReady.status, await notReady.text()], [503, 'not ready: draining: the server is shutting down\n']);
     assert.equal((await fetch(`${base}/healthz`)).status, 200, 'liveness does not follow readiness');
   } finally {
     ts.server.setHealth('SERVING');

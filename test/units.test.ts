@@ -87,6 +87,7 @@ test('server settings: defaults < environment < flags, invalid values named', ()
   assert.equal(resolveServerConfig({}, { TENSORGATE_PORT: '6000' }).port, 6000);
   assert.equal(resolveServerConfig({ port: '7000' }, { TENSORGATE_PORT: '6000' }).port, 7000);
   assert.equal(resolveServerConfig({ workers: '3' }, {}).workers, 3);
-  assert.throws(() => resolveServerConfig({ port: 'abc' }, {}), /invalid server settings: port:/);
-  assert.throws(() => resolveServerConfig({ 'log-level': 'loud' }, {}), /logLevel/);
+  assert.throws(() => resolveServerConfig({ port: 'abc' }, {}), /invalid setting: --port "abc": expected number, received NaN \(--port: gRPC port/);
+  assert.throws(() => resolveServerConfig({}, { TENSORGATE_WORKERS: '-2' }), /invalid setting: TENSORGATE_WORKERS "-2": Too small/);
+  assert.throws(() => resolveServerConfig({ 'log-level': 'loud' }, {}), /--log-level "loud": Invalid option: expected one of "fatal"/);
 });

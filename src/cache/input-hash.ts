@@ -19,6 +19,7 @@
  * with a length before every variable-size field, no two distinct requests share an encoding.
  */
 import { createHash, hash as oneShotHash } from 'node:crypto';
+import { parseVersionKey, versionKey } from '../core/model-key';
 import type { InferTensor } from '../core/tensor';
 
 export interface HashParts {
@@ -122,18 +123,16 @@ const byName = (a: InferTensor, b: InferTensor) => (a.name < b.name ? -1 : a.nam
 
 /** The key prefix that `ResultCache.invalidate` matches on. */
 export function keyPrefix(model: string, version: string): string {
-  return `${model}@${version}:`;
+  return `${versionKey(model, version)}:`;
 }
 
 /**
- * Splits a key back into model and version. Versions are integers (no '@'), and the digest is hex (no ':'),
- * so the last ':' and the last '@' before it separate the parts even when a model name contains either.
+ * Splits a key back into model and version. The digest is hex (no ':'), so the last ':' ends the version
+ * key, which parseVersionKey splits (versions hold no '@') even when a model name contains ':' or '@'.
  */
 export function parseKey(key: string): { model: string; version: string } | undefined {
   const colon = key.lastIndexOf(':');
-  const at = colon < 0 ? -1 : key.lastIndexOf('@', colon);
-  if (at < 0) return undefined;
-  return { model: key.slice(0, at), version: key.slice(at + 1, colon) };
+  return colon < 0 ? undefined : parseVersionKey(key.slice(0, colon));
 }
 
 /**

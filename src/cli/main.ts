@@ -11,10 +11,11 @@
  */
 // First: tracing must start before @grpc/grpc-js is loaded.
 import { telemetry } from '../telemetry/bootstrap';
+import * as grpc from '@grpc/grpc-js';
 import { parseArgs } from 'node:util';
 import { resolveServerConfig, SERVER_SETTINGS } from '../config/server-config';
-import { createLogger } from '../log';
-import { TensorgateServer } from '../server';
+import { createLogger, logDestination } from '../log';
+import { StartupError, TensorgateServer } from '../server';
 import { modelsCommand, predictCommand } from './client-commands';
 
 const FLAG_WIDTH = Math.max(...SERVER_SETTINGS.map((s) => s.flag.length));
@@ -43,7 +44,10 @@ client options:
 
 async function serve(flags: Record<string, string | undefined>): Promise<void> {
   const config = resolveServerConfig(flags, process.env);
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, logDestination(config.logFormat));
+  // grpc-js writes its own lines to stderr ("E No address added ..."); route them into our log, where
+  // they keep the format and level, so a failed start ends with our one line naming the fix.
+  grpc.setLogger({ error: (...args: unknown[]) => log.debug({ source: 'grpc-js' }, args.map(String).join(' ')) });
   const server = new TensorgateServer(config, log);
   let signals = 0;
   const stop = (signal: string) => {
@@ -72,7 +76,9 @@ async function serve(flags: Record<string, string | undefined>): Promise<void> {
   try {
     await server.start();
   } catch (err) {
-    log.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    // A startup error a person can fix (a port in use) is one line; anything else keeps its stack for a bug report.
+    if (err instanceof StartupError) log.fatal(`cannot start: ${err.message}`);
+    else log.fatal({ err }, `cannot start: ${(err as Error).message}`);
     await server.shutdown(0).catch(() => undefined);
     process.exit(1);
   }

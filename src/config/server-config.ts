@@ -33,7 +33,13 @@ export const serverConfigSchema = z.strictObject({
   shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
   /** One info line per request (method, model, version, status, duration, cache, batch, trace id). */
   accessLog: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** Strict: health "" and /readyz are SERVING only while every model is READY; lax: once loading finished. */
+  strictReadiness: z
+    .preprocess((v) => (typeof v === 'boolean' ? String(v) : v), z.enum(['true', 'false']).default('true'))
+    .transform((v) => v === 'true'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** auto = readable lines when stdout is a terminal, JSON lines otherwise. */
+  logFormat: z.enum(['auto', 'json', 'pretty']).default('auto'),
 });
 
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
@@ -56,7 +62,9 @@ export const SERVER_SETTINGS: { flag: string; env: string; key: keyof ServerConf
   { flag: 'cache-max-bytes', env: 'TENSORGATE_CACHE_MAX_BYTES', key: 'cacheMaxBytes', help: 'result cache size in bytes, 0 = off (default 256 MiB)' },
   { flag: 'shutdown-grace-ms', env: 'TENSORGATE_SHUTDOWN_GRACE_MS', key: 'shutdownGraceMs', help: 'drain time on SIGTERM before in-flight calls are closed (default 10000)' },
   { flag: 'access-log', env: 'TENSORGATE_ACCESS_LOG', key: 'accessLog', help: 'true|false: log one line per request (default true)' },
+  { flag: 'strict-readiness', env: 'TENSORGATE_STRICT_READINESS', key: 'strictReadiness', help: 'true|false: ready only while every model is READY; false: once loading finished (default true)' },
   { flag: 'log-level', env: 'TENSORGATE_LOG_LEVEL', key: 'logLevel', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
+  { flag: 'log-format', env: 'TENSORGATE_LOG_FORMAT', key: 'logFormat', help: 'auto|json|pretty: readable lines on a terminal, JSON otherwise (default auto)' },
 ];
 
 export function resolveServerConfig(flags: Record<string, string | undefined>, env: NodeJS.ProcessEnv): ServerConfig {
@@ -66,6 +74,17 @@ export function resolveServerConfig(flags: Record<string, string | undefined>, e
     if (value !== undefined && value !== '') raw[s.key] = value;
   }
   const parsed = serverConfigSchema.safeParse(raw);
-  if (!parsed.success) throw new Error(`invalid server settings: ${describeIssues(parsed.error)}`);
+  if (!parsed.success) {
+    // Name the flag (and variable) and the value given, not the internal key: that is what the user typed.
+    const problems = parsed.error.issues.map((issue) => {
+      const setting = SERVER_SETTINGS.find((x) => x.key === issue.path[0]);
+      if (!setting) return describeIssues(new z.ZodError([issue]));
+      const given = flags[setting.flag] !== undefined ? `--${setting.flag}` : setting.env;
+      const value = String(raw[setting.key]);
+      const shown = value.length > 40 ? `${value.slice(0, 40)}...` : value;
+      return `${given} ${JSON.stringify(shown)}: ${issue.message.replace(/^Invalid input: /, '')} (--${setting.flag}: ${setting.help})`;
+    });
+    throw new Error(`invalid setting${problems.length > 1 ? 's' : ''}: ${problems.join('; ')}`);
+  }
   return parsed.data;
 }

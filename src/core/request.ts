@@ -1,8 +1,19 @@
 /**
  * The one internal request every front door produces and the one result the pipeline gives back.
  */
-import type { TextClassification } from '../pipelines/text-classification';
 import type { InferTensor } from './tensor';
+
+export interface LabelScore {
+  label: string;
+  score: number;
+}
+
+/** What a text classification pipeline (src/pipelines) makes of a model's scores. */
+export interface TextClassification {
+  label: string;
+  confidence: number;
+  labels: LabelScore[];
+}
 
 export interface InferenceRequest {
   model: string;

@@ -9,6 +9,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { invalidArgument, internal } from '../core/errors';
+import type { TextClassification } from '../core/request';
 import type { InferTensor } from '../core/tensor';
 import type { TextPipelineConfig } from '../repository/model-config';
 
@@ -16,16 +17,7 @@ export const PAD_ID = 0;
 export const UNKNOWN_ID = 1;
 const WORD = /[\p{L}\p{N}']+/gu;
 
-export interface LabelScore {
-  label: string;
-  score: number;
-}
-
-export interface TextClassification {
-  label: string;
-  confidence: number;
-  labels: LabelScore[];
-}
+export type { LabelScore, TextClassification } from '../core/request';
 
 export class TextClassificationPipeline {
   /** Ids the model's embedding accepts: 0 .. vocabularySize - 1 (pad and unknown included). */

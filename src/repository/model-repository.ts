@@ -12,6 +12,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { echo, notFound, unavailable } from '../core/errors';
+import { versionKey } from '../core/model-key';
 import type { TensorSpec } from '../core/tensor';
 import { TextClassificationPipeline } from '../pipelines/text-classification';
 import type { ExecutionPool } from '../runtime/execution-pool';
@@ -141,7 +142,7 @@ export class ModelRepository extends EventEmitter {
   }
 
   private versionEntry(model: string, version: number, state: VersionState, reason: string): ModelVersionEntry {
-    return { model, version: String(version), key: `${model}@${version}`, state, reason, inputs: [], outputs: [] };
+    return { model, version: String(version), key: versionKey(model, version), state, reason, inputs: [], outputs: [] };
   }
 
   private async loadVersion(entry: ModelEntry, version: number): Promise<ModelVersionEntry> {

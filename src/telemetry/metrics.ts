@@ -14,6 +14,7 @@
  * the repository knows. A request for an unknown model is counted with model="" and version="" (and an
  * unknown version of a known model with version=""), so clients cannot mint series by sending names.
  */
+import { parseVersionKey } from '../core/model-key';
 import type { RequestRecord } from '../api/request-record';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EventEmitter } from 'node:events';
@@ -47,10 +48,9 @@ export interface MetricsParts {
 /** What a front door reports per finished request (model/version normalised here, see the file comment). */
 export type RequestObservation = RequestRecord;
 
-/** Session keys are "model@version"; model names may contain '@', versions are integers: split at the last. */
+/** A version key ("model@version", src/core/model-key.ts) as metric labels. */
 export function splitKey(key: string): { model: string; version: string } {
-  const at = key.lastIndexOf('@');
-  return at < 0 ? { model: key, version: '' } : { model: key.slice(0, at), version: key.slice(at + 1) };
+  return parseVersionKey(key) ?? { model: key, version: '' };
 }
 
 export class ServerMetrics {

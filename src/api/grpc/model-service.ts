@@ -3,19 +3,19 @@
  * Nothing here decides anything about inference; the pipeline does.
  */
 import * as grpc from '@grpc/grpc-js';
-import { isSpanContextValid, type Span } from '@opentelemetry/api';
+import type { Span } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
-import { clip, invalidArgument, ServingError, unimplemented } from '../../core/errors';
-import type { InferencePipeline } from '../../core/pipeline';
+import { clip, invalidArgument, unimplemented } from '../../core/errors';
+import type { InferencePipeline } from '../../serving/inference-pipeline';
 import type { ModelRepository } from '../../repository/model-repository';
 import type { BreakerRegistry } from '../../resilience/circuit-breaker';
 import { modelInfoToProto } from './model-info';
 import { MODEL_SERVICE_NAME, UndecodableRequest } from './protos';
-import type { InflightCalls } from './inflight-calls';
-import { withServerSpan } from './traced-call';
+import { answerUnary, grpcCallStart } from './call-start';
+import type { RequestEnvelope } from '../envelope';
 import { ATTR_REQUEST_ID } from '../../telemetry/semconv';
 import type { InferenceResult } from '../../core/request';
-import type { RequestObserver, RequestRecord } from '../request-record';
+import type { RequestRecord } from '../request-record';
 import { toGrpcError } from './status';
 import { tensorFromProto, tensorToProto, type ProtoTensor } from './tensor-codec';
 import type { Logger } from '../../log';
@@ -58,14 +58,12 @@ export function createModelService(
   repository: ModelRepository,
   breakers: BreakerRegistry,
   log: Logger,
-  report: { observe: RequestObserver; inflight: (delta: number) => void; calls: InflightCalls },
+  envelope: RequestEnvelope,
 ): grpc.UntypedServiceImplementation {
-  const { observe, inflight, calls } = report;
 
   /**
-   * Every unary RPC goes through here: a SERVER span around `body`, the answer or its status, then one
-   * access-log line and metrics record. `body` fills in `record` (model, version, result fields) as it
-   * learns them; `settled` runs once the outcome is known, before the answer is sent.
+   * Every unary RPC goes through the envelope: SERVER span, answer-once, access log, metrics, drain.
+   * `settled` runs once the outcome is known, before the answer is written.
    */
   const serveUnary = (
     call: grpc.ServerUnaryCall<unknown, unknown>,
@@ -74,36 +72,11 @@ export function createModelService(
     body: (span: Span) => Promise<unknown>,
     settled: () => void = () => undefined,
   ): void => {
-    const started = performance.now();
-    let answered = false;
-    // Answers once: with the body's outcome, or earlier with a drain's UNAVAILABLE (see InflightCalls).
-    const answer = (err: unknown, response?: unknown) => {
-      if (answered) return;
-      answered = true;
-      forget();
+    const answer = answerUnary(callback);
+    envelope.serve(grpcCallStart(call, MODEL_SERVICE_NAME, record), body, (outcome) => {
       settled();
-      if (err === undefined) {
-        callback(null, response);
-      } else {
-        const e = ServingError.from(err);
-        record.code = e.code;
-        record.details = e.message;
-        callback(toGrpcError(e));
-      }
-      record.seconds = (performance.now() - started) / 1000;
-      // The model and version are the ones asked for until a result names them; the metrics keep only
-      // loaded ones as label values, so made-up names cannot blow up cardinality.
-      observe(record);
-    };
-    const forget = calls.track((err) => answer(err));
-    withServerSpan(MODEL_SERVICE_NAME, record.method, call, (span) => {
-      // Without a tracing SDK a new trace has no id; a caller's traceparent still gives one worth logging.
-      if (isSpanContextValid(span.spanContext())) record.traceId = span.spanContext().traceId;
-      return body(span);
-    }).then(
-      (response) => answer(undefined, response),
-      (err: unknown) => answer(err ?? new Error('handler failed without a reason')),
-    );
+      answer(outcome);
+    });
   };
 
   const newRecord = (method: string, model = '', version = '', requestId?: string): RequestRecord => ({
@@ -116,13 +89,11 @@ export function createModelService(
     ...(requestId ? { requestId } : {}),
   });
 
-  /** A request that did not decode is answered INVALID_ARGUMENT, logged and counted like any other. */
+  /** A request that did not decode is refused before its handler: INVALID_ARGUMENT, logged and counted like any other. */
   const refuseUndecodable = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>): boolean => {
     const request = call.request;
     if (!(request instanceof UndecodableRequest)) return false;
-    serveUnary(call, callback, newRecord(request.method), async () => {
-      throw invalidArgument(request.describe());
-    });
+    envelope.refuse(grpcCallStart(call, MODEL_SERVICE_NAME, newRecord(request.method)), invalidArgument(request.describe()), answerUnary(callback));
     return true;
   };
 
@@ -133,7 +104,6 @@ export function createModelService(
       const requestId = req.options?.request_id || randomUUID();
       const record = newRecord('Predict', req.model, req.version, requestId);
       log.debug({ rpc: 'Predict', model: req.model, requestId }, 'request received');
-      inflight(1);
       const cancellation = callSignal(call);
       serveUnary(
         call,
@@ -166,10 +136,7 @@ export function createModelService(
             request_id: requestId,
           };
         },
-        () => {
-          cancellation.release();
-          inflight(-1);
-        },
+        () => cancellation.release(),
       );
     },
 

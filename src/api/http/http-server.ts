@@ -4,7 +4,7 @@
  *
  *   GET /metrics  Prometheus exposition of this server's registry
  *   GET /healthz  liveness: 200 while the process can answer at all (never depends on models)
- *   GET /readyz   readiness: 200 when health says SERVING, else 503 (loading or draining)
+ *   GET /readyz   readiness: 200 when health "" says SERVING, else 503 with why (loading, a model not READY, draining)
  *
  * Unknown paths answer 404 and known paths with another method 405 (with Allow), both as JSON {error}.
  *
@@ -14,6 +14,8 @@
  * that route's limit. A body that is refused is never read: the answer says `Connection: close` so the unread
  * bytes are not parsed as a next request. Errors echo client input only as a bounded prefix.
  */
+import { internal, ServingError } from '../../core/errors';
+import { toHttpError } from './status';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ServerMetrics } from '../../telemetry/metrics';
@@ -53,6 +55,8 @@ export interface HttpFrontDoorOptions {
   port: number;
   metrics: ServerMetrics;
   health: () => 'SERVING' | 'NOT_SERVING';
+  /** Why the server is not ready, for the 503's body (kept short by its source); the status name if absent. */
+  notReadyReason?: () => string;
   limits?: Partial<HttpLimits>;
 }
 
@@ -179,7 +183,7 @@ export class HttpFrontDoor {
     this.addRoute('GET', '/healthz', (_req, res) => sendText(res, 200, 'ok\n'));
     this.addRoute('GET', '/readyz', (_req, res) => {
       const status = options.health();
-      sendText(res, status === 'SERVING' ? 200 : 503, status === 'SERVING' ? 'ready\n' : `not ready: ${status}\n`);
+      sendText(res, status === 'SERVING' ? 200 : 503, status === 'SERVING' ? 'ready\n' : `not ready: ${options.notReadyReason?.() || status}\n`);
     });
   }
 
@@ -254,8 +258,9 @@ export class HttpFrontDoor {
       }
       await route.handler(req, res, url, body);
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      if (!res.headersSent) refuse(500, `internal error: ${message}`);
+      // A ServingError keeps its meaning (404, 429, 503...); anything else is the server's fault.
+      const { status, body } = toHttpError(err instanceof ServingError ? err : internal(`internal error: ${err instanceof Error ? err.message : String(err)}`));
+      if (!res.headersSent) refuse(status, body.error);
       else res.destroy();
     }
   }

@@ -3,7 +3,7 @@
  * them itself with UNAVAILABLE. Left to grpc-js, forceShutdown() ends them with CANCELLED, which retry
  * policies and meshes do not retry; UNAVAILABLE tells the client to try another replica.
  */
-import type { ServingError } from '../../core/errors';
+import type { ServingError } from '../core/errors';
 
 export type FailCall = (err: ServingError) => void;
 

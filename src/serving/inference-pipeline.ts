@@ -14,10 +14,10 @@ import type { ResultCache } from '../cache/result-cache';
 import type { ModelEntry, ModelRepository, ModelVersionEntry } from '../repository/model-repository';
 import type { BreakerRegistry } from '../resilience/circuit-breaker';
 import type { RequestScheduler } from '../scheduling/scheduler';
-import { invalidArgument, resourceExhausted } from './errors';
-import type { InferenceRequest, InferenceResult } from './request';
-import type { InferTensor } from './tensor';
-import { formatSpecs, validateInputs, validateOutputNames, type RequestLimits } from './validate';
+import { invalidArgument, resourceExhausted } from '../core/errors';
+import type { InferenceRequest, InferenceResult } from '../core/request';
+import type { InferTensor } from '../core/tensor';
+import { formatSpecs, validateInputs, validateOutputNames, type RequestLimits } from '../core/validate';
 
 export interface PipelineParts {
   repository: ModelRepository;
