@@ -59,7 +59,6 @@ const TABLE: readonly DataTypeInfo[] = [
 
 const BY_NAME = new Map(TABLE.map((t) => [t.name, t]));
 const BY_ORT = new Map(TABLE.map((t) => [t.ort, t]));
-const BY_NUMBER = new Map(TABLE.map((t) => [t.protoNumber, t]));
 
 export const DATA_TYPE_NAMES: readonly DataTypeName[] = TABLE.map((t) => t.name);
 
@@ -69,10 +68,6 @@ export function dataTypeByName(name: string): DataTypeInfo | undefined {
 
 export function dataTypeByOrt(ort: string): DataTypeInfo | undefined {
   return BY_ORT.get(ort as OrtTypeName);
-}
-
-export function dataTypeByNumber(n: number): DataTypeInfo | undefined {
-  return BY_NUMBER.get(n);
 }
 
 /** Element count of a shape; 1 for a scalar. */

@@ -16,6 +16,7 @@ import { versionKey } from '../core/model-key';
 import type { TensorSpec } from '../core/tensor';
 import { TextClassificationPipeline } from '../pipelines/text-classification';
 import type { ExecutionPool } from '../runtime/execution-pool';
+import type { ModelSchedule } from '../scheduling/scheduler';
 import type { SessionSettings } from '../runtime/messages';
 import { checkSpecs, checkTextPipeline } from './spec-check';
 import { batchingProblems, schedulePolicy } from './schedule-policy';
@@ -58,7 +59,14 @@ export interface ModelRepositoryOptions {
   defaultIntraOpThreads: number;
 }
 
-export class ModelRepository extends EventEmitter {
+/** See the header comment; listeners run synchronously inside (re)loads, so they must not throw. */
+export interface RepositoryEvents {
+  'version-ready': [version: ModelVersionEntry, schedule: ModelSchedule];
+  'version-unloaded': [version: ModelVersionEntry];
+  'model-state': [model: ModelEntry];
+}
+
+export class ModelRepository extends EventEmitter<RepositoryEvents> {
   private readonly models = new Map<string, ModelEntry>();
   /** True while loadAll() runs: an unknown model may simply not be loaded yet. */
   private loading = false;

@@ -49,7 +49,11 @@ const opossumCode = (err: unknown): string | undefined =>
  * One circuit breaker for one model version. Emits 'state' with a BreakerTransition on every change.
  * Listeners run inside opossum's own event dispatch, so they must not throw.
  */
-export class ModelBreaker extends EventEmitter {
+export interface BreakerEvents {
+  state: [transition: BreakerTransition];
+}
+
+export class ModelBreaker extends EventEmitter<BreakerEvents> {
   private readonly breaker: CircuitBreaker<[Run], unknown>;
   /** opossum rotates its window on our events, so close() can flush it and shutdown() owns the timer. */
   private readonly rotator = new EventEmitter();
@@ -213,7 +217,7 @@ const sameConfig = (a: BreakerConfig, b: BreakerConfig) =>
  * The breakers of all loaded versions, by session key ("mlp@1"). Re-emits every breaker's 'state'.
  * get() is cheap enough to call per request.
  */
-export class BreakerRegistry extends EventEmitter {
+export class BreakerRegistry extends EventEmitter<BreakerEvents> {
   private readonly breakers = new Map<string, ModelBreaker>();
 
   /** The breaker for `key`, created on first use; a changed config replaces it (starting closed). */

@@ -80,7 +80,17 @@ export function defaultIntraOpThreads(workers: number): number {
   return Math.max(1, Math.floor(os.availableParallelism() / workers));
 }
 
-export class ExecutionPool extends EventEmitter {
+/** What the pool reports; `index` is a worker's slot (stable across its replacements). */
+export interface ExecutionPoolEvents {
+  'slot-free': [];
+  'run-start': [key: string, index: number];
+  'worker-restarted': [index: number];
+  'worker-error': [event: { index: number; error: Error }];
+  'execution-timeout': [key: string, index: number];
+  'worker-stuck': [index: number, key: string];
+}
+
+export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
   readonly workerCount: number;
   readonly slotsPerWorker: number;
   private readonly handles: WorkerHandle[] = [];

@@ -77,13 +77,31 @@ export interface ModelSchedule {
   executionTimeoutMs: number;
 }
 
+export interface BatchStarted {
+  key: string;
+  requests: number;
+  rows: number;
+}
+
+export interface BatchDone extends BatchStarted {
+  computeMs: number;
+  ok: boolean;
+}
+
 /**
- * Events: 'queued' (key), 'dropped' (key; never run: cancelled/expired), 'batch' ({key, requests, rows})
- * when an execution starts (re-runs that isolate a failed batch included), 'batch-done' ({key, requests,
- * rows, computeMs, ok}) when it returns, 'merging-stopped' ({key, reason}) when a model's merged outputs
- * could not be split and its requests run alone from then on.
+ * queued/dropped: a request of `key` waits / left the queue without running (cancelled or expired);
+ * batch: an execution starts (re-runs that isolate a failed batch included); batch-done: it returned;
+ * merging-stopped: a model's merged outputs could not be split, so its requests run alone from then on.
  */
-export class RequestScheduler extends EventEmitter {
+export interface SchedulerEvents {
+  queued: [key: string];
+  dropped: [key: string];
+  batch: [batch: BatchStarted];
+  'batch-done': [batch: BatchDone];
+  'merging-stopped': [event: { key: string; reason: string }];
+}
+
+export class RequestScheduler extends EventEmitter<SchedulerEvents> {
   private readonly models = new Map<string, ModelSlot>();
   private turn = 0;
   private timer: NodeJS.Timeout | undefined;

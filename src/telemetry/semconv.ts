@@ -7,9 +7,6 @@ export const ATTR_RPC_SYSTEM = 'rpc.system';
 export const ATTR_RPC_SERVICE = 'rpc.service';
 export const ATTR_RPC_METHOD = 'rpc.method';
 export const ATTR_RPC_GRPC_STATUS_CODE = 'rpc.grpc.status_code';
-export const ATTR_HTTP_REQUEST_METHOD = 'http.request.method';
-export const ATTR_HTTP_ROUTE = 'http.route';
-export const ATTR_HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
 
 export const ATTR_MODEL = 'tensorgate.model';
 export const ATTR_MODEL_VERSION = 'tensorgate.model.version';
