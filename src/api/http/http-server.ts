@@ -14,7 +14,7 @@
  * that route's limit. A body that is refused is never read: the answer says `Connection: close` so the unread
  * bytes are not parsed as a next request. Errors echo client input only as a bounded prefix.
  */
-import { internal, ServingError } from '../../core/errors';
+import { clip, internal, ServingError } from '../../core/errors';
 import { toHttpError } from './status';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -84,18 +84,12 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
 
 /** A JSON {error} answer whose size is bounded whatever the message holds. */
 export function sendError(res: http.ServerResponse, status: number, message: string, headers: http.OutgoingHttpHeaders = {}): void {
-  const error = message.length > MAX_ERROR_CHARS ? `${message.slice(0, MAX_ERROR_CHARS)}...` : message;
-  sendJson(res, status, { error }, headers);
+  sendJson(res, status, { error: clip(message, MAX_ERROR_CHARS) }, headers);
 }
 
 export function sendText(res: http.ServerResponse, status: number, text: string, contentType = 'text/plain; charset=utf-8'): void {
   res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
   res.end(text);
-}
-
-/** Client input for a message or log line: as sent when short, else a prefix and the length. */
-export function echo(value: string, max = MAX_ECHO_CHARS): string {
-  return value.length <= max ? value : `${value.slice(0, max)}... (${value.length} chars)`;
 }
 
 /**
@@ -225,7 +219,7 @@ export class HttpFrontDoor {
   private async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const target = req.url ?? '/';
     // The path as the client sent it (for messages); routing uses the parsed, dot-segment-resolved one.
-    const sentPath = echo(target.split(/[?#]/, 1)[0]);
+    const sentPath = clip(target.split(/[?#]/, 1)[0]!, MAX_ECHO_CHARS);
     // Answers sent without reading a body the client announced close the connection: the unread bytes would
     // otherwise be parsed as the next request. Answers that consumed the whole request keep it alive.
     let unread = announcesBody(req);
@@ -235,7 +229,7 @@ export class HttpFrontDoor {
     };
     try {
       const url = parseTarget(target);
-      if (!url) return refuse(400, `malformed request target ${echo(target)}`);
+      if (!url) return refuse(400, `malformed request target ${clip(target, MAX_ECHO_CHARS)}`);
       const onPath = this.routes.filter((r) => (r.prefix ? url.pathname === r.path || url.pathname.startsWith(`${r.path}/`) : url.pathname === r.path));
       if (onPath.length === 0) return refuse(404, `no route for ${sentPath}; this port serves ${this.servedPaths()}`);
       const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
