@@ -13,7 +13,6 @@
  * Knobs: BENCH_SECONDS (measured window, default 5), BENCH_WARMUP_SECONDS (1.5), BENCH_MODELS
  * (mlp,convnet,sentiment), BENCH_CONCURRENCY (1,4,16,64), BENCH_QUICK=1 (1 s windows, c=1,16: a smoke run).
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';

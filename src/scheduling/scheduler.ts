@@ -16,30 +16,12 @@ import type { InferTensor } from '../core/tensor';
 import type { ExecutionPool, RunResult } from '../runtime/execution-pool';
 import { batchRows, batchSignature, mergeInputs, splitOutputs } from './batch';
 import { FailureBlame, type KnownGood } from './failure-blame';
-import { ModelQueue, NO_BATCHING, type BatchPolicy, type QueuedRequest } from './model-queue';
+import { ModelQueue, NO_BATCHING, type QueuedRequest } from './model-queue';
+import type { ModelSchedule, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
 import { ATTR_BATCH_REQUESTS, ATTR_BATCH_ROWS, ATTR_QUEUE_OUTCOME, SPAN_BATCH, SPAN_QUEUE } from '../telemetry/semconv';
 import { tracer } from '../telemetry/tracing';
 
-export interface ScheduledRun {
-  /** Session key ("model@version"). */
-  key: string;
-  inputs: InferTensor[];
-  outputs: string[];
-  /** Epoch ms; undefined = no deadline. */
-  deadline: number | undefined;
-  signal: AbortSignal | undefined;
-  /** 1 = highest; 0/undefined = the model's default. */
-  priority?: number;
-  /** Server-side queue timeout in ms; 0/undefined = the model's default. */
-  timeoutMs?: number;
-}
-
-export interface ScheduledResult extends RunResult {
-  /** Requests and rows in the execution that served this request. */
-  batchRequests: number;
-  batchRows: number;
-  queueMs: number;
-}
+export type { BatchDone, BatchStarted, ModelSchedule, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
 
 interface Pending extends QueuedRequest {
   key: string;
@@ -67,38 +49,6 @@ interface ModelSlot {
   /** Executions of already-dispatched requests (isolating a failed batch) and blame probes: run before the queue. */
   reruns: Rerun[];
   blame: FailureBlame;
-}
-
-export interface ModelSchedule {
-  policy: BatchPolicy;
-  /** Concurrent executions of this model; 0 = as many as the pool has slots. */
-  instanceCount: number;
-  /** Execution time after which the caller gets DEADLINE_EXCEEDED; 0 = none. */
-  executionTimeoutMs: number;
-}
-
-export interface BatchStarted {
-  key: string;
-  requests: number;
-  rows: number;
-}
-
-export interface BatchDone extends BatchStarted {
-  computeMs: number;
-  ok: boolean;
-}
-
-/**
- * queued/dropped: a request of `key` waits / left the queue without running (cancelled or expired);
- * batch: an execution starts (re-runs that isolate a failed batch included); batch-done: it returned;
- * merging-stopped: a model's merged outputs could not be split, so its requests run alone from then on.
- */
-export interface SchedulerEvents {
-  queued: [key: string];
-  dropped: [key: string];
-  batch: [batch: BatchStarted];
-  'batch-done': [batch: BatchDone];
-  'merging-stopped': [event: { key: string; reason: string }];
 }
 
 export class RequestScheduler extends EventEmitter<SchedulerEvents> {

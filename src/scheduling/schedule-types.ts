@@ -1,0 +1,60 @@
+/**
+ * The scheduler's public shapes: what callers submit and get back, a model version's schedule, and the events
+ * the scheduler emits (metrics, logs and the bench listen to them).
+ */
+import type { InferTensor } from '../core/tensor';
+import type { RunResult } from '../runtime/execution-pool';
+import type { BatchPolicy } from './model-queue';
+
+export interface ScheduledRun {
+  /** Session key ("model@version"). */
+  key: string;
+  inputs: InferTensor[];
+  outputs: string[];
+  /** Epoch ms; undefined = no deadline. */
+  deadline: number | undefined;
+  signal: AbortSignal | undefined;
+  /** 1 = highest; 0/undefined = the model's default. */
+  priority?: number;
+  /** Server-side queue timeout in ms; 0/undefined = the model's default. */
+  timeoutMs?: number;
+}
+
+export interface ScheduledResult extends RunResult {
+  /** Requests and rows in the execution that served this request. */
+  batchRequests: number;
+  batchRows: number;
+  queueMs: number;
+}
+
+export interface ModelSchedule {
+  policy: BatchPolicy;
+  /** Concurrent executions of this model; 0 = as many as the pool has slots. */
+  instanceCount: number;
+  /** Execution time after which the caller gets DEADLINE_EXCEEDED; 0 = none. */
+  executionTimeoutMs: number;
+}
+
+export interface BatchStarted {
+  key: string;
+  requests: number;
+  rows: number;
+}
+
+export interface BatchDone extends BatchStarted {
+  computeMs: number;
+  ok: boolean;
+}
+
+/**
+ * queued/dropped: a request of `key` waits / left the queue without running (cancelled or expired);
+ * batch: an execution starts (re-runs that isolate a failed batch included); batch-done: it returned;
+ * merging-stopped: a model's merged outputs could not be split, so its requests run alone from then on.
+ */
+export interface SchedulerEvents {
+  queued: [key: string];
+  dropped: [key: string];
+  batch: [batch: BatchStarted];
+  'batch-done': [batch: BatchDone];
+  'merging-stopped': [event: { key: string; reason: string }];
+}
