@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hashRequest, type HashParts } from '../src/cache/input-hash';
 import { ResultCache, type EvictReason } from '../src/cache/result-cache';
+import { PACK_MAX_BYTES } from '../src/cache/packed-entry';
 import { Code, ServingError, deadlineExceeded } from '../src/core/errors';
 import type { InferenceResult } from '../src/core/request';
 import type { InferTensor } from '../src/core/tensor';
@@ -17,6 +18,7 @@ const result = (bytes = 40, version = '1', model = 'mlp'): InferenceResult => ({
   model, version, cached: false, computeMs: 3, queueMs: 1, batchRequests: 1, batchRows: 1,
   outputs: [{ name: 'logits', dtype: 'FP32', shape: [1, bytes / 4], data: new Uint8Array(bytes).fill(7) }],
 });
+const resultOf = result;
 const key = (model: string, version: string, n: number) => hashRequest(parts({ model, version, inputs: [tensor('input', [n, 0, 0, 0])] }));
 
 function deferred<T>() {
@@ -26,9 +28,28 @@ function deferred<T>() {
   return { promise, resolve, reject };
 }
 
-test('a hit returns the identical stored bytes with cached=true, and the stored result is frozen', async () => {
+test('a small result comes back from its packed entry: equal bytes, aligned, frozen, cached=true', async () => {
   const cache = new ResultCache({ maxBytes: 1 << 20 });
   const k = hashRequest(parts());
+  const stored = result(40);
+  await cache.getOrCompute(k, 60_000, async () => stored);
+  const hit = await cache.getOrCompute(k, 60_000, async () => assert.fail('a hit computes nothing'));
+  assert.equal(hit.cached, true);
+  assert.deepEqual({ ...hit.result, outputs: undefined }, { ...stored, cached: true, outputs: undefined });
+  const data = hit.result.outputs[0].data;
+  assert.deepEqual([...data], new Array(40).fill(7));
+  assert.equal(data.byteOffset % 8, 0, 'typed-array views of any dtype work');
+  assert.deepEqual(hit.result.outputs[0].shape, [1, 10]);
+  assert.throws(() => { (hit.result.outputs[0] as { name: string }).name = 'evil'; }, TypeError);
+  assert.throws(() => hit.result.outputs[0].shape.push(1), TypeError);
+  const again = await cache.getOrCompute(k, 60_000, async () => assert.fail('a hit computes nothing'));
+  assert.notEqual(again.result.outputs[0].data, data, 'each hit gets its own copy of a small result');
+});
+
+test('a hit on a large result returns the identical stored bytes with cached=true, and the stored result is frozen', async () => {
+  const cache = new ResultCache({ maxBytes: 1 << 20 });
+  const k = hashRequest(parts());
+  const result = (bytes = PACK_MAX_BYTES + 8) => resultOf(bytes);
   const first = await cache.getOrCompute(k, 60_000, async () => result());
   assert.equal(first.cached, false);
   let calls = 0;
@@ -37,7 +58,7 @@ test('a hit returns the identical stored bytes with cached=true, and the stored 
   assert.equal(second.cached, true);
   assert.equal(second.result.cached, true);
   assert.equal(second.result.outputs[0].data, first.result.outputs[0].data, 'bytes are shared, not copied');
-  assert.deepEqual([...second.result.outputs[0].data], new Array(40).fill(7));
+  assert.deepEqual([...second.result.outputs[0].data], new Array(PACK_MAX_BYTES + 8).fill(7));
   assert.throws(() => second.result.outputs.push(tensor('x', [])), TypeError);
   assert.throws(() => { (second.result.outputs[0] as { name: string }).name = 'evil'; }, TypeError);
   assert.throws(() => second.result.outputs[0].shape.push(1), TypeError);

@@ -5,9 +5,11 @@
  *
  * Contracts callers rely on:
  * - Immutability: stored results are deep-frozen copies of the structure (result, outputs array, tensors,
- *   shapes, strings, text labels). Tensor `data` bytes are shared, never copied on a hit (a 1 MiB output
- *   would cost more to copy than to serve), and Node 20 cannot freeze a typed array, so callers must treat
- *   `data` as read-only; the gRPC encoder only reads it. A `data` view that does not own its whole
+ *   shapes, strings, text labels). Results with more than PACK_MAX_BYTES of outputs share their `data` bytes
+ *   with every hit (a 1 MiB output would cost more to copy than to serve); smaller ones are kept packed in one
+ *   string (src/cache/packed-entry.ts: far less work for the garbage collector) and each hit gets a fresh
+ *   copy. Node 20 cannot freeze a typed array, so callers must treat `data` as read-only; the gRPC encoder
+ *   only reads it. A `data` view that does not own its whole
  *   ArrayBuffer (a pooled Buffer, a slice of a bigger transfer) is copied once when stored, so the bytes
  *   the cache counts are the bytes it keeps alive; several outputs of one result are copied into one
  *   buffer (8-byte aligned views). Frozen shape arrays are shared between entries.
@@ -31,6 +33,7 @@ import { Code, ServingError, cancelled } from '../core/errors';
 import type { InferenceResult } from '../core/request';
 import type { InferTensor } from '../core/tensor';
 import { parseKey } from './input-hash';
+import { pack, stringBytes, unpack } from './packed-entry';
 
 /**
  * What an entry really costs, so the byte bound bounds memory and not just payload. Measured on Node 20 x64
@@ -85,10 +88,21 @@ export interface GetOrComputeOptions {
 export type Compute = (signal: AbortSignal) => Promise<InferenceResult>;
 
 /**
- * An entry is just what hits get: the computed result's frozen outputs with cached=true, built once so a
- * hit allocates nothing. No wrapper object: its size is recomputed (deterministically) when it leaves.
+ * An entry is what hits get: the computed result's frozen outputs with cached=true, built once so a hit
+ * allocates nothing; or, for a small result, its packed string (src/cache/packed-entry.ts), which a hit
+ * unpacks. No wrapper object: its size is recomputed (deterministically) when it leaves.
  */
-type Entry = InferenceResult;
+type Entry = InferenceResult | string;
+
+/**
+ * What a packed entry costs besides its two strings: lru-cache's slots for it (its key Map and seven
+ * parallel arrays, amortised over their doubling). Measured as for ENTRY_OVERHEAD_BYTES.
+ */
+export const PACKED_OVERHEAD_BYTES = 168;
+
+function sizeOf(key: string, entry: Entry): number {
+  return typeof entry === 'string' ? PACKED_OVERHEAD_BYTES + stringBytes(key) + stringBytes(entry) : entrySize(key, entry);
+}
 
 interface Flight {
   key: string;
@@ -115,7 +129,7 @@ export class ResultCache {
     this.maxBytes = options.maxBytes;
     this.cache = new LRUCache<string, Entry>({
       maxSize: options.maxBytes,
-      sizeCalculation: (entry, key) => entrySize(key, entry),
+      sizeCalculation: (entry, key) => sizeOf(key, entry),
       // ttlResolution 0: read the clock on every check. The default (1 ms) caches it behind a timer, which
       // would hide an injected clock's jumps and costs a setTimeout per busy millisecond anyway.
       ttlResolution: 0,
@@ -134,9 +148,9 @@ export class ResultCache {
     for (;;) {
       if (signal?.aborted) throw cancelled('the call was cancelled before its result was ready');
       const entry = this.cache.get(key);
-      if (entry) {
+      if (entry !== undefined) {
         this.counters.hits++;
-        return { result: entry, cached: true };
+        return { result: typeof entry === 'string' ? unpack(entry) : entry, cached: true };
       }
       let flight = this.inflight.get(key);
       const leader = flight === undefined;
@@ -228,13 +242,14 @@ export class ResultCache {
   private store(key: string, result: InferenceResult, ttlMs: number): void {
     // ttlMs <= 0 (or NaN) means "do not keep"; Infinity means no expiry (lru-cache's ttl 0).
     if (!(ttlMs > 0)) return;
-    const size = entrySize(key, result);
+    const stored = flatKey(key);
+    const entry: Entry = pack(result) ?? withOutputs(result, result.outputs, result.text, true);
+    const size = sizeOf(stored, entry);
     if (size > this.maxBytes) {
       this.counters.tooLarge++;
       return;
     }
-    const hit = withOutputs(result, result.outputs, result.text, true);
-    this.cache.set(flatKey(key), hit, { size, ttl: Number.isFinite(ttlMs) ? Math.ceil(ttlMs) : 0 });
+    this.cache.set(stored, entry, { size, ttl: Number.isFinite(ttlMs) ? Math.ceil(ttlMs) : 0 });
   }
 
   private disposed(entry: Entry, key: string, reason: LRUCache.DisposeReason): void {
@@ -247,7 +262,7 @@ export class ResultCache {
     for (const listener of this.listeners) {
       // A metrics hook must not break the cache (this runs inside lru-cache's bookkeeping).
       try {
-        listener(key, why, entrySize(key, entry));
+        listener(key, why, sizeOf(key, entry));
       } catch (err) {
         process.emitWarning(`ResultCache onEvict listener threw: ${(err as Error)?.message ?? String(err)}`);
       }
