@@ -141,7 +141,10 @@ export function createModelService(
     },
 
     Generate(call: grpc.ServerWritableStream<unknown, unknown>) {
-      call.emit('error', toGrpcError(unimplemented('Generate is not implemented yet in this server version; use Predict')));
+      // A server stream ends with its status emitted as 'error'; the envelope logs and counts it like any call.
+      envelope.refuse(grpcCallStart(call, MODEL_SERVICE_NAME, newRecord('Generate')), unimplemented('Generate is not implemented yet in this server version; use Predict'), (outcome) => {
+        if (!outcome.ok) call.emit('error', toGrpcError(outcome.error));
+      });
     },
 
     ListModels(call: grpc.ServerUnaryCall<{ ready_only: boolean }, unknown>, callback: grpc.sendUnaryData<unknown>) {
