@@ -14,11 +14,9 @@
  * semantic-convention attributes), runs its body, and writes the Outcome in its wire format.
  *
  * @example
- *   envelope.serve(grpcCallStart(call, 'GetModel', record), async () => lookUp(name), (outcome) =>
- *     outcome.ok ? callback(null, outcome.value) : callback(toGrpcError(outcome.error)));
+ *   envelope.serve(grpcCallStart(call, MODEL_SERVICE_NAME, record), async () => lookUp(name), answerUnary(callback));
  */
-import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
-import { isSpanContextValid } from '@opentelemetry/api';
+import { context, isSpanContextValid, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import { SERVER_ERROR_CODES, ServingError, unavailable, type Code } from '../core/errors';
 import { tracer } from '../telemetry/tracing';
 import type { InflightCalls } from './inflight-calls';

@@ -47,7 +47,8 @@ export function pack(r: InferenceResult): string | undefined {
   return all.toString('latin1');
 }
 
-const align8 = (n: number) => (n + 7) & ~7;
+/** Where an output starts in a buffer of several: 8-byte aligned, so typed-array views of any dtype work. */
+export const align8 = (n: number) => (n + 7) & ~7;
 
 /** Rebuilds a packed result as a frozen hit (cached: true); each output's bytes 8-byte aligned in one buffer. */
 export function unpack(packed: string): InferenceResult {

@@ -33,7 +33,7 @@ import { Code, ServingError, cancelled } from '../core/errors';
 import type { InferenceResult } from '../core/request';
 import type { InferTensor } from '../core/tensor';
 import { parseKey } from './input-hash';
-import { pack, stringBytes, unpack } from './packed-entry';
+import { align8, pack, stringBytes, unpack } from './packed-entry';
 
 /**
  * What an entry really costs, so the byte bound bounds memory and not just payload. Measured on Node 20 x64
@@ -322,8 +322,6 @@ function internShape(shape: readonly number[]): number[] {
   return shared;
 }
 
-/** Where each numeric output starts in the entry's one buffer: 8-byte aligned so typed-array views of any dtype work. */
-const align8 = (n: number) => (n + 7) & ~7;
 
 /**
  * The outputs' bytes as the cache keeps them: one buffer per entry, owned whole. One output that already
