@@ -23,7 +23,7 @@ import { ServerMetrics } from './telemetry/metrics';
 import type { RequestRecord } from './api/request-record';
 import { ModelRepository, type ModelEntry, type ModelVersionEntry } from './repository/model-repository';
 import { defaultIntraOpThreads, ExecutionPool } from './runtime/execution-pool';
-import { RequestScheduler, type ModelSchedule } from './scheduling/scheduler';
+import { RequestScheduler, type ModelSchedule, type PlacementEvent } from './scheduling/scheduler';
 import { ResultCache } from './cache/result-cache';
 import { BreakerRegistry, type BreakerTransition } from './resilience/circuit-breaker';
 import { Readiness } from './api/readiness';
@@ -80,9 +80,9 @@ export class TensorgateServer {
     this.repository = new ModelRepository({
       root: config.modelRepository,
       pool: this.pool,
-      defaultIntraOpThreads: defaultIntraOpThreads(this.pool.workerCount),
+      defaultIntraOpThreads: config.intraOpThreads || defaultIntraOpThreads(this.pool.workerCount),
     });
-    this.scheduler = new RequestScheduler(this.pool);
+    this.scheduler = new RequestScheduler(this.pool, { inlineMaxRunUs: config.inlineMaxRunUs });
     this.breakers = new BreakerRegistry();
     this.cache = config.cacheMaxBytes > 0 ? new ResultCache({ maxBytes: config.cacheMaxBytes }) : undefined;
     this.repository.on('version-ready', (v: ModelVersionEntry, schedule: ModelSchedule) => {
@@ -96,6 +96,9 @@ export class TensorgateServer {
       this.cache?.invalidate(v.model, v.version);
     });
     this.repository.on('model-state', (m: ModelEntry) => this.metrics.observeModelLoad(m.name, m.loadMs / 1000));
+    this.scheduler.on('placement', (e: PlacementEvent) =>
+      log.info({ session: e.key, placement: e.where, reason: e.reason }, `${e.key} now runs ${e.where === 'main_thread' ? 'inline on the main thread' : 'on the inference workers'}: ${e.reason}`),
+    );
     this.scheduler.on('merging-stopped', (e: { key: string; reason: string }) =>
       log.warn({ session: e.key, reason: e.reason }, `${e.key}: requests are no longer merged into batches: ${e.reason}; set max_batch_size: 0 in its config.yaml`),
     );
@@ -143,7 +146,7 @@ export class TensorgateServer {
       inflight: (protocol, delta) => this.metrics.inflight(protocol, delta),
       calls: this.inflightCalls,
     });
-    this.grpcServer.addService(modelServiceDefinition(), createModelService(this.pipeline, this.repository, this.breakers, log, this.envelope));
+    this.grpcServer.addService(modelServiceDefinition(), createModelService(this.pipeline, { repository: this.repository, breakers: this.breakers, scheduler: this.scheduler }, log, this.envelope));
     this.health.addToServer(this.grpcServer);
     new ReflectionService(reflectionPackageDefinition()).addToServer(this.grpcServer);
   }

@@ -2,6 +2,7 @@
  * Server settings: one validated schema, filled from defaults < TENSORGATE_* environment < command-line
  * flags (flags win).
  */
+import * as os from 'node:os';
 import { z } from 'zod';
 import { describeIssues } from '../repository/model-config';
 import { BUNDLED_MODELS_DIR } from '../paths';
@@ -19,8 +20,19 @@ export const serverConfigSchema = z.strictObject({
   httpIdleTimeoutMs: z.coerce.number().int().min(0).default(60_000),
   /** Most open HTTP connections; 0 = no cap. */
   httpMaxConnections: z.coerce.number().int().min(0).default(1000),
-  /** Inference worker threads; 0 = one per core, at most 4. */
+  /** Inference worker threads; 0 = one per core, at most 4 (with --processes N: per process, the cores / N). */
   workers: z.coerce.number().int().min(0).max(256).default(0),
+  /** ONNX Runtime intra-op threads per session when a model's config.yaml does not set them; 0 = cores / workers. */
+  intraOpThreads: z.coerce.number().int().min(0).max(256).default(0),
+  /**
+   * Server processes (node:cluster) sharing the gRPC and HTTP ports; each loads every model. 1 = no cluster at
+   * all; `auto` = one per core. See src/cluster/primary.ts.
+   */
+  processes: z
+    .preprocess((v) => (v === 'auto' ? os.availableParallelism() : v), z.coerce.number().int().min(1).max(64))
+    .default(1),
+  /** Longest measured run (µs) for which a model version executes inline on the main thread; 0 = always on workers. */
+  inlineMaxRunUs: z.coerce.number().int().min(0).max(10_000).default(100),
   /** Largest gRPC message accepted or sent, in bytes. */
   maxMessageBytes: z.coerce.number().int().positive().default(64 * 1024 * 1024),
   /** Most tensor elements one request may carry. */
@@ -55,7 +67,10 @@ export const SERVER_SETTINGS: { flag: string; env: string; key: keyof ServerConf
   { flag: 'http-keep-alive-timeout-ms', env: 'TENSORGATE_HTTP_KEEP_ALIVE_TIMEOUT_MS', key: 'httpKeepAliveTimeoutMs', help: 'HTTP: idle keep-alive connections close after this (default 5000)' },
   { flag: 'http-idle-timeout-ms', env: 'TENSORGATE_HTTP_IDLE_TIMEOUT_MS', key: 'httpIdleTimeoutMs', help: 'HTTP: a socket silent this long is closed (default 60000)' },
   { flag: 'http-max-connections', env: 'TENSORGATE_HTTP_MAX_CONNECTIONS', key: 'httpMaxConnections', help: 'HTTP: most open connections, 0 = no cap (default 1000)' },
-  { flag: 'workers', env: 'TENSORGATE_WORKERS', key: 'workers', help: 'inference worker threads (default: cores, at most 4)' },
+  { flag: 'workers', env: 'TENSORGATE_WORKERS', key: 'workers', help: 'inference worker threads per process (default: cores / processes, at most 4)' },
+  { flag: 'intra-op-threads', env: 'TENSORGATE_INTRA_OP_THREADS', key: 'intraOpThreads', help: 'ONNX Runtime threads per session unless config.yaml sets them (default: cores / (processes x workers))' },
+  { flag: 'processes', env: 'TENSORGATE_PROCESSES', key: 'processes', help: 'server processes sharing the ports, each loading every model; auto = one per core (default 1)' },
+  { flag: 'inline-max-run-us', env: 'TENSORGATE_INLINE_MAX_RUN_US', key: 'inlineMaxRunUs', help: 'models whose runs take at most this many µs run on the main thread, 0 = never (default 100)' },
   { flag: 'max-message-bytes', env: 'TENSORGATE_MAX_MESSAGE_BYTES', key: 'maxMessageBytes', help: 'largest gRPC message in bytes (default 64 MiB)' },
   { flag: 'max-elements', env: 'TENSORGATE_MAX_ELEMENTS', key: 'maxElements', help: 'most tensor elements per request (default 16M)' },
   { flag: 'max-text-bytes', env: 'TENSORGATE_MAX_TEXT_BYTES', key: 'maxTextBytes', help: 'most UTF-8 bytes of input_text per request (default 64 KiB)' },

@@ -59,6 +59,14 @@ const textPipeline = z.strictObject({
   labels: z.array(z.string().min(1)).min(2),
 });
 
+const executionConfig = z.strictObject({
+  /**
+   * auto: the version starts on the inference workers and moves inline onto the main thread when its measured
+   * runs take at most --inline-max-run-us (cheap models: no hand-off between threads); worker: always on the workers.
+   */
+  placement: z.enum(['auto', 'worker']).default('auto'),
+});
+
 const dynamicBatching = z.strictObject({
   /** Batch sizes sent as soon as they can be formed (rows). */
   preferred_batch_sizes: z.array(z.number().int().positive()).default([]),
@@ -91,6 +99,7 @@ export const modelConfigSchema = z.strictObject({
   inputs: z.array(tensorDecl).optional(),
   outputs: z.array(tensorDecl).optional(),
   session: sessionConfig.default(() => sessionConfig.parse({})),
+  execution: executionConfig.default(() => executionConfig.parse({})),
   text_pipeline: textPipeline.optional(),
   /** Same inputs always give the same outputs: allows result caching. */
   deterministic: z.boolean().default(false),

@@ -160,8 +160,9 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
       return { ...v, state: 'UNAVAILABLE', reason: entry.reason };
     }
     const file = path.join(entry.dir, String(version), MODEL_FILE);
+    let modelBytes: number;
     try {
-      await fs.access(file);
+      modelBytes = (await fs.stat(file)).size;
     } catch {
       return { ...v, state: 'UNAVAILABLE', reason: `model file '${path.join(String(version), MODEL_FILE)}' is missing` };
     }
@@ -183,7 +184,7 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
       return { ...v, state: 'UNAVAILABLE', reason: `model does not match ${CONFIG_FILE}: ${problems.join('; ')}` };
     }
     const ready: ModelVersionEntry = { ...v, state: 'READY', inputs: inputs.specs, outputs: outputs.specs };
-    this.emit('version-ready', ready, schedulePolicy(config));
+    this.emit('version-ready', ready, schedulePolicy(config, modelBytes));
     return ready;
   }
 

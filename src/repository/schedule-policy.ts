@@ -20,7 +20,22 @@ export function batchingProblems(config: ModelConfig, inputs: TensorSpec[], outp
   return problems;
 }
 
-export function schedulePolicy(config: ModelConfig): ModelSchedule {
+/**
+ * A model file larger than this never runs inline: its main-thread session would be created while the
+ * server serves (blocking the event loop for the load) and hold a second copy of the weights.
+ */
+export const INLINE_MAX_MODEL_BYTES = 16 * 1024 * 1024;
+
+/** Why a version must stay on the workers whatever its run times; undefined when it may run inline. */
+export function inlineIneligibility(config: ModelConfig, modelBytes: number): string | undefined {
+  if (config.execution.placement === 'worker') return 'config.yaml sets execution.placement: worker';
+  const providers = config.session.execution_providers;
+  if (providers.some((p) => p !== 'cpu')) return `it uses the ${providers.join(', ')} execution providers (main-thread runs use the CPU only)`;
+  if (modelBytes > INLINE_MAX_MODEL_BYTES) return `its model file is ${(modelBytes / 2 ** 20).toFixed(0)} MiB, more than the ${INLINE_MAX_MODEL_BYTES / 2 ** 20} MiB a main-thread session may hold`;
+  return undefined;
+}
+
+export function schedulePolicy(config: ModelConfig, modelBytes: number): ModelSchedule {
   const batching = config.dynamic_batching;
   return {
     policy: {
@@ -35,5 +50,6 @@ export function schedulePolicy(config: ModelConfig): ModelSchedule {
     },
     instanceCount: config.instance_count,
     executionTimeoutMs: config.execution_timeout_ms,
+    inlineIneligible: inlineIneligibility(config, modelBytes),
   };
 }

@@ -1,6 +1,7 @@
 /**
  * ExecutionPool: the worker threads that own the ONNX Runtime sessions, and the only way the main thread
- * runs a model. Each session key ("model@version") is loaded into every worker (an instance per worker), so
+ * runs a model: on a worker, or (for versions the scheduler's placement moved there) inline on the main
+ * thread through InlineSessions. Each session key ("model@version") is loaded into every worker (an instance per worker), so
  * any free worker can run any request. A worker takes at most `slotsPerWorker` runs at a time: work waits
  * in the main-thread scheduler, where it can still be dropped when its caller goes away, instead of in a
  * worker's message queue, where it could not.
@@ -20,6 +21,7 @@ import { Worker } from 'node:worker_threads';
 import { deadlineExceeded, internal, markServerFault, ModelRunError, ServingError, unavailable } from '../core/errors';
 import { clampDelay } from '../core/timers';
 import type { InferTensor, TensorSpec } from '../core/tensor';
+import { InlineSessions } from './inline-sessions';
 import type { SessionSettings, WireTensor, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
 
 export interface ExecutionPoolOptions {
@@ -97,6 +99,9 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
   /** Sessions every worker must hold, replayed into a respawned worker. */
   private readonly sessions = new Map<string, { path: string; settings: SessionSettings }>();
   private readonly retired = new Set<WorkerHandle>();
+  private readonly inline = new InlineSessions();
+  /** Main-thread executions per session key (reported by stats() after the workers'). */
+  private readonly inlineRuns: Record<string, number> = {};
   private nextId = 1;
   private closed = false;
   workerRestarts = 0;
@@ -175,6 +180,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
 
   async unload(key: string): Promise<void> {
     this.sessions.delete(key);
+    this.inline.unload(key);
     await Promise.all(this.handles.map((h) => this.request(h, { type: 'unload', id: 0, key }).catch(() => undefined)));
   }
 
@@ -229,6 +235,27 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     throw internal(`unexpected reply '${message.type}' to run`);
   }
 
+  /**
+   * Prepares `key` for main-thread runs (loads its session here, once; blocks for the load). Throws when
+   * the session cannot be created on this thread.
+   */
+  loadInline(key: string): void {
+    const s = this.sessions.get(key);
+    if (!s) throw internal(`session '${key}' is not loaded`);
+    this.inline.load(key, s.path, s.settings);
+  }
+
+  /**
+   * Runs `key` synchronously on the calling (main) thread: loadInline() first. No execution timeout
+   * applies (nothing can interrupt the thread); the scheduler only places versions here whose runs take
+   * microseconds, and moves them back when one does not.
+   */
+  runInline(key: string, inputs: InferTensor[], outputs: string[]): RunResult {
+    if (this.closed) throw unavailable('the server is shutting down; retry on another replica');
+    this.inlineRuns[key] = (this.inlineRuns[key] ?? 0) + 1;
+    return this.inline.run(key, inputs, outputs);
+  }
+
   private withExecutionTimeout(handle: WorkerHandle, key: string, reply: Promise<WorkerResponse>, timeoutMs: number): Promise<WorkerResponse> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -274,10 +301,11 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     return new Promise((resolve) => handle.onIdle.push(resolve));
   }
 
-  /** Per-worker counters: executions per session and skipped expired runs. */
+  /** Counters per worker (executions per session, skipped expired runs), then the main thread's inline executions last. */
   async stats(): Promise<WorkerStats[]> {
     const replies = await Promise.all(this.handles.map((h) => this.request(h, { type: 'stats', id: 0 })));
-    return replies.map((r) => (r.type === 'stats' ? r.stats : { runs: {}, skippedExpired: 0 }));
+    const workers = replies.map((r) => (r.type === 'stats' ? r.stats : { runs: {}, skippedExpired: 0 }));
+    return [...workers, { runs: { ...this.inlineRuns }, skippedExpired: 0 }];
   }
 
   /**
@@ -291,6 +319,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
   /** Stops every worker, each once its current run (if any) has returned. */
   async close(): Promise<void> {
     this.closed = true;
+    this.inline.close();
     await Promise.all([...this.handles, ...this.retired].map(async (h) => {
       await this.whenIdle(h);
       await h.worker.terminate();

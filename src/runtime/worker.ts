@@ -5,9 +5,8 @@
  */
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { dataTypeByName, dataTypeByOrt } from '../core/dtype';
-import type { TensorSpec } from '../core/tensor';
 import type { SessionSettings, WireTensor, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
+import { createSession, runSession, specsFrom, type TensorBytes } from './ort-session';
 
 if (!parentPort) throw new Error('runtime/worker must be started as a worker thread');
 const port = parentPort;
@@ -21,32 +20,8 @@ function reply(message: WorkerResponse, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
 }
 
-function specsFrom(metadata: readonly ort.InferenceSession.ValueMetadata[], kind: string): TensorSpec[] {
-  return metadata.map((m) => {
-    if (!m.isTensor) throw new Error(`${kind} '${m.name}' is not a tensor (sequences and maps are not supported)`);
-    const info = dataTypeByOrt(m.type);
-    if (!info) throw new Error(`${kind} '${m.name}' has element type '${m.type}', which tensorgate cannot serve`);
-    return {
-      name: m.name,
-      dtype: info.name,
-      shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)),
-      dimNames: m.shape.map((d) => (typeof d === 'string' ? d : '')),
-    };
-  });
-}
-
 async function load(key: string, path: string, settings: SessionSettings): Promise<WorkerResponse & { type: 'loaded' }> {
-  const options: ort.InferenceSession.SessionOptions = {
-    executionProviders: settings.executionProviders,
-    graphOptimizationLevel: settings.graphOptimizationLevel,
-    executionMode: settings.executionMode,
-    // 0 lets ONNX Runtime pick (all cores); the pool passes a per-worker share of the cores by default.
-    ...(settings.intraOpThreads > 0 ? { intraOpNumThreads: settings.intraOpThreads } : {}),
-    ...(settings.interOpThreads > 0 ? { interOpNumThreads: settings.interOpThreads } : {}),
-    // Failures reach the caller and our logs as errors; ORT printing its own non-JSON lines to stderr would only duplicate them.
-    logSeverityLevel: 4,
-  };
-  const session = await ort.InferenceSession.create(path, options);
+  const session = await createSession(path, settings);
   try {
     const inputs = specsFrom(session.inputMetadata, 'input');
     const outputs = specsFrom(session.outputMetadata, 'output');
@@ -60,31 +35,15 @@ async function load(key: string, path: string, settings: SessionSettings): Promi
   }
 }
 
-function toOrtTensor(t: WireTensor): ort.Tensor {
-  if (t.dtype === 'STRING') return new ort.Tensor('string', t.strings ?? [], t.shape);
-  const info = dataTypeByName(t.dtype);
-  if (!info?.arrayType) throw new Error(`input '${t.name}': dtype ${t.dtype} is not supported`);
-  // The buffer was copied to offset 0 by the pool, so every element type is aligned.
-  const data = new info.arrayType(t.buffer, 0, t.buffer.byteLength / info.byteSize);
-  return new ort.Tensor(info.ort as 'float32', data as Float32Array, t.shape);
-}
-
-function fromOrtTensor(name: string, value: ort.OnnxValue, transfer: ArrayBuffer[]): WireTensor {
-  const tensor = value as ort.Tensor;
-  const info = dataTypeByOrt(tensor.type);
-  if (!info) throw new Error(`output '${name}' has element type '${tensor.type}', which tensorgate cannot serve`);
-  const shape = [...tensor.dims];
-  if (info.name === 'STRING') {
-    return { name, dtype: info.name, shape, buffer: new ArrayBuffer(0), strings: tensor.data as string[] };
-  }
-  const view = tensor.data as ArrayBufferView;
-  let buffer = view.buffer as ArrayBuffer;
-  if (view.byteOffset !== 0 || view.byteLength !== buffer.byteLength || transfer.includes(buffer)) {
-    // Only a buffer we own whole can be transferred; otherwise copy the exact bytes once.
-    buffer = buffer.slice(view.byteOffset, view.byteOffset + view.byteLength);
+/** An output as it crosses back: its own buffer is transferred when the output owns it whole, else its bytes are copied once. */
+function toWire(t: TensorBytes, transfer: ArrayBuffer[]): WireTensor {
+  if (t.strings) return { name: t.name, dtype: t.dtype, shape: t.shape, buffer: new ArrayBuffer(0), strings: t.strings };
+  let buffer = t.bytes.buffer as ArrayBuffer;
+  if (t.bytes.byteOffset !== 0 || t.bytes.byteLength !== buffer.byteLength || transfer.includes(buffer)) {
+    buffer = buffer.slice(t.bytes.byteOffset, t.bytes.byteOffset + t.bytes.byteLength);
   }
   transfer.push(buffer);
-  return { name, dtype: info.name, shape, buffer };
+  return { name: t.name, dtype: t.dtype, shape: t.shape, buffer };
 }
 
 async function run(message: WorkerRequest & { type: 'run' }): Promise<void> {
@@ -99,16 +58,13 @@ async function run(message: WorkerRequest & { type: 'run' }): Promise<void> {
     return;
   }
   if (exitOnRun.has(message.key)) process.exit(70); // ends this worker thread only, mid-run as the pool sees it
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const t of message.inputs) feeds[t.name] = toOrtTensor(t);
-  const started = performance.now();
   stats.runs[message.key] = (stats.runs[message.key] ?? 0) + 1;
-  const results = message.outputs.length > 0 ? await session.run(feeds, message.outputs) : await session.run(feeds);
-  const computeMs = performance.now() - started;
+  // The pool copied every input to its own buffer at offset 0, so every element type is aligned.
+  const inputs = message.inputs.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: new Uint8Array(t.buffer), strings: t.strings }));
+  const result = await runSession(session, inputs, message.outputs);
   const transfer: ArrayBuffer[] = [];
-  const outputs = Object.entries(results).map(([name, value]) => fromOrtTensor(name, value, transfer));
-  for (const t of Object.values(feeds)) t.dispose();
-  reply({ type: 'result', id: message.id, outputs, computeMs }, transfer);
+  const outputs = result.outputs.map((t) => toWire(t, transfer));
+  reply({ type: 'result', id: message.id, outputs, computeMs: result.computeMs }, transfer);
 }
 
 async function handle(message: WorkerRequest): Promise<void> {

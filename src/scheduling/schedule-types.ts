@@ -33,6 +33,15 @@ export interface ModelSchedule {
   instanceCount: number;
   /** Execution time after which the caller gets DEADLINE_EXCEEDED; 0 = none. */
   executionTimeoutMs: number;
+  /** Why this version must always run on the workers (never inline on the main thread); undefined = it may move. */
+  inlineIneligible?: string;
+}
+
+/** A version moved between the workers and the main thread (placement.ts), and why. */
+export interface PlacementEvent {
+  key: string;
+  where: 'worker' | 'main_thread';
+  reason: string;
 }
 
 export interface BatchStarted {
@@ -49,7 +58,8 @@ export interface BatchDone extends BatchStarted {
 /**
  * queued/dropped: a request of `key` waits / left the queue without running (cancelled or expired);
  * batch: an execution starts (re-runs that isolate a failed batch included); batch-done: it returned;
- * merging-stopped: a model's merged outputs could not be split, so its requests run alone from then on.
+ * merging-stopped: a model's merged outputs could not be split, so its requests run alone from then on;
+ * placement: a version moved to or from inline execution on the main thread.
  */
 export interface SchedulerEvents {
   queued: [key: string];
@@ -57,4 +67,5 @@ export interface SchedulerEvents {
   batch: [batch: BatchStarted];
   'batch-done': [batch: BatchDone];
   'merging-stopped': [event: { key: string; reason: string }];
+  placement: [event: PlacementEvent];
 }

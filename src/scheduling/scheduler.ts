@@ -7,6 +7,10 @@
  *
  * One ModelQueue per model version; model versions take turns (round robin) for free slots, each limited
  * to its instance count of concurrent executions.
+ *
+ * A version whose runs take microseconds runs inline on the main thread instead (placement.ts decides,
+ * from measured run times): one inline execution at a time, started from a setImmediate so that every
+ * request decoded in the same event-loop turn joins its batch.
  */
 import { context, SpanStatusCode, type Context, type Span } from '@opentelemetry/api';
 import { EventEmitter } from 'node:events';
@@ -17,11 +21,17 @@ import type { ExecutionPool, RunResult } from '../runtime/execution-pool';
 import { batchRows, batchSignature, mergeInputs, splitOutputs } from './batch';
 import { FailureBlame, type KnownGood } from './failure-blame';
 import { ModelQueue, NO_BATCHING, type QueuedRequest } from './model-queue';
+import { Placement, type PlacementChange } from './placement';
 import type { ModelSchedule, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
 import { ATTR_BATCH_REQUESTS, ATTR_BATCH_ROWS, ATTR_QUEUE_OUTCOME, SPAN_BATCH, SPAN_QUEUE } from '../telemetry/semconv';
 import { tracer } from '../telemetry/tracing';
 
-export type { BatchDone, BatchStarted, ModelSchedule, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
+export type { BatchDone, BatchStarted, ModelSchedule, PlacementEvent, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
+
+export interface SchedulerOptions {
+  /** Longest run (µs) a version may take to be placed on the main thread; 0 = always on the workers. */
+  inlineMaxRunUs?: number;
+}
 
 interface Pending extends QueuedRequest {
   key: string;
@@ -49,6 +59,8 @@ interface ModelSlot {
   /** Executions of already-dispatched requests (isolating a failed batch) and blame probes: run before the queue. */
   reruns: Rerun[];
   blame: FailureBlame;
+  /** Worker or main thread, from the version's measured run times. */
+  placement: Placement;
 }
 
 export class RequestScheduler extends EventEmitter<SchedulerEvents> {
@@ -56,10 +68,26 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
   private turn = 0;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
+  private readonly inlineMaxRunUs: number;
+  /** Inline executions in progress (at most one: they share the main thread). */
+  private inlineRunning = 0;
+  private inlineTick: NodeJS.Immediate | undefined;
+  /** True while pump() runs from the inline tick, the only place inline executions start. */
+  private inlineTurn = false;
 
-  constructor(private readonly pool: ExecutionPool) {
+  constructor(
+    private readonly pool: ExecutionPool,
+    options: SchedulerOptions = {},
+  ) {
     super();
+    this.inlineMaxRunUs = options.inlineMaxRunUs ?? 0;
     pool.on('slot-free', () => this.pump());
+  }
+
+  /** Where `key` runs now and why (GetModel and metrics report it). */
+  placementOf(key: string): { where: string; reason: string; typicalRunUs: number } | undefined {
+    const p = this.models.get(key)?.placement;
+    return p && { where: p.where, reason: p.reason, typicalRunUs: p.typicalRunUs };
   }
 
   /** Sets (or replaces) a model version's batching and queue policy. */
@@ -88,6 +116,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       inflight: 0,
       reruns: [],
       blame: new FailureBlame(key, (probe) => this.probe(key, probe)),
+      placement: new Placement({ maxRunUs: this.inlineMaxRunUs, ineligible: schedule.inlineIneligible }),
     });
   }
 
@@ -109,6 +138,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       this.failReruns(slot, err);
     }
     if (this.timer) clearTimeout(this.timer);
+    if (this.inlineTick) clearImmediate(this.inlineTick);
   }
 
   private failReruns(slot: ModelSlot, err: ServingError): void {
@@ -129,7 +159,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
   }
 
   submit(run: ScheduledRun): Promise<ScheduledResult> {
-    if (!this.models.has(run.key)) this.configure(run.key, { policy: NO_BATCHING, instanceCount: 0, executionTimeoutMs: 0 });
+    if (!this.models.has(run.key)) this.configure(run.key, { policy: NO_BATCHING, instanceCount: 0, executionTimeoutMs: 0, inlineIneligible: 'not configured' });
     const slot = this.models.get(run.key)!;
     const policy = slot.queue.policy;
     const priority = run.priority || policy.defaultPriority;
@@ -216,10 +246,10 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     const keys = [...this.models.keys()];
     let idle = 0;
     // Round robin over model versions: each turn dispatches at most one batch of one model.
-    while (this.pool.hasFreeSlot() && keys.length > 0 && idle < keys.length) {
+    while (keys.length > 0 && idle < keys.length) {
       const k = keys[this.turn++ % keys.length]!;
       const slot = this.models.get(k)!;
-      if (slot.inflight >= slot.instanceCount || (slot.queue.size === 0 && slot.reruns.length === 0)) {
+      if ((slot.queue.size === 0 && slot.reruns.length === 0) || !this.canStart(slot)) {
         idle++;
         continue;
       }
@@ -246,6 +276,23 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       this.dispatch(slot, decision.batch);
     }
     this.scheduleWake(wakeAt);
+  }
+
+  /** Whether `slot` may start an execution now; an inline version with work and no turn asks for one. */
+  private canStart(slot: ModelSlot): boolean {
+    if (slot.placement.where === 'worker') return slot.inflight < slot.instanceCount && this.pool.hasFreeSlot();
+    if (this.inlineRunning > 0) return false;
+    if (this.inlineTurn) return true;
+    this.inlineTick ??= setImmediate(() => {
+      this.inlineTick = undefined;
+      this.inlineTurn = true;
+      try {
+        this.pump();
+      } finally {
+        this.inlineTurn = false;
+      }
+    });
+    return false;
   }
 
   /**
@@ -278,11 +325,43 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
 
   /** Runs `job` in one of `slot`'s execution slots; `job` settles what it runs and never rejects. */
   private launch(slot: ModelSlot, job: () => Promise<void>): void {
+    const inline = slot.placement.where === 'main_thread';
     slot.inflight++;
+    if (inline) this.inlineRunning++;
     void job().finally(() => {
       slot.inflight--;
+      if (inline) this.inlineRunning--;
       this.pump();
     });
+  }
+
+  /**
+   * One run where `slot` is placed now. Inline runs synchronously (no execution timeout can interrupt
+   * the thread; placement keeps such runs to microseconds). Each successful run's time feeds the placement.
+   */
+  private async runPlaced(slot: ModelSlot, inputs: InferTensor[], outputs: string[], options: { deadline?: number; transferInputs?: boolean }): Promise<RunResult> {
+    const key = slot.queue.key;
+    const inline = slot.placement.where === 'main_thread';
+    const result = inline
+      ? this.pool.runInline(key, inputs, outputs)
+      : await this.pool.run(key, inputs, outputs, { ...options, timeoutMs: slot.executionTimeoutMs });
+    const change = inline ? slot.placement.observeInlineRun(result.computeMs) : slot.placement.observeWorkerRun(result.computeMs);
+    if (change) this.placementChanged(slot, change);
+    return result;
+  }
+
+  private placementChanged(slot: ModelSlot, change: PlacementChange): void {
+    const key = slot.queue.key;
+    if (change.to === 'main_thread') {
+      try {
+        this.pool.loadInline(key);
+      } catch (err) {
+        slot.placement.forbid(`its session cannot be created on the main thread: ${ServingError.from(err).message}`);
+        this.emit('placement', { key, where: 'worker', reason: slot.placement.reason });
+        return;
+      }
+    }
+    this.emit('placement', { key, where: change.to, reason: change.reason });
   }
 
   /** Settles every member exactly once, even if something unexpected throws after dispatch. */
@@ -322,7 +401,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     try {
       const inputs = single ? live[0]!.inputs : mergeInputs(live.map((r) => r.inputs));
       const deadline = single ? live[0]!.deadline : undefined;
-      result = await this.pool.run(key, inputs, live[0]!.outputs, { deadline, timeoutMs: slot.executionTimeoutMs, transferInputs: !single });
+      result = await this.runPlaced(slot, inputs, live[0]!.outputs, { deadline, transferInputs: !single });
     } catch (err) {
       const e = ServingError.from(err);
       this.emit('batch-done', { key, requests: live.length, rows, computeMs: performance.now() - started, ok: false });
@@ -381,9 +460,8 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
   }
 
   private async runProbe(slot: ModelSlot, rerun: Extract<Rerun, { probe: KnownGood }>): Promise<void> {
-    const key = slot.queue.key;
     try {
-      rerun.resolve(await this.pool.run(key, rerun.probe.inputs, rerun.probe.outputs, { timeoutMs: slot.executionTimeoutMs }));
+      rerun.resolve(await this.runPlaced(slot, rerun.probe.inputs, rerun.probe.outputs, {}));
     } catch (err) {
       rerun.reject(ServingError.from(err));
     }
@@ -402,6 +480,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     const slot = this.models.get(key);
     if (!slot || slot.queue.policy.maxBatchSize === 0) return;
     this.configure(key, { policy: { ...slot.queue.policy, maxBatchSize: 0 }, instanceCount: slot.instanceCount, executionTimeoutMs: slot.executionTimeoutMs });
+    // (configure() kept the slot, and with it its placement.)
     this.emit('merging-stopped', { key, reason });
   }
 }

@@ -113,6 +113,16 @@ export class ServerMetrics {
         for (const v of m.versions) if (v.state === 'READY') this.set({ model: m.name, version: v.version }, p!.scheduler.queueDepthOf(v.key));
       }
     });
+    this.gauge('tensorgate_execution_placement', 'Where each READY version runs: 1 for the current one (worker: inference worker threads; main_thread: inline, for versions whose measured runs take microseconds).', ['model', 'version', 'placement'], function () {
+      const p = parts();
+      this.reset();
+      for (const m of p?.repository.list() ?? []) {
+        for (const v of m.versions) {
+          const where = v.state === 'READY' ? p!.scheduler.placementOf(v.key)?.where : undefined;
+          if (where) for (const w of ['worker', 'main_thread']) this.set({ model: m.name, version: v.version, placement: w }, where === w ? 1 : 0);
+        }
+      }
+    });
     this.gauge('tensorgate_model_state', 'Model version state: 1 for the current one. A model without versions (e.g. invalid config) is version="" UNAVAILABLE.', ['model', 'version', 'state'], function () {
       this.reset();
       for (const m of parts()?.repository.list() ?? []) {

@@ -4,12 +4,20 @@
 import type { TensorSpec } from '../../core/tensor';
 import type { ModelEntry, ModelRepository } from '../../repository/model-repository';
 import type { BreakerRegistry } from '../../resilience/circuit-breaker';
+import type { RequestScheduler } from '../../scheduling/scheduler';
 
 function specToProto(s: TensorSpec) {
   return { name: s.name, dtype: s.dtype, shape: s.shape, dim_names: s.dimNames };
 }
 
-export function modelInfoToProto(entry: ModelEntry, repository: ModelRepository, breakers: BreakerRegistry) {
+/** What ModelInfo reports besides the repository: live state of loaded versions. */
+export interface ServingState {
+  repository: ModelRepository;
+  breakers: BreakerRegistry;
+  scheduler: RequestScheduler;
+}
+
+export function modelInfoToProto(entry: ModelEntry, { repository, breakers, scheduler }: ServingState) {
   const config = entry.config;
   const breakerStates = new Map(breakers.states().map((b) => [b.key, b]));
   return {
@@ -24,6 +32,7 @@ export function modelInfoToProto(entry: ModelEntry, repository: ModelRepository,
       inputs: v.inputs.map(specToProto),
       outputs: v.outputs.map(specToProto),
       breaker: breakerInfo(v.state === 'READY', breakerStates.get(v.key)),
+      placement: v.state === 'READY' ? placementInfo(scheduler.placementOf(v.key)) : null,
     })),
     session: entry.settings
       ? {
@@ -43,4 +52,8 @@ export function modelInfoToProto(entry: ModelEntry, repository: ModelRepository,
 function breakerInfo(loaded: boolean, b: { state: string; nextProbeAt: number | undefined } | undefined) {
   if (!loaded) return null;
   return { state: b?.state ?? 'closed', next_probe_at: b?.nextProbeAt !== undefined ? new Date(b.nextProbeAt).toISOString() : '' };
+}
+
+function placementInfo(p: { where: string; reason: string; typicalRunUs: number } | undefined) {
+  return p ? { where: p.where, reason: p.reason, typical_run_us: p.typicalRunUs } : null;
 }

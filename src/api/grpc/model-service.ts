@@ -7,9 +7,7 @@ import type { Span } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
 import { clip, invalidArgument, unimplemented } from '../../core/errors';
 import type { InferencePipeline } from '../../serving/inference-pipeline';
-import type { ModelRepository } from '../../repository/model-repository';
-import type { BreakerRegistry } from '../../resilience/circuit-breaker';
-import { modelInfoToProto } from './model-info';
+import { modelInfoToProto, type ServingState } from './model-info';
 import { MODEL_SERVICE_NAME, UndecodableRequest } from './protos';
 import { answerUnary, grpcCallStart } from './call-start';
 import type { RequestEnvelope } from '../envelope';
@@ -55,11 +53,11 @@ export function callDeadline(call: grpc.ServerUnaryCall<unknown, unknown>): numb
 
 export function createModelService(
   pipeline: InferencePipeline,
-  repository: ModelRepository,
-  breakers: BreakerRegistry,
+  state: ServingState,
   log: Logger,
   envelope: RequestEnvelope,
 ): grpc.UntypedServiceImplementation {
+  const { repository } = state;
 
   /**
    * Every unary RPC goes through the envelope: SERVER span, answer-once, access log, metrics, drain.
@@ -153,7 +151,7 @@ export function createModelService(
         const models = repository
           .list()
           .filter((m) => !call.request.ready_only || repository.defaultVersion(m) !== undefined)
-          .map((m) => modelInfoToProto(m, repository, breakers));
+          .map((m) => modelInfoToProto(m, state));
         return { models };
       });
     },
@@ -161,7 +159,7 @@ export function createModelService(
     GetModel(call: grpc.ServerUnaryCall<{ model: string }, unknown>, callback: grpc.sendUnaryData<unknown>) {
       if (refuseUndecodable(call, callback)) return;
       serveUnary(call, callback, newRecord('GetModel', call.request.model), async () =>
-        modelInfoToProto(repository.entry(call.request.model), repository, breakers),
+        modelInfoToProto(repository.entry(call.request.model), state),
       );
     },
   };
