@@ -1,13 +1,14 @@
 /**
  * Turns measured points into the tables and the target verdicts, as markdown (printed and written to
  * bench/results/) plus the raw JSON. Every ratio is against a ceiling measured in the same run on the
- * same machine, never against a number from somewhere else.
+ * same machine, never against a number from somewhere else. The naive server (bench/naive-server-entry.ts)
+ * is the floor rather than a ceiling: what tensorgate has to beat to be worth deploying.
  */
 import type { OrtCeiling } from './ceiling-ort';
 import type { LoadPoint } from './load-generator';
 import type { BenchModel } from './workload';
 
-export type ServerKind = 'no-op grpc' | 'batching on' | 'batching off';
+export type ServerKind = 'no-op grpc' | 'naive' | 'batching on' | 'batching off';
 
 export interface BenchRow {
   model: BenchModel;
@@ -38,6 +39,7 @@ export interface Verdict {
 export const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '-');
 export const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 export const pct = (n: number) => (Number.isFinite(n) ? `${(n * 100).toFixed(0)}%` : '-');
+export const times = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}x` : '-');
 
 export function bestOrt(data: BenchData, model: BenchModel, threads: number): { rowsPerS: number; batch: number } {
   const c = data.ort.find((o) => o.model === model && o.threads === threads);
@@ -90,17 +92,19 @@ export function modelTable(data: BenchData, model: BenchModel): string {
     '',
     `Raw ORT ceiling (2 threads, best batch ${bestOrt(data, model, 2).batch}): ${f0(ort)} rows/s. Single-row requests, so rows/s = req/s.`,
     '',
-    '| server | c | req/s | rows/s | p50 ms | p90 ms | p99 ms | errors | batch rows | batch reqs | main µs/req | process µs/req | workers busy | loadgen CPU | other CPU | vs no-op | vs ORT |',
-    '|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| server | c | req/s | rows/s | p50 ms | p90 ms | p99 ms | errors | batch rows | batch reqs | main µs/req | process µs/req | workers busy | loadgen CPU | other CPU | vs no-op | vs naive | vs ORT |',
+    '|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of data.rows.filter((x) => x.model === model)) {
     const p = r.point;
     const noop = find(data, model, 'no-op grpc', p.concurrency);
-    const tg = r.server !== 'no-op grpc';
+    // The naive server counts one run per request, so its batch columns read 1.00.
+    const runs = r.server !== 'no-op grpc';
+    const naive = r.server === 'batching on' || r.server === 'batching off' ? find(data, model, 'naive', p.concurrency) : undefined;
     lines.push(
       `| ${r.server} | ${p.concurrency} | ${f0(p.reqPerS)} | ${f0(p.reqPerS)} | ${f2(p.p50Ms)} | ${f2(p.p90Ms)} | ${f2(p.p99Ms)} | ${errorText(p.errors)} | ` +
-        `${tg ? f2(batchRows(p)) : '-'} | ${tg ? f2(batchReqs(p)) : '-'} | ${f0(mainUsPerReq(p))} | ${f0(procUsPerReq(p))} | ${tg ? pct(workersBusy(p)) : '-'} | ${f0(p.loadgenCpuPct)}% | ${f0(p.otherCpuPct)}% | ` +
-        `${noop ? pct(p.reqPerS / noop.reqPerS) : '-'} | ${pct(p.reqPerS / ort)} |`,
+        `${runs ? f2(batchRows(p)) : '-'} | ${runs ? f2(batchReqs(p)) : '-'} | ${f0(mainUsPerReq(p))} | ${f0(procUsPerReq(p))} | ${pct(workersBusy(p))} | ${f0(p.loadgenCpuPct)}% | ${f0(p.otherCpuPct)}% | ` +
+        `${noop ? pct(p.reqPerS / noop.reqPerS) : '-'} | ${naive ? times(p.reqPerS / naive.reqPerS) : '-'} | ${pct(p.reqPerS / ort)} |`,
     );
   }
   return lines.join('\n');
@@ -154,6 +158,33 @@ export function evaluateTargets(data: BenchData): Verdict[] {
       `p99 ${f2(p?.p99Ms ?? NaN)} ms vs bound ${f2(bound)} ms = ${f2(facts.maxQueueDelayMs)} + 3 x ${f2(run2)} ms ` +
         `(raw ORT, 2 threads, at the observed ${f2(rows)} rows/batch; with the server's 1 thread per worker a run takes ${f2(run1)} ms, bound ${f2(facts.maxQueueDelayMs + 3 * run1)} ms). ` +
         `For scale: the no-op gRPC server's p99 at c=16 is ${f2(noop?.p99Ms ?? NaN)} ms`));
+  }
+  return [...out, ...naiveVerdicts(data)];
+}
+
+/** Batching on must beat the naive server everywhere, and the inference-bound convnet by a margin. */
+function naiveVerdicts(data: BenchData): Verdict[] {
+  const ratio = (m: BenchModel, c: number) => {
+    const on = find(data, m, 'batching on', c);
+    const naive = find(data, m, 'naive', c);
+    return on && naive ? on.reqPerS / naive.reqPerS : NaN;
+  };
+  const out: Verdict[] = [];
+  for (const m of data.models) {
+    const points = [...new Set(data.rows.filter((r) => r.model === m).map((r) => r.point.concurrency))].sort((a, b) => a - b).map((c) => ({ c, x: ratio(m, c) }));
+    const measured = points.filter((p) => Number.isFinite(p.x));
+    const misses = measured.filter((p) => !(p.x > 1));
+    const target = `${m} batching on: req/s > naive server at every concurrency`;
+    const detail = `${points.map((p) => `c=${p.c} ${times(p.x)}`).join(', ')}${misses.length ? `; slower or equal at c=${misses.map((p) => p.c).join(', ')}` : ''}`;
+    out.push(measured.length === 0 ? { target, pass: undefined, detail: `not measured (${detail || 'no points'})` } : { target, pass: misses.length === 0, detail });
+  }
+  if (data.models.includes('convnet')) {
+    for (const c of [4, 64]) {
+      const x = ratio('convnet', c);
+      const on = find(data, 'convnet', 'batching on', c);
+      const naive = find(data, 'convnet', 'naive', c);
+      out.push(verdict(`convnet c=${c} batching on: req/s >= 1.5 x naive server`, x, 1.5, false, `${f0(on?.reqPerS ?? NaN)} vs naive ${f0(naive?.reqPerS ?? NaN)} req/s: ${times(x)}`));
+    }
   }
   return out;
 }

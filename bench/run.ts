@@ -1,12 +1,14 @@
 /**
- * `npm run bench`: tensorgate against ceilings measured in the same run, one load at a time (on a small
- * machine two concurrent loads would measure each other):
+ * `npm run bench`: tensorgate against ceilings and a naive baseline measured in the same run, one load at a
+ * time (on a small machine two concurrent loads would measure each other):
  *
  *   1. raw ONNX Runtime rows/s per model and batch size (child process, nothing else running);
  *   2. a no-op grpc-js server answering the same request with a same-size response, at each concurrency;
- *   3. tensorgate with the bundled configs (dynamic batching on) and with `dynamic_batching` removed;
- *   4. the cache-hit path: mlp with the result cache on, every request a hit (bench/cache-hit.ts);
- *   5. tracing export: mlp as in 3, without and with OTLP span export to a local sink (bench/tracing-overhead.ts).
+ *   3. the naive baseline: a bare grpc-js server running ONNX Runtime on its main thread, no batching
+ *      (bench/naive-server-entry.ts), at each model and concurrency: what tensorgate must beat;
+ *   4. tensorgate with the bundled configs (dynamic batching on) and with `dynamic_batching` removed;
+ *   5. the cache-hit path: mlp with the result cache on, every request a hit (bench/cache-hit.ts);
+ *   6. tracing export: mlp as in 4, without and with OTLP span export to a local sink (bench/tracing-overhead.ts).
  *
  * Then tables, PASS/MISS targets, and bench/results/<date>-<time>.{json,md} plus latest.md (not for
  * BENCH_QUICK smoke runs, whose files end in -quick).
@@ -123,7 +125,8 @@ function markdown(data: BenchData, s: Settings, meta: { machine: ReturnType<type
     `- command: \`${meta.command}\` (took ${meta.durationS.toFixed(0)} s)`,
     `- settings: ${s.seconds} s measured after ${s.warmupSeconds} s warm-up per point; concurrency ${s.concurrency.join(', ')}; ` +
       `${s.loadThreads} load-generator threads (one channel each) in the parent process; server workers ${s.serverWorkers}; result cache ${s.resultCache}`,
-    '- the load generator shares the machine with the server (same for the no-op ceiling); "loadgen CPU" is its share, in % of one core',
+    '- the load generator shares the machine with the server (same for the no-op and naive servers); "loadgen CPU" is its share, in % of one core',
+    '- naive: a bare grpc-js server calling session.run on its main thread (ONNX Runtime\'s default session options), one request per run; "vs naive" is req/s against it at the same model and concurrency',
     '- main µs/req: CPU of the server\'s main thread (from /proc) per request it executed; process µs/req: all its threads, inference included',
     '- workers busy: the inference workers\' session.run time over the window, as a share of (window x workers)',
     `- other CPU: CPU used during the window by processes other than the load generator and the server (% of one core); points above ${MAX_OTHER_CPU_PCT}% were measured again, up to ${RETRIES} more times, keeping the least disturbed`,
@@ -162,31 +165,33 @@ async function main(): Promise<void> {
     const responses = path.join(tmp, 'responses.json');
 
     console.error(`bench: models ${s.models.join(', ')}; concurrency ${s.concurrency.join(', ')}; ${s.seconds} s windows`);
-    console.error('1/6 raw ONNX Runtime ceiling');
+    console.error('1/7 raw ONNX Runtime ceiling');
     const ortArgs: OrtCeilingArgs = { models: s.models, threads: [2, 1], batchSizes: ORT_BATCH_SIZES, secondsPerPoint: s.ortSecondsPerPoint, maxOtherCpuPct: MAX_OTHER_CPU_PCT };
     const ort = await runOnce<OrtCeiling[]>('ceiling-ort', [JSON.stringify(ortArgs)], 10 * 60_000);
 
     const rows: BenchRow[] = [];
-    console.error('2/6 no-op grpc-js ceiling');
+    console.error('2/7 no-op grpc-js ceiling');
     await withServer('server-entry', [repoOn], (server) => captureResponses(server, s.models, responses));
     await withServer('noop-server-entry', [responses], (server) => sweep(server, 'no-op grpc', s, rows));
-    console.error('3/6 tensorgate, dynamic batching on (bundled configs)');
+    console.error('3/7 naive server: ONNX Runtime on the main thread, no batching');
+    await withServer('naive-server-entry', [repoOn], (server) => sweep(server, 'naive', s, rows));
+    console.error('4/7 tensorgate, dynamic batching on (bundled configs)');
     await withServer('server-entry', [repoOn], (server) => sweep(server, 'batching on', s, rows));
-    console.error('4/6 tensorgate, dynamic batching off');
+    console.error('5/7 tensorgate, dynamic batching off');
     await withServer('server-entry', [repoOff], (server) => sweep(server, 'batching off', s, rows));
     const measure = (server: ServerChild, model: BenchModel, c: number, companions?: ServerChild[]) => measurePoint(server, model, c, s, companions);
     let cacheHit: CacheHitResult | undefined;
     let tracing: TracingResult | undefined;
-    console.error(`5/6 tensorgate, result cache on (${CACHE_BENCH_BYTES / 2 ** 20} MiB): the cache-hit path`);
+    console.error(`6/7 tensorgate, result cache on (${CACHE_BENCH_BYTES / 2 ** 20} MiB): the cache-hit path`);
     if (s.models.includes(CACHE_MODEL)) {
       await withServer('server-entry', [repoOn, String(CACHE_BENCH_BYTES)], async (server) => void (cacheHit = await measureCacheHit(server, s.concurrency, measure, log)));
     } else console.error(`  skipped: BENCH_MODELS leaves out ${CACHE_MODEL}`);
-    console.error('6/6 tensorgate, dynamic batching on, tracing export off vs on');
+    console.error('7/7 tensorgate, dynamic batching on, tracing export off vs on');
     if (s.models.includes(TRACING_MODEL)) tracing = await measureTracing(repoOn, s.concurrency, measure, log);
     else console.error(`  skipped: BENCH_MODELS leaves out ${TRACING_MODEL}`);
 
-    // Group rows per model: no-op, on, off, each by concurrency.
-    const order: ServerKind[] = ['no-op grpc', 'batching on', 'batching off'];
+    // Group rows per model: no-op, naive, on, off, each by concurrency.
+    const order: ServerKind[] = ['no-op grpc', 'naive', 'batching on', 'batching off'];
     rows.sort((a, b) => s.models.indexOf(a.model) - s.models.indexOf(b.model) || order.indexOf(a.server) - order.indexOf(b.server) || a.point.concurrency - b.point.concurrency);
     const data: BenchData = { models: s.models, cores: os.availableParallelism(), facts, ort, rows };
     const verdicts = [...evaluateTargets(data), ...cacheHitVerdicts(cacheHit, data), ...tracingVerdicts(tracing)];
