@@ -18,7 +18,11 @@
  * SERVING: it closes only when a probe request reaches it, so a balancer that routes by these entries must send
  * traffic again once the reset timeout has passed (the first call is the probe; the rest are refused until it
  * ends).
+ *
+ * A 'change' event (status, reason) follows every change of the server's own readiness: a cluster worker
+ * (src/cluster) reports it to the primary, which answers /readyz for all the processes together.
  */
+import { EventEmitter } from 'node:events';
 import type { HealthImplementation } from 'grpc-health-check';
 import { clip, echo } from '../core/errors';
 import type { Logger } from '../log';
@@ -45,13 +49,14 @@ export interface ReadinessOptions {
 /** The per-model entry names of one model: "<model>" and "<model>/<version>". */
 export const modelServiceName = (model: string, version?: string) => (version === undefined ? model : `${model}/${version}`);
 
-export class Readiness {
+export class Readiness extends EventEmitter {
   private loaded = false;
   private draining = false;
   private readonly published = new Map<string, HealthStatus>();
   private why = 'loading models';
 
   constructor(private readonly options: ReadinessOptions) {
+    super();
     for (const s of options.services) this.published.set(s, 'NOT_SERVING');
     // A version appears in its model's entry only when the whole model has loaded ('model-state'); an unloaded
     // version leaves it (or the model is reloading), and a breaker changes only its own version and model.
@@ -114,6 +119,7 @@ export class Readiness {
       this.options.health.setStatus(key, status);
     }
     this.logChange(previous);
+    if (this.why !== previous) this.emit('change', this.status, this.why);
   }
 
   private whyNotReady(models: ModelEntry[]): string {

@@ -9,14 +9,9 @@
  *   tensorgate predict --model sentiment --input '{"name":"token_ids","dtype":"INT64","shape":[1,2],"values":[1963,1]}'
  *   tensorgate predict --model convnet --input @batch.json      # or --input - to read stdin
  */
-// First: tracing must start before @grpc/grpc-js is loaded.
-import { telemetry } from '../telemetry/bootstrap';
-import * as grpc from '@grpc/grpc-js';
+import type { Cluster } from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { resolveServerConfig, SERVER_SETTINGS } from '../config/server-config';
-import { createLogger, logDestination } from '../log';
-import { StartupError, TensorgateServer } from '../server';
-import { modelsCommand, predictCommand } from './client-commands';
 
 const FLAG_WIDTH = Math.max(...SERVER_SETTINGS.map((s) => s.flag.length));
 const ENV_WIDTH = Math.max(...SERVER_SETTINGS.map((s) => s.env.length));
@@ -42,47 +37,21 @@ client options:
   --timeout-ms MS        deadline for the call (default 30000)
 `;
 
-async function serve(flags: Record<string, string | undefined>): Promise<void> {
+/**
+ * The commands' modules are loaded only when used: a cluster primary (`serve --processes N`) stays a small
+ * supervisor that never loads the server, ONNX Runtime or grpc-js, and the serving process loads tracing
+ * before grpc-js (src/cli/serve.ts).
+ */
+async function serveCommand(flags: Record<string, string | undefined>): Promise<void> {
   const config = resolveServerConfig(flags, process.env);
-  const log = createLogger(config.logLevel, logDestination(config.logFormat));
-  // grpc-js writes its own lines to stderr ("E No address added ..."); route them into our log, where
-  // they keep the format and level, so a failed start ends with our one line naming the fix.
-  grpc.setLogger({ error: (...args: unknown[]) => log.debug({ source: 'grpc-js' }, args.map(String).join(' ')) });
-  const server = new TensorgateServer(config, log);
-  let signals = 0;
-  const stop = (signal: string) => {
-    signals++;
-    if (signals > 1) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    log.info({ signal }, 'shutdown requested');
-    server.shutdown().then(
-      async () => {
-        await telemetry?.shutdown().catch(() => undefined); // flush spans still buffered
-        process.exit(0);
-      },
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  // A safety net, not a code path: every request's failure is answered where it happens. Should a promise
-  // still reject unobserved, one request's bug must not take every other request down with the process.
-  process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled promise rejection (bug): the server keeps serving'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  try {
-    await server.start();
-  } catch (err) {
-    // A startup error a person can fix (a port in use) is one line; anything else keeps its stack for a bug report.
-    if (err instanceof StartupError) log.fatal(`cannot start: ${err.message}`);
-    else log.fatal({ err }, `cannot start: ${(err as Error).message}`);
-    await server.shutdown(0).catch(() => undefined);
-    process.exit(1);
+  if (config.processes > 1 && (require('node:cluster') as Cluster).isPrimary) {
+    await (require('../cluster/primary') as typeof import('../cluster/primary')).runPrimary(config);
+    return;
   }
+  await (require('./serve') as typeof import('./serve')).serve(config);
 }
+
+const clientCommands = () => require('./client-commands') as typeof import('./client-commands');
 
 async function main(argv: string[]): Promise<void> {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h') {
@@ -113,13 +82,13 @@ async function main(argv: string[]): Promise<void> {
   const timeoutMs = Number(values['timeout-ms'] ?? 30_000);
   switch (command) {
     case 'serve':
-      await serve(values as Record<string, string | undefined>);
+      await serveCommand(values as Record<string, string | undefined>);
       return;
     case 'models':
-      await modelsCommand(address, timeoutMs);
+      await clientCommands().modelsCommand(address, timeoutMs);
       return;
     case 'predict':
-      await predictCommand(address, timeoutMs, {
+      await clientCommands().predictCommand(address, timeoutMs, {
         model: values.model,
         version: values.version,
         text: values.text,

@@ -2,7 +2,7 @@
  * The HTTP front door (node:http, no framework): Prometheus scrapes and Kubernetes probes today, the REST v2
  * inference API later. Routing is a small table so the v2 router mounts with one addRoute('*', '/v2/*', ...).
  *
- *   GET /metrics  Prometheus exposition of this server's registry
+ *   GET /metrics  Prometheus exposition of this server's registry (with --processes N: every process's, aggregated)
  *   GET /healthz  liveness: 200 while the process can answer at all (never depends on models)
  *   GET /readyz   readiness: 200 when health "" says SERVING, else 503 with why (loading, a model not READY, draining)
  *
@@ -18,7 +18,6 @@ import { clip, internal, ServingError } from '../../core/errors';
 import { toHttpError } from './status';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ServerMetrics } from '../../telemetry/metrics';
 
 /** `body` is the whole request body, already read within the route's limit (empty for routes that take none). */
 export type HttpHandler = (req: http.IncomingMessage, res: http.ServerResponse, url: URL, body: Buffer) => void | Promise<void>;
@@ -49,14 +48,24 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   maxConnections: 1000,
 };
 
-export interface HttpFrontDoorOptions {
-  host: string;
-  /** 0 picks a free port (listen() resolves with it). */
-  port: number;
-  metrics: ServerMetrics;
+/** The Prometheus exposition /metrics serves: this process's registry, or a whole cluster's aggregate. */
+export interface MetricsExposition {
+  readonly contentType: string;
+  text(): Promise<string>;
+}
+
+/** What /metrics and /readyz report. A cluster worker swaps them for the whole cluster's view (setSources). */
+export interface HttpSources {
+  metrics: MetricsExposition;
   health: () => 'SERVING' | 'NOT_SERVING';
   /** Why the server is not ready, for the 503's body (kept short by its source); the status name if absent. */
   notReadyReason?: () => string;
+}
+
+export interface HttpFrontDoorOptions extends HttpSources {
+  host: string;
+  /** 0 picks a free port (listen() resolves with it). */
+  port: number;
   limits?: Partial<HttpLimits>;
 }
 
@@ -147,9 +156,11 @@ export class HttpFrontDoor {
   readonly server: http.Server;
   readonly limits: HttpLimits;
   private readonly routes: Route[] = [];
+  private readonly sources: HttpSources;
   private boundPort = 0;
 
   constructor(private readonly options: HttpFrontDoorOptions) {
+    this.sources = { metrics: options.metrics, health: options.health, notReadyReason: options.notReadyReason };
     const limits = { ...DEFAULT_HTTP_LIMITS, ...options.limits };
     this.limits = limits;
     // Node refuses a headers timeout longer than the request timeout; the request bound includes the headers.
@@ -171,14 +182,23 @@ export class HttpFrontDoor {
     // Handled here so '100 Continue' goes out only once the route has accepted the body, never for one refused.
     this.server.on('checkContinue', dispatch);
     this.addRoute('GET', '/metrics', async (_req, res) => {
-      const text = await options.metrics.text();
-      sendText(res, 200, text, options.metrics.contentType);
+      const { metrics } = this.sources;
+      const text = await metrics.text();
+      sendText(res, 200, text, metrics.contentType);
     });
     this.addRoute('GET', '/healthz', (_req, res) => sendText(res, 200, 'ok\n'));
     this.addRoute('GET', '/readyz', (_req, res) => {
-      const status = options.health();
-      sendText(res, status === 'SERVING' ? 200 : 503, status === 'SERVING' ? 'ready\n' : `not ready: ${options.notReadyReason?.() || status}\n`);
+      const status = this.sources.health();
+      sendText(res, status === 'SERVING' ? 200 : 503, status === 'SERVING' ? 'ready\n' : `not ready: ${this.sources.notReadyReason?.() || status}\n`);
     });
+  }
+
+  /**
+   * Replaces what /metrics and /readyz report, e.g. with a whole cluster's view (src/cluster/worker.ts); routes
+   * read their source per request, so this may be called once the server is listening.
+   */
+  setSources(sources: Partial<HttpSources>): void {
+    Object.assign(this.sources, sources);
   }
 
   get port(): number {
