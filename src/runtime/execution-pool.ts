@@ -236,13 +236,13 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
   }
 
   /**
-   * Prepares `key` for main-thread runs (loads its session here, once; blocks for the load). Throws when
-   * the session cannot be created on this thread.
+   * Prepares `key` for main-thread runs (loads its session here, once, and warms it up with `warmup`;
+   * blocks for both). Throws when the session cannot be created or run on this thread.
    */
-  loadInline(key: string): void {
+  loadInline(key: string, warmup?: { inputs: InferTensor[]; outputs: string[] }): void {
     const s = this.sessions.get(key);
     if (!s) throw internal(`session '${key}' is not loaded`);
-    this.inline.load(key, s.path, s.settings);
+    this.inline.load(key, s.path, s.settings, warmup);
   }
 
   /**

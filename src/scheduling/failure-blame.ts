@@ -55,6 +55,11 @@ export class FailureBlame {
     };
   }
 
+  /** The first small input that succeeded (a copy); undefined until one has. */
+  get knownGoodInput(): KnownGood | undefined {
+    return this.knownGood;
+  }
+
   /** The error the caller should get for `err`, a run failure of one request on its own. */
   async judge(err: ModelRunError): Promise<ServingError> {
     if (await this.modelWorks()) {

@@ -16,6 +16,8 @@
  *   cost changes with its input costs the event loop little. Medians, not single runs, because the wall
  *   clock of one run includes any preemption of the thread (a noisy 2-core VM shows 0.5 ms spikes on a
  *   10 us run);
+ * - inline, an execution runs there only when its input is no bigger than what the version has been
+ *   measured to run within the limit (admits()); a much bigger request goes to a worker and teaches it;
  * - a version the caller marks ineligible (config `execution.placement: worker`, a non-CPU execution
  *   provider, a large model file) never moves.
  */
@@ -81,6 +83,8 @@ export class Placement {
   private readonly inlineRuns = new OverLimitWindow(WINDOW / 2);
   private demotions = 0;
   private retryAt = 0;
+  /** Largest input (bytes) this version may run inline: what it has been measured to run within the limit. */
+  private allowanceBytes = 0;
 
   constructor(
     private policy: PlacementPolicy,
@@ -102,14 +106,25 @@ export class Placement {
     this.reason = `on the workers: ${why}`;
   }
 
-  private average(us: number): void {
+  /**
+   * Whether an execution with `bytes` of input runs inline: the version is placed there, and a run this
+   * big has been measured within the limit (or one half as big within half of it: cost grows at most
+   * linearly with input). So a request far bigger than usual goes to a worker, where its time is learnt.
+   */
+  admits(bytes: number): boolean {
+    return this.where === 'main_thread' && bytes <= this.allowanceBytes;
+  }
+
+  private average(us: number, bytes: number): void {
     this.typicalRunUs = this.typicalRunUs === 0 ? us : this.typicalRunUs + (us - this.typicalRunUs) * EWMA_WEIGHT;
+    if (us <= this.policy.maxRunUs / 2) this.allowanceBytes = Math.max(this.allowanceBytes, 2 * bytes);
+    else if (us <= this.policy.maxRunUs) this.allowanceBytes = Math.max(this.allowanceBytes, bytes);
   }
 
   /** A successful run on a worker took `ms`; returns the change when the version should now run inline. */
-  observeWorkerRun(ms: number): PlacementChange | undefined {
+  observeWorkerRun(ms: number, bytes: number): PlacementChange | undefined {
     const us = ms * 1000;
-    this.average(us);
+    this.average(us, bytes);
     if (this.where !== 'worker' || this.fixedReason()) return undefined;
     this.workerRuns.add(us > this.policy.maxRunUs);
     if (!this.workerRuns.full || this.workerRuns.medianOver || this.now() < this.retryAt) return undefined;
@@ -120,9 +135,9 @@ export class Placement {
   }
 
   /** A run on the main thread took `ms`; returns the change when the version must go back to the workers. */
-  observeInlineRun(ms: number): PlacementChange | undefined {
+  observeInlineRun(ms: number, bytes: number): PlacementChange | undefined {
     const us = ms * 1000;
-    this.average(us);
+    this.average(us, bytes);
     if (this.where !== 'main_thread') return undefined;
     this.inlineRuns.add(us > this.policy.maxRunUs);
     const tooLong = us > HARD_CAP_FACTOR * this.policy.maxRunUs;
@@ -131,6 +146,7 @@ export class Placement {
     const backoff = Math.min(FIRST_BACKOFF_MS * 2 ** (this.demotions - 1), MAX_BACKOFF_MS);
     this.retryAt = this.now() + backoff;
     this.workerRuns.clear();
+    this.allowanceBytes = 0;
     this.where = 'worker';
     const why = tooLong ? `a run took ${us.toFixed(0)} µs` : `the median of its last ${WINDOW / 2} runs was over ${this.policy.maxRunUs} µs`;
     this.reason = `on the workers: ${why} on the main thread (limit ${this.policy.maxRunUs} µs); may try again in ${backoff / 1000} s`;

@@ -21,7 +21,8 @@ import type { ExecutionPool, RunResult } from '../runtime/execution-pool';
 import { batchRows, batchSignature, mergeInputs, splitOutputs } from './batch';
 import { FailureBlame, type KnownGood } from './failure-blame';
 import { ModelQueue, NO_BATCHING, type QueuedRequest } from './model-queue';
-import { Placement, type PlacementChange } from './placement';
+import { ExecutionLanes, inputBytes } from './execution-lanes';
+import { Placement } from './placement';
 import type { ModelSchedule, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
 import { ATTR_BATCH_REQUESTS, ATTR_BATCH_ROWS, ATTR_QUEUE_OUTCOME, SPAN_BATCH, SPAN_QUEUE } from '../telemetry/semconv';
 import { tracer } from '../telemetry/tracing';
@@ -52,6 +53,8 @@ type Rerun =
   | { probe: KnownGood; resolve: (value: unknown) => void; reject: (err: ServingError) => void };
 
 interface ModelSlot {
+  /** The version's session key (also the queue's key). */
+  key: string;
   queue: ModelQueue<Pending>;
   instanceCount: number;
   executionTimeoutMs: number;
@@ -69,11 +72,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private readonly inlineMaxRunUs: number;
-  /** Inline executions in progress (at most one: they share the main thread). */
-  private inlineRunning = 0;
-  private inlineTick: NodeJS.Immediate | undefined;
-  /** True while pump() runs from the inline tick, the only place inline executions start. */
-  private inlineTurn = false;
+  private readonly lanes: ExecutionLanes;
 
   constructor(
     private readonly pool: ExecutionPool,
@@ -81,6 +80,9 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
   ) {
     super();
     this.inlineMaxRunUs = options.inlineMaxRunUs ?? 0;
+    // Before the pump's own listener: a batch waiting for a worker slot gets the next one.
+    this.lanes = new ExecutionLanes(pool, () => this.pump());
+    this.lanes.on('placement', (e) => this.emit('placement', e));
     pool.on('slot-free', () => this.pump());
   }
 
@@ -110,6 +112,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       return;
     }
     this.models.set(key, {
+      key,
       queue,
       instanceCount,
       executionTimeoutMs: schedule.executionTimeoutMs,
@@ -138,7 +141,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       this.failReruns(slot, err);
     }
     if (this.timer) clearTimeout(this.timer);
-    if (this.inlineTick) clearImmediate(this.inlineTick);
+    this.lanes.close(err);
   }
 
   private failReruns(slot: ModelSlot, err: ServingError): void {
@@ -249,14 +252,15 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     while (keys.length > 0 && idle < keys.length) {
       const k = keys[this.turn++ % keys.length]!;
       const slot = this.models.get(k)!;
-      if ((slot.queue.size === 0 && slot.reruns.length === 0) || !this.canStart(slot)) {
+      if ((slot.queue.size === 0 && slot.reruns.length === 0) || !this.lanes.canStart(slot)) {
         idle++;
         continue;
       }
       const rerun = slot.reruns.shift();
       if (rerun) {
         idle = 0;
-        this.launch(slot, () => ('members' in rerun ? this.execute(slot, rerun.members) : this.runProbe(slot, rerun)));
+        if ('members' in rerun) this.lanes.start(slot, membersBytes(rerun.members), (inline) => this.execute(slot, rerun.members, inline));
+        else this.lanes.start(slot, inputBytes(rerun.probe.inputs), (inline) => this.runProbe(slot, rerun, inline));
         continue;
       }
       for (const r of slot.queue.removeDead(Date.now())) {
@@ -276,23 +280,6 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       this.dispatch(slot, decision.batch);
     }
     this.scheduleWake(wakeAt);
-  }
-
-  /** Whether `slot` may start an execution now; an inline version with work and no turn asks for one. */
-  private canStart(slot: ModelSlot): boolean {
-    if (slot.placement.where === 'worker') return slot.inflight < slot.instanceCount && this.pool.hasFreeSlot();
-    if (this.inlineRunning > 0) return false;
-    if (this.inlineTurn) return true;
-    this.inlineTick ??= setImmediate(() => {
-      this.inlineTick = undefined;
-      this.inlineTurn = true;
-      try {
-        this.pump();
-      } finally {
-        this.inlineTurn = false;
-      }
-    });
-    return false;
   }
 
   /**
@@ -320,54 +307,13 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       r.queueSpan.setAttribute(ATTR_QUEUE_OUTCOME, 'dispatched');
       r.queueSpan.end();
     }
-    this.launch(slot, () => this.execute(slot, batch));
-  }
-
-  /** Runs `job` in one of `slot`'s execution slots; `job` settles what it runs and never rejects. */
-  private launch(slot: ModelSlot, job: () => Promise<void>): void {
-    const inline = slot.placement.where === 'main_thread';
-    slot.inflight++;
-    if (inline) this.inlineRunning++;
-    void job().finally(() => {
-      slot.inflight--;
-      if (inline) this.inlineRunning--;
-      this.pump();
-    });
-  }
-
-  /**
-   * One run where `slot` is placed now. Inline runs synchronously (no execution timeout can interrupt
-   * the thread; placement keeps such runs to microseconds). Each successful run's time feeds the placement.
-   */
-  private async runPlaced(slot: ModelSlot, inputs: InferTensor[], outputs: string[], options: { deadline?: number; transferInputs?: boolean }): Promise<RunResult> {
-    const key = slot.queue.key;
-    const inline = slot.placement.where === 'main_thread';
-    const result = inline
-      ? this.pool.runInline(key, inputs, outputs)
-      : await this.pool.run(key, inputs, outputs, { ...options, timeoutMs: slot.executionTimeoutMs });
-    const change = inline ? slot.placement.observeInlineRun(result.computeMs) : slot.placement.observeWorkerRun(result.computeMs);
-    if (change) this.placementChanged(slot, change);
-    return result;
-  }
-
-  private placementChanged(slot: ModelSlot, change: PlacementChange): void {
-    const key = slot.queue.key;
-    if (change.to === 'main_thread') {
-      try {
-        this.pool.loadInline(key);
-      } catch (err) {
-        slot.placement.forbid(`its session cannot be created on the main thread: ${ServingError.from(err).message}`);
-        this.emit('placement', { key, where: 'worker', reason: slot.placement.reason });
-        return;
-      }
-    }
-    this.emit('placement', { key, where: change.to, reason: change.reason });
+    this.lanes.start(slot, membersBytes(batch), (inline) => this.execute(slot, batch, inline));
   }
 
   /** Settles every member exactly once, even if something unexpected throws after dispatch. */
-  private async execute(slot: ModelSlot, members: Pending[]): Promise<void> {
+  private async execute(slot: ModelSlot, members: Pending[], inline: boolean): Promise<void> {
     try {
-      await this.executeOnce(slot, members);
+      await this.executeOnce(slot, members, inline);
     } catch (err) {
       for (const r of members) this.settle(r, ServingError.from(err));
     }
@@ -379,7 +325,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
    * that cause the failure are isolated, so no request fails because of another's input; a model whose
    * outputs turn out not to be batched along dim 0 re-runs its members one by one and stops merging.
    */
-  private async executeOnce(slot: ModelSlot, members: Pending[]): Promise<void> {
+  private async executeOnce(slot: ModelSlot, members: Pending[], inline: boolean): Promise<void> {
     const live = members.filter((r) => !this.settleIfDead(r));
     if (live.length === 0) return;
     const key = live[0]!.key;
@@ -401,7 +347,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     try {
       const inputs = single ? live[0]!.inputs : mergeInputs(live.map((r) => r.inputs));
       const deadline = single ? live[0]!.deadline : undefined;
-      result = await this.runPlaced(slot, inputs, live[0]!.outputs, { deadline, transferInputs: !single });
+      result = await this.lanes.run(slot, inline, inputs, live[0]!.outputs, { deadline, transferInputs: !single });
     } catch (err) {
       const e = ServingError.from(err);
       this.emit('batch-done', { key, requests: live.length, rows, computeMs: performance.now() - started, ok: false });
@@ -459,9 +405,9 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     });
   }
 
-  private async runProbe(slot: ModelSlot, rerun: Extract<Rerun, { probe: KnownGood }>): Promise<void> {
+  private async runProbe(slot: ModelSlot, rerun: Extract<Rerun, { probe: KnownGood }>, inline: boolean): Promise<void> {
     try {
-      rerun.resolve(await this.runPlaced(slot, rerun.probe.inputs, rerun.probe.outputs, {}));
+      rerun.resolve(await this.lanes.run(slot, inline, rerun.probe.inputs, rerun.probe.outputs, {}));
     } catch (err) {
       rerun.reject(ServingError.from(err));
     }
@@ -483,6 +429,12 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     // (configure() kept the slot, and with it its placement.)
     this.emit('merging-stopped', { key, reason });
   }
+}
+
+function membersBytes(members: Pending[]): number {
+  let n = 0;
+  for (const r of members) n += inputBytes(r.inputs);
+  return n;
 }
 
 function minDefined(a: number | undefined, b: number | undefined): number | undefined {

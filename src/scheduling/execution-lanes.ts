@@ -1,0 +1,146 @@
+/**
+ * ExecutionLanes: where the scheduler's executions run.
+ *
+ * - The worker lane: the pool's worker slots, each version limited to its instance count.
+ * - The inline lane: the main thread, one execution at a time, for versions placement.ts moved there.
+ *   Inline executions start only from a setImmediate (the "inline turn"), after the event loop has read
+ *   every request that arrived in the same turn, so they join one batch instead of running one by one.
+ *
+ * A version placed inline still sends a batch to the worker lane when the batch is bigger than what the
+ * version has been measured to run within the limit (Placement.admits): one large request must not block
+ * the main thread. Such a batch waits for a free worker slot.
+ */
+import { EventEmitter } from 'node:events';
+import { ServingError } from '../core/errors';
+import type { InferTensor } from '../core/tensor';
+import type { ExecutionPool, RunResult } from '../runtime/execution-pool';
+import type { KnownGood } from './failure-blame';
+import type { Placement } from './placement';
+import type { PlacementEvent } from './schedule-types';
+
+/** What the lanes need to know of a model version's slot in the scheduler. */
+export interface LaneSlot {
+  key: string;
+  placement: Placement;
+  inflight: number;
+  instanceCount: number;
+  executionTimeoutMs: number;
+  /** A small input the version is known to run (warms up a new main-thread session). */
+  blame: { knownGoodInput: KnownGood | undefined };
+}
+
+/** Bytes of input an execution carries: the placement's measure of how big a run is. */
+export function inputBytes(inputs: readonly InferTensor[]): number {
+  let n = 0;
+  for (const t of inputs) n += t.strings ? t.strings.reduce((a, s) => a + s.length, 0) : t.data.byteLength;
+  return n;
+}
+
+export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementEvent] }> {
+  /** Inline executions in progress (at most one: they share the main thread). */
+  private inlineRunning = 0;
+  private inlineTick: NodeJS.Immediate | undefined;
+  /** True while the pump runs from the inline tick, the only place inline executions start. */
+  private inlineTurn = false;
+  /** Inline-placed batches too big to run inline, waiting for a worker slot (they get the next one). */
+  private workerWaiters: { resolve: () => void; reject: (err: ServingError) => void }[] = [];
+  private waitingForWorker = 0;
+  private closed: ServingError | undefined;
+
+  /** `pump` is the scheduler's dispatch loop, run again from the inline turn. */
+  constructor(
+    private readonly pool: ExecutionPool,
+    private readonly pump: () => void,
+  ) {
+    super();
+    // Waiters re-check on every freed slot; until they have one, the worker lane starts nothing else.
+    pool.on('slot-free', () => {
+      for (const w of this.workerWaiters.splice(0)) w.resolve();
+    });
+  }
+
+  /** Whether `slot` may start an execution now; an inline version with work and no turn asks for one. */
+  canStart(slot: LaneSlot): boolean {
+    if (this.closed) return false;
+    if (slot.placement.where === 'worker') return this.waitingForWorker === 0 && slot.inflight < slot.instanceCount && this.pool.hasFreeSlot();
+    if (this.inlineRunning > 0) return false;
+    if (this.inlineTurn) return true;
+    this.inlineTick ??= setImmediate(() => {
+      this.inlineTick = undefined;
+      this.inlineTurn = true;
+      try {
+        this.pump();
+      } finally {
+        this.inlineTurn = false;
+      }
+    });
+    return false;
+  }
+
+  /**
+   * Starts `job` for an execution of `bytes` input bytes in `slot`, inline when the slot's placement
+   * admits it; `job` gets that choice, settles what it runs and never rejects.
+   */
+  start(slot: LaneSlot, bytes: number, job: (inline: boolean) => Promise<void>): void {
+    const inline = slot.placement.admits(bytes);
+    slot.inflight++;
+    if (inline) this.inlineRunning++;
+    void job(inline).finally(() => {
+      slot.inflight--;
+      if (inline) this.inlineRunning--;
+      this.pump();
+    });
+  }
+
+  /**
+   * One run in the chosen lane. Inline runs synchronously (no execution timeout can interrupt the
+   * thread; placement keeps such runs to microseconds). Every successful run's time feeds the placement.
+   */
+  async run(slot: LaneSlot, inline: boolean, inputs: InferTensor[], outputs: string[], options: { deadline?: number; transferInputs?: boolean }): Promise<RunResult> {
+    const bytes = inputBytes(inputs);
+    if (inline) {
+      const result = this.pool.runInline(slot.key, inputs, outputs);
+      this.changed(slot, slot.placement.observeInlineRun(result.computeMs, bytes));
+      return result;
+    }
+    await this.workerSlot();
+    const result = await this.pool.run(slot.key, inputs, outputs, { ...options, timeoutMs: slot.executionTimeoutMs });
+    this.changed(slot, slot.placement.observeWorkerRun(result.computeMs, bytes));
+    return result;
+  }
+
+  /** Shutdown: nothing starts any more; batches waiting for a worker slot fail with `err`. */
+  close(err: ServingError): void {
+    this.closed = err;
+    if (this.inlineTick) clearImmediate(this.inlineTick);
+    for (const w of this.workerWaiters.splice(0)) w.reject(err);
+  }
+
+  /** Resolves when a worker slot is free, in the same microtask as the caller takes it. */
+  private async workerSlot(): Promise<void> {
+    if (this.pool.hasFreeSlot()) return;
+    this.waitingForWorker++;
+    try {
+      while (!this.pool.hasFreeSlot()) {
+        if (this.closed) throw this.closed;
+        await new Promise<void>((resolve, reject) => this.workerWaiters.push({ resolve, reject }));
+      }
+    } finally {
+      this.waitingForWorker--;
+    }
+  }
+
+  private changed(slot: LaneSlot, change: ReturnType<Placement['observeInlineRun']>): void {
+    if (!change) return;
+    if (change.to === 'main_thread') {
+      try {
+        this.pool.loadInline(slot.key, slot.blame.knownGoodInput);
+      } catch (err) {
+        slot.placement.forbid(`its session cannot be created on the main thread: ${ServingError.from(err).message}`);
+        this.emit('placement', { key: slot.key, where: 'worker', reason: slot.placement.reason });
+        return;
+      }
+    }
+    this.emit('placement', { key: slot.key, where: change.to, reason: change.reason });
+  }
+}
