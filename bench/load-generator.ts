@@ -12,8 +12,11 @@ import type { LoadWorkerData, LoadWorkerReport } from './load-worker';
 import { foreignCpuPct, machineCpu, stealPct } from './machine-load';
 import type { BenchModel } from './workload';
 
+/** What the load is aimed at: a bench child, or anything else that can mark a window and report on it. */
+export type LoadTarget = Pick<ServerChild, 'address' | 'reset' | 'stats'>;
+
 export interface LoadOptions {
-  server: ServerChild;
+  server: LoadTarget;
   model: BenchModel;
   concurrency: number;
   warmupMs: number;
@@ -23,7 +26,7 @@ export interface LoadOptions {
    * Other children serving this load (the OTLP sink): reset and read at the same window edges as the
    * server; their CPU counts as the benchmark's own, not as interference.
    */
-  companions?: ServerChild[];
+  companions?: LoadTarget[];
 }
 
 export interface LoadPoint {
