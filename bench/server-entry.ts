@@ -63,6 +63,8 @@ async function main(): Promise<void> {
     ...(known('cacheMaxBytes') ? { cacheMaxBytes } : {}),
     // An ephemeral port for /metrics: a fixed 8080 could be taken by anything else on the machine.
     ...(known('httpPort') ? { httpPort: 0 } : {}),
+    // For A/B runs (bench/ab.ts): the main-thread execution limit, as the CLI reads it.
+    ...(known('inlineMaxRunUs') && process.env.TENSORGATE_INLINE_MAX_RUN_US ? { inlineMaxRunUs: process.env.TENSORGATE_INLINE_MAX_RUN_US } : {}),
   });
   const server = new TensorgateServer(config, createLogger(config.logLevel));
   const cacheCounts = (): CacheWindow => {

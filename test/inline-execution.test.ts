@@ -12,7 +12,7 @@ import type { InferTensor } from '../src/core/tensor';
 import { HARD_CAP_FACTOR, Placement, WINDOW } from '../src/scheduling/placement';
 import { addModel, copyBundledModel, f32Tensor, seededFloats, slowRequest, startTestServer, tempDir, unary, type TestServer } from './common';
 import { writeLookupModel, writeSlowModel } from './fixtures/onnx-fixtures';
-import { SLOW_MODEL_CONFIG } from './fixtures/configs';
+import { SLOW_MODEL_UNPINNED_CONFIG } from './fixtures/configs';
 
 describe('placement rule', () => {
   const policy = { maxRunUs: 100 };
@@ -114,7 +114,7 @@ describe('inline execution in the server', () => {
     copyBundledModel(repo.dir, 'mlp');
     copyBundledModel(repo.dir, 'sentiment');
     addModel(repo.dir, 'lookup', LOOKUP, { 1: writeLookupModel });
-    addModel(repo.dir, 'slow', SLOW_MODEL_CONFIG, { 1: writeSlowModel });
+    addModel(repo.dir, 'slow', SLOW_MODEL_UNPINNED_CONFIG, { 1: writeSlowModel });
     addModel(repo.dir, 'pinned', `${LOOKUP}execution: { placement: worker }\n`, { 1: writeLookupModel });
     // A generous limit: these tests are about what inline execution does, not about where this
     // machine's timing puts the line (the placement rule is tested above with exact figures).

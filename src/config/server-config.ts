@@ -32,7 +32,7 @@ export const serverConfigSchema = z.strictObject({
     .preprocess((v) => (v === 'auto' ? os.availableParallelism() : v), z.coerce.number().int().min(1).max(64))
     .default(1),
   /** Longest measured run (µs) for which a model version executes inline on the main thread; 0 = always on workers. */
-  inlineMaxRunUs: z.coerce.number().int().min(0).max(10_000).default(100),
+  inlineMaxRunUs: z.coerce.number().int().min(0).max(10_000).default(250),
   /** Largest gRPC message accepted or sent, in bytes. */
   maxMessageBytes: z.coerce.number().int().positive().default(64 * 1024 * 1024),
   /** Most tensor elements one request may carry. */
@@ -70,7 +70,7 @@ export const SERVER_SETTINGS: { flag: string; env: string; key: keyof ServerConf
   { flag: 'workers', env: 'TENSORGATE_WORKERS', key: 'workers', help: 'inference worker threads per process (default: cores / processes, at most 4)' },
   { flag: 'intra-op-threads', env: 'TENSORGATE_INTRA_OP_THREADS', key: 'intraOpThreads', help: 'ONNX Runtime threads per session unless config.yaml sets them (default: cores / (processes x workers))' },
   { flag: 'processes', env: 'TENSORGATE_PROCESSES', key: 'processes', help: 'server processes sharing the ports, each loading every model; auto = one per core (default 1)' },
-  { flag: 'inline-max-run-us', env: 'TENSORGATE_INLINE_MAX_RUN_US', key: 'inlineMaxRunUs', help: 'models whose runs take at most this many µs run on the main thread, 0 = never (default 100)' },
+  { flag: 'inline-max-run-us', env: 'TENSORGATE_INLINE_MAX_RUN_US', key: 'inlineMaxRunUs', help: 'models whose runs take at most this many µs run on the main thread, 0 = never (default 250)' },
   { flag: 'max-message-bytes', env: 'TENSORGATE_MAX_MESSAGE_BYTES', key: 'maxMessageBytes', help: 'largest gRPC message in bytes (default 64 MiB)' },
   { flag: 'max-elements', env: 'TENSORGATE_MAX_ELEMENTS', key: 'maxElements', help: 'most tensor elements per request (default 16M)' },
   { flag: 'max-text-bytes', env: 'TENSORGATE_MAX_TEXT_BYTES', key: 'maxTextBytes', help: 'most UTF-8 bytes of input_text per request (default 64 KiB)' },

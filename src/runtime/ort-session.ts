@@ -1,13 +1,30 @@
 /**
- * What every thread that runs ONNX Runtime does the same way: create a session from our settings, read its
- * tensor metadata, and convert tensors between our little-endian element bytes and ort.Tensor. Used by the
- * inference workers (runtime/worker.ts) and by main-thread execution (runtime/inline-sessions.ts), so both
- * paths build the same feeds and return the same bytes.
+ * NativeSession: one ONNX Runtime session as every thread that runs one uses it (the inference workers,
+ * runtime/worker.ts, and main-thread execution, runtime/inline-sessions.ts), so both build the same feeds,
+ * return the same bytes and time runs the same way.
+ *
+ * Why onnxruntime-node's binding session rather than `InferenceSession`: the public run() defers every
+ * run to a setImmediate, so the time around it includes whatever else the thread's event loop does first
+ * (measured: a 10 us `mlp` run timed at 60-170 us on a worker), and the placement decision
+ * (scheduling/placement.ts) needs the run's own time; the deferral is also one more event-loop turn per
+ * run. The binding is the package's own documented "simple synchronized inference session object wrap"
+ * (dist/binding.d.ts), which InferenceSession wraps; the package version is pinned in package.json, and
+ * tests compare inline and worker answers byte for byte and load every fixture model through it.
  */
 import * as ort from 'onnxruntime-node';
+import { binding, initOrt, type Binding } from 'onnxruntime-node/dist/binding';
 import { dataTypeByName, dataTypeByOrt, type DataTypeName } from '../core/dtype';
 import type { TensorSpec } from '../core/tensor';
 import type { SessionSettings } from './messages';
+
+/**
+ * ONNX TensorProto element type numbers, as the binding reports them, to onnxruntime-common type names
+ * (the same table onnxruntime-node's backend uses; bfloat16 (16) is absent there too).
+ */
+const ONNX_ELEMENT_TYPES: Record<number, string> = {
+  1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 8: 'string',
+  9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64',
+};
 
 export function sessionOptions(settings: SessionSettings): ort.InferenceSession.SessionOptions {
   return {
@@ -22,20 +39,17 @@ export function sessionOptions(settings: SessionSettings): ort.InferenceSession.
   };
 }
 
-export function createSession(path: string, settings: SessionSettings): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(path, sessionOptions(settings));
-}
-
-export function specsFrom(metadata: readonly ort.InferenceSession.ValueMetadata[], kind: string): TensorSpec[] {
+function specsFrom(metadata: readonly Binding.ValueMetadata[], kind: string): TensorSpec[] {
   return metadata.map((m) => {
     if (!m.isTensor) throw new Error(`${kind} '${m.name}' is not a tensor (sequences and maps are not supported)`);
-    const info = dataTypeByOrt(m.type);
-    if (!info) throw new Error(`${kind} '${m.name}' has element type '${m.type}', which tensorgate cannot serve`);
+    const ortType = ONNX_ELEMENT_TYPES[m.type];
+    const info = ortType ? dataTypeByOrt(ortType) : undefined;
+    if (!info) throw new Error(`${kind} '${m.name}' has ONNX element type ${m.type}${ortType ? ` (${ortType})` : ''}, which tensorgate cannot serve`);
     return {
       name: m.name,
       dtype: info.name,
-      shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)),
-      dimNames: m.shape.map((d) => (typeof d === 'string' ? d : '')),
+      shape: m.shape.map((d) => (d >= 0 ? d : -1)),
+      dimNames: m.shape.map((d, i) => (d >= 0 ? '' : (m.symbolicDimensions[i] ?? ''))),
     };
   });
 }
@@ -50,7 +64,7 @@ export interface TensorBytes {
 }
 
 /** An ort.Tensor over `t`'s bytes: no copy when they are aligned for the element type, one copy when not. */
-export function toOrtTensor(t: TensorBytes): ort.Tensor {
+function toOrtTensor(t: TensorBytes): ort.Tensor {
   if (t.dtype === 'STRING') return new ort.Tensor('string', t.strings ?? [], t.shape);
   const info = dataTypeByName(t.dtype);
   if (!info?.arrayType) throw new Error(`input '${t.name}': dtype ${t.dtype} is not supported`);
@@ -63,7 +77,7 @@ export function toOrtTensor(t: TensorBytes): ort.Tensor {
 }
 
 /** An output's bytes as a view over the tensor's own buffer (ONNX Runtime gives every output a fresh one). */
-export function fromOrtTensor(name: string, value: ort.OnnxValue): TensorBytes {
+function fromOrtTensor(name: string, value: ort.OnnxValue): TensorBytes {
   const tensor = value as ort.Tensor;
   const info = dataTypeByOrt(tensor.type);
   if (!info) throw new Error(`output '${name}' has element type '${tensor.type}', which tensorgate cannot serve`);
@@ -73,20 +87,44 @@ export function fromOrtTensor(name: string, value: ort.OnnxValue): TensorBytes {
   return { name, dtype: info.name, shape, bytes: new Uint8Array(view.buffer, view.byteOffset, view.byteLength) };
 }
 
-/** Runs `session` on `inputs`; the results in the order ONNX Runtime returns them, with the run's time. */
-export async function runSession(
-  session: ort.InferenceSession,
-  inputs: readonly TensorBytes[],
-  outputs: readonly string[],
-): Promise<{ outputs: TensorBytes[]; computeMs: number }> {
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const t of inputs) feeds[t.name] = toOrtTensor(t);
-  const started = performance.now();
-  try {
-    const results = outputs.length > 0 ? await session.run(feeds, outputs as string[]) : await session.run(feeds);
+export class NativeSession {
+  readonly inputs: TensorSpec[];
+  readonly outputs: TensorSpec[];
+  private readonly outputNames: string[];
+  private readonly session: Binding.InferenceSession;
+
+  /** Loads synchronously (on a worker thread, or on the main thread for a model small enough to run there). */
+  constructor(path: string, settings: SessionSettings) {
+    initOrt(); // once per thread: hands the binding the Tensor class
+    const session = new binding.InferenceSession();
+    session.loadModel(path, sessionOptions(settings));
+    try {
+      this.inputs = specsFrom(session.inputMetadata, 'input');
+      this.outputs = specsFrom(session.outputMetadata, 'output');
+    } catch (err) {
+      session.dispose();
+      throw err;
+    }
+    this.session = session;
+    this.outputNames = this.outputs.map((o) => o.name);
+  }
+
+  /**
+   * Runs synchronously; `outputs` empty = all. The results in ONNX Runtime's order, with the run's own
+   * time. Throws whatever ONNX Runtime (or the tensor constructor, on a size mismatch) throws.
+   */
+  run(inputs: readonly TensorBytes[], outputs: readonly string[]): { outputs: TensorBytes[]; computeMs: number } {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const t of inputs) feeds[t.name] = toOrtTensor(t);
+    const fetches: Record<string, null> = {};
+    for (const name of outputs.length > 0 ? outputs : this.outputNames) fetches[name] = null;
+    const started = performance.now();
+    const results = this.session.run(feeds, fetches, {});
     const computeMs = performance.now() - started;
-    return { outputs: Object.entries(results).map(([name, value]) => fromOrtTensor(name, value)), computeMs };
-  } finally {
-    for (const t of Object.values(feeds)) t.dispose();
+    return { outputs: Object.keys(results).map((name) => fromOrtTensor(name, results[name]!)), computeMs };
+  }
+
+  dispose(): void {
+    this.session.dispose();
   }
 }

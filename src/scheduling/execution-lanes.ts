@@ -103,7 +103,8 @@ export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementE
       this.changed(slot, slot.placement.observeInlineRun(result.computeMs, bytes));
       return result;
     }
-    await this.workerSlot();
+    // Only awaited when no slot is free: the pump relies on pool.run() taking the slot synchronously.
+    if (!this.pool.hasFreeSlot()) await this.workerSlot();
     const result = await this.pool.run(slot.key, inputs, outputs, { ...options, timeoutMs: slot.executionTimeoutMs });
     this.changed(slot, slot.placement.observeWorkerRun(result.computeMs, bytes));
     return result;
@@ -118,7 +119,6 @@ export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementE
 
   /** Resolves when a worker slot is free, in the same microtask as the caller takes it. */
   private async workerSlot(): Promise<void> {
-    if (this.pool.hasFreeSlot()) return;
     this.waitingForWorker++;
     try {
       while (!this.pool.hasFreeSlot()) {

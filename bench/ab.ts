@@ -1,0 +1,132 @@
+/**
+ * A/B at single load points: tensorgate under two (or more) settings, measured alternately, so a change
+ * made for speed is judged against its own "before" on the same machine minutes apart (on a noisy VM two
+ * separate `npm run bench` runs differ by more than most changes). The no-op gRPC server is measured in
+ * the same rounds, and every figure is also given relative to it.
+ *
+ * `npm run build && BENCH_AB="inline=TENSORGATE_INLINE_MAX_RUN_US=100;workers=TENSORGATE_INLINE_MAX_RUN_US=0" \
+ *    BENCH_MODELS=mlp BENCH_CONCURRENCY=1,64 node dist/bench/ab.js`
+ * BENCH_AB: `label=VAR=value,VAR=value;label=...`, environment given to the server child (server-entry.ts
+ * reads the TENSORGATE_* settings it knows). BENCH_ROUNDS (default 2), BENCH_SECONDS (4), BENCH_WARMUP_SECONDS (1.5).
+ * Prints a markdown table; with BENCH_AB_OUT=<file> also writes it there with the machine, command, date and commit.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { captureResponses, ServerChild } from './child';
+import { runLoad, type LoadPoint } from './load-generator';
+import { machine, revision } from './machine-facts';
+import { waitForQuiet } from './machine-load';
+import { mainUsPerReq } from './report';
+import { parseModels, writeRepository, type BenchModel } from './workload';
+
+interface Variant {
+  label: string;
+  env: Record<string, string>;
+}
+
+function variants(spec: string | undefined): Variant[] {
+  if (!spec) throw new Error('BENCH_AB is required, e.g. BENCH_AB="a=TENSORGATE_INLINE_MAX_RUN_US=100;b=TENSORGATE_INLINE_MAX_RUN_US=0"');
+  return spec.split(';').map((part) => {
+    const [label, ...rest] = part.split('=');
+    const env = Object.fromEntries(
+      rest.join('=').split(',').filter(Boolean).map((kv) => {
+        const i = kv.indexOf('=');
+        return [kv.slice(0, i), kv.slice(i + 1)];
+      }),
+    );
+    return { label: label!.trim(), env };
+  });
+}
+
+interface Row {
+  label: string;
+  model: BenchModel;
+  concurrency: number;
+  round: number;
+  point: LoadPoint;
+}
+
+async function measure(server: ServerChild, model: BenchModel, concurrency: number): Promise<LoadPoint> {
+  await waitForQuiet(10, 30_000, () => undefined);
+  return runLoad({
+    server,
+    model,
+    concurrency,
+    warmupMs: Number(process.env.BENCH_WARMUP_SECONDS ?? 1.5) * 1000,
+    measureMs: Number(process.env.BENCH_SECONDS ?? 4) * 1000,
+    threads: 2,
+  });
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const models = parseModels(process.env.BENCH_MODELS ?? 'mlp');
+  const levels = (process.env.BENCH_CONCURRENCY ?? '1,64').split(',').map(Number);
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
+  const all = variants(process.env.BENCH_AB);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorgate-ab-'));
+  const rows: Row[] = [];
+  try {
+    const repo = writeRepository(path.join(tmp, 'models'), models, true);
+    const responses = path.join(tmp, 'responses.json');
+    const first = await ServerChild.start('server-entry', [repo]);
+    await captureResponses(first, models, responses).finally(() => first.stop());
+    for (let round = 1; round <= rounds; round++) {
+      for (const v of [{ label: 'no-op grpc', env: {} }, ...all]) {
+        const noop = v.label === 'no-op grpc';
+        const server = noop
+          ? await ServerChild.start('noop-server-entry', [responses])
+          : await ServerChild.start('server-entry', [repo], { env: { ...process.env, ...v.env } });
+        try {
+          for (const model of models) {
+            for (const concurrency of levels) {
+              const point = await measure(server, model, concurrency);
+              rows.push({ label: v.label, model, concurrency, round, point });
+              console.error(`round ${round} ${v.label.padEnd(12)} ${model} c=${concurrency}: ${point.reqPerS.toFixed(0)} req/s, p50 ${point.p50Ms.toFixed(2)} ms, main ${mainUsPerReq(point).toFixed(0)} µs/req`);
+            }
+          }
+        } finally {
+          await server.stop();
+        }
+      }
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const table = report(rows);
+  process.stdout.write(table);
+  const out = process.env.BENCH_AB_OUT;
+  if (out) {
+    const m = machine();
+    const header = [
+      `# A/B: ${all.map((v) => `${v.label} (${Object.entries(v.env).map(([k, x]) => `${k}=${x}`).join(' ') || 'defaults'})`).join(' vs ')}`,
+      '',
+      `- machine: ${m.cpu}, ${m.cores} cores, Node ${process.version}; tensorgate at ${revision()}`,
+      `- command: \`${Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_') && k !== 'BENCH_AB_OUT').map(([k, v]) => `${k}="${v}"`).join(' ')} node dist/bench/ab.js\``,
+      `- date: ${started.toISOString()}; ${rounds} rounds, variants measured alternately; the load generator (2 threads) shares the machine`,
+      '',
+    ].join('\n');
+    fs.writeFileSync(out, header + table);
+  }
+}
+
+function report(rows: Row[]): string {
+  const lines = [
+    '| variant | model | c | round | req/s | p50 ms | p99 ms | main µs/req | vs no-op (same round) | errors |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    const noop = rows.find((x) => x.label === 'no-op grpc' && x.model === r.model && x.concurrency === r.concurrency && x.round === r.round);
+    const errors = Object.values(r.point.errors).reduce((a, b) => a + b, 0);
+    lines.push(
+      `| ${r.label} | ${r.model} | ${r.concurrency} | ${r.round} | ${r.point.reqPerS.toFixed(0)} | ${r.point.p50Ms.toFixed(2)} | ${r.point.p99Ms.toFixed(2)} | ${mainUsPerReq(r.point).toFixed(0)} | ${noop ? `${((r.point.reqPerS / noop.point.reqPerS) * 100).toFixed(0)}%` : '-'} | ${errors} |`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+main().catch((err: unknown) => {
+  console.error('bench ab failed:', err);
+  process.exit(1);
+});
