@@ -8,6 +8,8 @@
  *    BENCH_MODELS=mlp BENCH_CONCURRENCY=1,64 node dist/bench/ab.js`
  * BENCH_AB: `label=VAR=value,VAR=value;label=...`, environment given to the server child (server-entry.ts
  * reads the TENSORGATE_* settings it knows). BENCH_ROUNDS (default 2), BENCH_SECONDS (4), BENCH_WARMUP_SECONDS (1.5).
+ * A value may name `{sink}`: an OTLP sink child (otlp-sink-entry.ts) is started and its address put there, e.g.
+ * `on=OTEL_TRACES_EXPORTER=otlp,OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://{sink}/v1/traces,OTEL_BSP_SCHEDULE_DELAY=200`.
  * Prints a markdown table; with BENCH_AB_OUT=<file> also writes it there with the machine, command, date and commit.
  */
 import * as fs from 'node:fs';
@@ -47,10 +49,11 @@ interface Row {
   point: LoadPoint;
 }
 
-async function measure(server: ServerChild, model: BenchModel, concurrency: number): Promise<LoadPoint> {
+async function measure(server: ServerChild, model: BenchModel, concurrency: number, companions: ServerChild[]): Promise<LoadPoint> {
   await waitForQuiet(10, 30_000, () => undefined);
   return runLoad({
     server,
+    companions,
     model,
     concurrency,
     warmupMs: Number(process.env.BENCH_WARMUP_SECONDS ?? 1.5) * 1000,
@@ -67,6 +70,7 @@ async function main(): Promise<void> {
   const all = variants(process.env.BENCH_AB);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorgate-ab-'));
   const rows: Row[] = [];
+  const sink = all.some((v) => Object.values(v.env).some((x) => x.includes('{sink}'))) ? await ServerChild.start('otlp-sink-entry', []) : undefined;
   try {
     const repo = writeRepository(path.join(tmp, 'models'), models, true);
     const responses = path.join(tmp, 'responses.json');
@@ -77,11 +81,11 @@ async function main(): Promise<void> {
         const noop = v.label === 'no-op grpc';
         const server = noop
           ? await ServerChild.start('noop-server-entry', [responses])
-          : await ServerChild.start('server-entry', [repo], { env: { ...process.env, ...v.env } });
+          : await ServerChild.start('server-entry', [repo], { env: { ...process.env, ...withSink(v.env, sink) } });
         try {
           for (const model of models) {
             for (const concurrency of levels) {
-              const point = await measure(server, model, concurrency);
+              const point = await measure(server, model, concurrency, sink ? [sink] : []);
               rows.push({ label: v.label, model, concurrency, round, point });
               console.error(`round ${round} ${v.label.padEnd(12)} ${model} c=${concurrency}: ${point.reqPerS.toFixed(0)} req/s, p50 ${point.p50Ms.toFixed(2)} ms, main ${mainUsPerReq(point).toFixed(0)} µs/req`);
             }
@@ -92,6 +96,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    await sink?.stop();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   const table = report(rows);
@@ -111,16 +116,21 @@ async function main(): Promise<void> {
   }
 }
 
+function withSink(env: Record<string, string>, sink: ServerChild | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, sink ? v.replaceAll('{sink}', sink.address) : v]));
+}
+
 function report(rows: Row[]): string {
   const lines = [
-    '| variant | model | c | round | req/s | p50 ms | p99 ms | main µs/req | vs no-op (same round) | errors |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| variant | model | c | round | req/s | p50 ms | p99 ms | main µs/req | vs no-op (same round) | spans/req exported | errors |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     const noop = rows.find((x) => x.label === 'no-op grpc' && x.model === r.model && x.concurrency === r.concurrency && x.round === r.round);
     const errors = Object.values(r.point.errors).reduce((a, b) => a + b, 0);
+    const spans = r.point.companions?.[0]?.sink?.spans;
     lines.push(
-      `| ${r.label} | ${r.model} | ${r.concurrency} | ${r.round} | ${r.point.reqPerS.toFixed(0)} | ${r.point.p50Ms.toFixed(2)} | ${r.point.p99Ms.toFixed(2)} | ${mainUsPerReq(r.point).toFixed(0)} | ${noop ? `${((r.point.reqPerS / noop.point.reqPerS) * 100).toFixed(0)}%` : '-'} | ${errors} |`,
+      `| ${r.label} | ${r.model} | ${r.concurrency} | ${r.round} | ${r.point.reqPerS.toFixed(0)} | ${r.point.p50Ms.toFixed(2)} | ${r.point.p99Ms.toFixed(2)} | ${mainUsPerReq(r.point).toFixed(0)} | ${noop ? `${((r.point.reqPerS / noop.point.reqPerS) * 100).toFixed(0)}%` : '-'} | ${spans !== undefined && r.point.ok > 0 ? (spans / r.point.ok).toFixed(2) : '-'} | ${errors} |`,
     );
   }
   return lines.join('\n') + '\n';

@@ -12,7 +12,7 @@
  * from measured run times): one inline execution at a time, started from a setImmediate so that every
  * request decoded in the same event-loop turn joins its batch.
  */
-import { context, SpanStatusCode, type Context, type Span } from '@opentelemetry/api';
+import { context, SpanStatusCode, trace, type Context, type Link } from '@opentelemetry/api';
 import { EventEmitter } from 'node:events';
 import { cancelled, deadlineExceeded, invalidArgument, ModelRunError, ServingError, unavailable } from '../core/errors';
 import { clampDelay, setTimerAt, type LongTimer } from '../core/timers';
@@ -24,7 +24,7 @@ import { ModelQueue, NO_BATCHING, type QueuedRequest } from './model-queue';
 import { ExecutionLanes, inputBytes } from './execution-lanes';
 import { Placement } from './placement';
 import type { ModelSchedule, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
-import { ATTR_BATCH_REQUESTS, ATTR_BATCH_ROWS, ATTR_QUEUE_OUTCOME, SPAN_BATCH, SPAN_QUEUE } from '../telemetry/semconv';
+import { ATTR_BATCH_REQUESTS, ATTR_BATCH_ROWS, ATTR_QUEUE_OUTCOME, ATTR_QUEUE_WAIT_MS, SPAN_BATCH } from '../telemetry/semconv';
 import { tracer } from '../telemetry/tracing';
 
 export type { BatchDone, BatchStarted, ModelSchedule, PlacementEvent, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
@@ -39,9 +39,12 @@ interface Pending extends QueuedRequest {
   dispatched: boolean;
   /** Answered (resolved or rejected); a request is settled exactly once. */
   settled: boolean;
-  /** The caller's trace context and its queue-wait span (ended at dispatch or drop). */
+  /**
+   * The caller's trace context. Its span (the request's SERVER span) gets the queue outcome and wait as
+   * attributes: a span per request for the wait alone doubled the spans exported per request (measured:
+   * 2.06 per request with it) for one number.
+   */
   traceContext: Context;
-  queueSpan: Span;
   resolve: (result: ScheduledResult) => void;
   reject: (err: ServingError) => void;
   onAbort?: () => void;
@@ -187,7 +190,6 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       const traceContext = context.active();
       const pending: Pending = {
         traceContext,
-        queueSpan: tracer().startSpan(SPAN_QUEUE, { attributes: { 'tensorgate.session': run.key } }, traceContext),
         key: run.key,
         inputs: run.inputs,
         outputs: run.outputs,
@@ -230,11 +232,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     r.settled = true;
     if (r.onAbort) r.signal?.removeEventListener('abort', r.onAbort);
     r.timer?.clear();
-    if (!r.dispatched) {
-      r.queueSpan.setAttribute(ATTR_QUEUE_OUTCOME, 'dropped');
-      r.queueSpan.setStatus({ code: SpanStatusCode.ERROR, message: (outcome as ServingError).message });
-      r.queueSpan.end();
-    }
+    if (!r.dispatched) trace.getSpan(r.traceContext)?.setAttributes({ [ATTR_QUEUE_OUTCOME]: 'dropped', [ATTR_QUEUE_WAIT_MS]: performance.now() - r.enqueuedAt });
     if (outcome instanceof ServingError) r.reject(outcome);
     else r.resolve(outcome);
   }
@@ -300,12 +298,12 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
 
   /** Hands a batch from the queue to the pool; from here on, `execute` owns settling every member. */
   private dispatch(slot: ModelSlot, batch: Pending[]): void {
+    const now = performance.now();
     for (const r of batch) {
       r.dispatched = true;
       if (r.onAbort) r.signal?.removeEventListener('abort', r.onAbort);
       r.timer?.clear();
-      r.queueSpan.setAttribute(ATTR_QUEUE_OUTCOME, 'dispatched');
-      r.queueSpan.end();
+      trace.getSpan(r.traceContext)?.setAttributes({ [ATTR_QUEUE_OUTCOME]: 'dispatched', [ATTR_QUEUE_WAIT_MS]: now - r.enqueuedAt });
     }
     this.lanes.start(slot, membersBytes(batch), (inline) => this.execute(slot, batch, inline));
   }
@@ -332,12 +330,12 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     const started = performance.now();
     const rows = live.reduce((n, r) => n + r.rows, 0);
     // One execution serves several traces: it is a child of the first request's trace and links to every
-    // request's queue span (the OpenTelemetry pattern for batch processing).
+    // request's span (the OpenTelemetry pattern for batch processing).
     const batchSpan = tracer().startSpan(
       SPAN_BATCH,
       {
         attributes: { 'tensorgate.session': key, [ATTR_BATCH_REQUESTS]: live.length, [ATTR_BATCH_ROWS]: rows },
-        links: live.map((r) => ({ context: r.queueSpan.spanContext() })),
+        links: requestLinks(live),
       },
       live[0]!.traceContext,
     );
@@ -429,6 +427,15 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     // (configure() kept the slot, and with it its placement.)
     this.emit('merging-stopped', { key, reason });
   }
+}
+
+function requestLinks(members: Pending[]): Link[] {
+  const links: Link[] = [];
+  for (const r of members) {
+    const span = trace.getSpan(r.traceContext);
+    if (span?.isRecording()) links.push({ context: span.spanContext() });
+  }
+  return links;
 }
 
 function membersBytes(members: Pending[]): number {

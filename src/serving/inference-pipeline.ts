@@ -8,8 +8,7 @@
  */
 import { trace } from '@opentelemetry/api';
 import { hashRequest } from '../cache/input-hash';
-import { ATTR_CACHE_HIT, ATTR_MODEL, ATTR_MODEL_VERSION, SPAN_CACHE } from '../telemetry/semconv';
-import { tracer } from '../telemetry/tracing';
+import { ATTR_CACHE_HIT, ATTR_MODEL, ATTR_MODEL_VERSION } from '../telemetry/semconv';
 import type { ResultCache } from '../cache/result-cache';
 import type { ModelEntry, ModelRepository, ModelVersionEntry } from '../repository/model-repository';
 import type { BreakerRegistry } from '../resilience/circuit-breaker';
@@ -42,7 +41,11 @@ export class InferencePipeline {
   async predict(request: InferenceRequest): Promise<InferenceResult> {
     const prepared = this.prepare(request);
     const { entry, version } = prepared;
-    trace.getActiveSpan()?.setAttributes({ [ATTR_MODEL]: entry.name, [ATTR_MODEL_VERSION]: version.version });
+    // The request's span (the front door's SERVER span) carries the model, the cache outcome and, from
+    // the scheduler, the queue wait: attributes rather than child spans of their own, which doubled the
+    // spans exported per request for a few numbers.
+    const span = trace.getActiveSpan();
+    span?.setAttributes({ [ATTR_MODEL]: entry.name, [ATTR_MODEL_VERSION]: version.version });
     const config = entry.config!;
     const compute = (signal: AbortSignal | undefined) => this.execute(prepared, request, signal);
     const cache = this.parts.cache;
@@ -50,19 +53,13 @@ export class InferencePipeline {
     if (!cache || request.bypassCache || !config.deterministic || !config.result_cache.enabled) {
       result = await compute(request.signal);
     } else {
-      result = await tracer().startActiveSpan(SPAN_CACHE, async (span) => {
-        try {
-          // The key covers what the model computes (inputs, outputs); the text pipeline's labels are
-          // derived below on every path, so a text request and the same token_ids share one entry and
-          // each caller gets the answer its own path needs.
-          const key = hashRequest({ model: entry.name, version: version.version, inputs: prepared.inputs, outputs: prepared.outputs });
-          const { result: found, cached } = await cache.getOrCompute(key, config.result_cache.ttl_ms, compute, { signal: request.signal });
-          span.setAttribute(ATTR_CACHE_HIT, cached);
-          return found;
-        } finally {
-          span.end();
-        }
-      });
+      // The key covers what the model computes (inputs, outputs); the text pipeline's labels are
+      // derived below on every path, so a text request and the same token_ids share one entry and
+      // each caller gets the answer its own path needs.
+      const key = hashRequest({ model: entry.name, version: version.version, inputs: prepared.inputs, outputs: prepared.outputs });
+      const { result: found, cached } = await cache.getOrCompute(key, config.result_cache.ttl_ms, compute, { signal: request.signal });
+      span?.setAttribute(ATTR_CACHE_HIT, cached);
+      result = found;
     }
     if (!prepared.text) return result;
     return { ...result, text: entry.textPipeline!.decode(result.outputs) };

@@ -14,8 +14,9 @@ export const ATTR_REQUEST_ID = 'tensorgate.request_id';
 export const ATTR_CACHE_HIT = 'tensorgate.cache.hit';
 export const ATTR_BATCH_REQUESTS = 'tensorgate.batch.requests';
 export const ATTR_BATCH_ROWS = 'tensorgate.batch.rows';
+/** On the request's span: 'dispatched' (it ran) or 'dropped' (cancelled or expired while queued). */
 export const ATTR_QUEUE_OUTCOME = 'tensorgate.queue.outcome';
+/** On the request's span: how long it waited in the scheduler's queue, in ms. */
+export const ATTR_QUEUE_WAIT_MS = 'tensorgate.queue.wait_ms';
 
-export const SPAN_CACHE = 'tensorgate.cache';
-export const SPAN_QUEUE = 'tensorgate.queue';
 export const SPAN_BATCH = 'tensorgate.batch';
