@@ -13,7 +13,7 @@
  */
 // Must stay the first import: it starts the OpenTelemetry SDK (when OTEL_* asks for it) before the server's modules load.
 import { telemetry } from '../src/telemetry/bootstrap';
-import { serverConfigSchema } from '../src/config/server-config';
+import { SERVER_SETTINGS, serverConfigSchema } from '../src/config/server-config';
 import { createLogger } from '../src/log';
 import { TensorgateServer } from '../src/server';
 import { diag, DiagLogLevel } from '@opentelemetry/api';
@@ -43,6 +43,13 @@ function watchTracing(): TracingWindow {
   return w;
 }
 
+const FIXED_SETTINGS = new Set(['host', 'port', 'httpPort', 'modelRepository', 'logLevel', 'cacheMaxBytes']);
+
+function tuningFromEnv(): Record<string, string> {
+  const known = SERVER_SETTINGS.filter((s) => s.key in serverConfigSchema.shape && !FIXED_SETTINGS.has(s.key) && process.env[s.env]);
+  return Object.fromEntries(known.map((s) => [s.key, process.env[s.env]!]));
+}
+
 async function main(): Promise<void> {
   const modelRepository = process.argv[2] ?? process.env.BENCH_MODEL_REPOSITORY;
   if (!modelRepository) throw new Error('usage: server-entry <model repository> [cache bytes]');
@@ -63,8 +70,9 @@ async function main(): Promise<void> {
     ...(known('cacheMaxBytes') ? { cacheMaxBytes } : {}),
     // An ephemeral port for /metrics: a fixed 8080 could be taken by anything else on the machine.
     ...(known('httpPort') ? { httpPort: 0 } : {}),
-    // For A/B runs (bench/ab.ts): the main-thread execution limit, as the CLI reads it.
-    ...(known('inlineMaxRunUs') && process.env.TENSORGATE_INLINE_MAX_RUN_US ? { inlineMaxRunUs: process.env.TENSORGATE_INLINE_MAX_RUN_US } : {}),
+    // For A/B runs (bench/ab.ts): tuning settings from TENSORGATE_* variables, as the CLI reads them
+    // (--workers, --intra-op-threads, --inline-max-run-us...); the ones fixed above stay fixed.
+    ...tuningFromEnv(),
   });
   const server = new TensorgateServer(config, createLogger(config.logLevel));
   const cacheCounts = (): CacheWindow => {
