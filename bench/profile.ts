@@ -5,7 +5,7 @@
  *
  * `npm run build && BENCH_PROFILE_MODEL=mlp BENCH_PROFILE_BATCHING=on BENCH_PROFILE_CONCURRENCY=64 \
  *    node dist/bench/profile.js` (BENCH_SECONDS: measured window, default 10; BENCH_PROFILE_DIR: /tmp/prof;
- * BENCH_PROFILE_SERVER=noop profiles the no-op gRPC server instead, for comparison)
+ * BENCH_PROFILE_SERVER=noop profiles the no-op gRPC server instead, =naive the naive server, for comparison)
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -33,7 +33,9 @@ async function main(): Promise<void> {
       const real = await ServerChild.start('server-entry', [repo]);
       await captureResponses(real, [model], args[0]!).finally(() => real.stop());
     }
-    const server = await ServerChild.start(noop ? 'noop-server-entry' : 'server-entry', args, { execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+    const naive = process.env.BENCH_PROFILE_SERVER === 'naive';
+    const entry = noop ? 'noop-server-entry' : naive ? 'naive-server-entry' : 'server-entry';
+    const server = await ServerChild.start(entry, args, { execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
     const pid = server.pid;
     try {
       const p = await runLoad({ server, model, concurrency, warmupMs: 1500, measureMs: seconds * 1000, threads: 2 });

@@ -1,6 +1,7 @@
 /**
  * ResultCache and hashRequest: pure unit tests over the real lru-cache with an injected clock (no sleeps).
  */
+import type { CancelSignal } from '../src/core/cancellation';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hashRequest, type HashParts } from '../src/cache/input-hash';
@@ -220,7 +221,7 @@ test('invalidate(model, version) drops only that version; a running compute of i
 test('one caller cancelling does not cancel the shared compute; all cancelling aborts it', async () => {
   const cache = new ResultCache({ maxBytes: 1 << 20 });
   const gate = deferred<InferenceResult>();
-  let shared: AbortSignal | undefined;
+  let shared: CancelSignal | undefined;
   const leaderAbort = new AbortController();
   const leader = cache.getOrCompute('mlp@1:k', 1000, (signal) => ((shared = signal), gate.promise), { signal: leaderAbort.signal });
   const waiter = cache.getOrCompute('mlp@1:k', 1000, () => Promise.reject(new Error('must not run')));
@@ -232,7 +233,7 @@ test('one caller cancelling does not cancel the shared compute; all cancelling a
 
   const gate2 = deferred<InferenceResult>();
   const a = new AbortController(), b = new AbortController();
-  let shared2: AbortSignal | undefined;
+  let shared2: CancelSignal | undefined;
   const pa = cache.getOrCompute('mlp@1:k2', 1000, (signal) => ((shared2 = signal), gate2.promise), { signal: a.signal });
   const pb = cache.getOrCompute('mlp@1:k2', 1000, () => gate2.promise, { signal: b.signal });
   a.abort();

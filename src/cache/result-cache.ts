@@ -28,6 +28,7 @@
  * - Invalidation: invalidate() drops stored entries and disowns running computes (they still answer the
  *   callers that joined them, since those asked before the invalidation, but their result is not stored).
  */
+import { Cancellation, type CancelSignal } from '../core/cancellation';
 import { LRUCache } from 'lru-cache';
 import { Code, ServingError, cancelled } from '../core/errors';
 import type { InferenceResult } from '../core/request';
@@ -82,10 +83,10 @@ export interface ResultCacheStats {
 
 export interface GetOrComputeOptions {
   /** This caller's cancellation; aborting it rejects only this caller with CANCELLED. */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
 }
 
-export type Compute = (signal: AbortSignal) => Promise<InferenceResult>;
+export type Compute = (signal: CancelSignal) => Promise<InferenceResult>;
 
 /**
  * An entry is what hits get: the computed result's frozen outputs with cached=true, built once so a hit
@@ -107,7 +108,7 @@ function sizeOf(key: string, entry: Entry): number {
 interface Flight {
   key: string;
   promise: Promise<InferenceResult>;
-  controller: AbortController;
+  controller: Cancellation;
   /** Joined callers whose signal has not aborted. */
   active: number;
   /** Invalidated: its result must not be stored. */
@@ -207,13 +208,13 @@ export class ResultCache {
   }
 
   private start(key: string, ttlMs: number, compute: Compute): Flight {
-    const controller = new AbortController();
+    const controller = new Cancellation();
     const flight: Flight = { key, controller, active: 0, stale: false, promise: undefined as never };
     // Registered before compute runs, so a compute that throws synchronously cannot leave a dead flight.
     this.inflight.set(key, flight);
     flight.promise = (async () => {
       try {
-        const result = freezeResult(await compute(controller.signal));
+        const result = freezeResult(await compute(controller));
         if (!flight.stale) this.store(key, result, ttlMs);
         return result;
       } finally {
@@ -223,7 +224,7 @@ export class ResultCache {
     return flight;
   }
 
-  private join(flight: Flight, signal?: AbortSignal): Promise<InferenceResult> {
+  private join(flight: Flight, signal?: CancelSignal): Promise<InferenceResult> {
     flight.active++;
     if (!signal) return flight.promise;
     return new Promise<InferenceResult>((resolve, reject) => {
@@ -232,7 +233,7 @@ export class ResultCache {
         if (--flight.active > 0) return;
         // Nobody is left waiting: let the scheduler drop the work, and let new callers start afresh.
         if (this.inflight.get(flight.key) === flight) this.inflight.delete(flight.key);
-        flight.controller.abort(cancelled('every caller waiting for this result was cancelled'));
+        flight.controller.abort();
       };
       signal.addEventListener('abort', onAbort, { once: true });
       flight.promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));

@@ -1,6 +1,7 @@
 /**
  * The one internal request every front door produces and the one result the pipeline gives back.
  */
+import type { CancelSignal } from './cancellation';
 import type { InferTensor } from './tensor';
 
 export interface LabelScore {
@@ -27,7 +28,7 @@ export interface InferenceRequest {
   /** Epoch ms; undefined = none. */
   deadline?: number;
   /** Aborted when the caller goes away. */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
   requestId: string;
   /** Queue priority, 1 = highest; 0/undefined = the model's default. */
   priority?: number;

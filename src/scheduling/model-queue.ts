@@ -6,6 +6,7 @@
  * `now`, so the policy is testable without timers.
  */
 import { resourceExhausted } from '../core/errors';
+import type { CancelSignal } from '../core/cancellation';
 import type { InferTensor } from '../core/tensor';
 
 export interface BatchPolicy {
@@ -45,7 +46,7 @@ export interface QueuedRequest {
   enqueuedAt: number;
   /** Epoch ms after which the request must not run. */
   deadline: number | undefined;
-  signal: AbortSignal | undefined;
+  signal: CancelSignal | undefined;
 }
 
 export type QueueDecision<R> = { batch: R[] } | { wakeAt: number } | undefined;

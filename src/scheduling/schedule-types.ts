@@ -2,6 +2,7 @@
  * The scheduler's public shapes: what callers submit and get back, a model version's schedule, and the events
  * the scheduler emits (metrics, logs and the bench listen to them).
  */
+import type { CancelSignal } from '../core/cancellation';
 import type { InferTensor } from '../core/tensor';
 import type { RunResult } from '../runtime/execution-pool';
 import type { BatchPolicy } from './model-queue';
@@ -13,7 +14,7 @@ export interface ScheduledRun {
   outputs: string[];
   /** Epoch ms; undefined = no deadline. */
   deadline: number | undefined;
-  signal: AbortSignal | undefined;
+  signal: CancelSignal | undefined;
   /** 1 = highest; 0/undefined = the model's default. */
   priority?: number;
   /** Server-side queue timeout in ms; 0/undefined = the model's default. */

@@ -15,6 +15,7 @@
 import { context, SpanStatusCode, trace, type Context, type Link } from '@opentelemetry/api';
 import { EventEmitter } from 'node:events';
 import { cancelled, deadlineExceeded, invalidArgument, ModelRunError, ServingError, unavailable } from '../core/errors';
+import type { CancelSignal } from '../core/cancellation';
 import { clampDelay, setTimerAt, type LongTimer } from '../core/timers';
 import type { InferTensor } from '../core/tensor';
 import type { ExecutionPool, RunResult } from '../runtime/execution-pool';
@@ -450,7 +451,7 @@ function minDefined(a: number | undefined, b: number | undefined): number | unde
   return Math.min(a, b);
 }
 
-function whyNotRunnable(signal: AbortSignal | undefined, deadline: number | undefined): ServingError | undefined {
+function whyNotRunnable(signal: CancelSignal | undefined, deadline: number | undefined): ServingError | undefined {
   if (signal?.aborted) return cancelled('request cancelled by the client before execution');
   if (deadline !== undefined && Date.now() >= deadline) return deadlineExceeded('deadline passed before execution started; nothing was run');
   return undefined;

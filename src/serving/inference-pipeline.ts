@@ -14,6 +14,7 @@ import type { ModelEntry, ModelRepository, ModelVersionEntry } from '../reposito
 import type { BreakerRegistry } from '../resilience/circuit-breaker';
 import type { RequestScheduler } from '../scheduling/scheduler';
 import { invalidArgument, resourceExhausted } from '../core/errors';
+import type { CancelSignal } from '../core/cancellation';
 import type { InferenceRequest, InferenceResult } from '../core/request';
 import type { InferTensor } from '../core/tensor';
 import { formatSpecs, validateInputs, validateOutputNames, type RequestLimits } from '../core/validate';
@@ -47,7 +48,7 @@ export class InferencePipeline {
     const span = trace.getActiveSpan();
     span?.setAttributes({ [ATTR_MODEL]: entry.name, [ATTR_MODEL_VERSION]: version.version });
     const config = entry.config!;
-    const compute = (signal: AbortSignal | undefined) => this.execute(prepared, request, signal);
+    const compute = (signal: CancelSignal | undefined) => this.execute(prepared, request, signal);
     const cache = this.parts.cache;
     let result: InferenceResult;
     if (!cache || request.bypassCache || !config.deterministic || !config.result_cache.enabled) {
@@ -98,7 +99,7 @@ export class InferencePipeline {
   }
 
   /** One execution through the version's breaker and the scheduler; the text pipeline decodes its result. */
-  private async execute(p: Prepared, request: InferenceRequest, signal: AbortSignal | undefined): Promise<InferenceResult> {
+  private async execute(p: Prepared, request: InferenceRequest, signal: CancelSignal | undefined): Promise<InferenceResult> {
     const breaker = this.parts.breakers.get(p.version.key, p.entry.name, p.version.version, p.entry.config!.circuit_breaker);
     const run = await breaker.fire(() =>
       this.parts.scheduler.submit({
