@@ -5,6 +5,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { createModelClient, unary } from '../src/client/model-client';
 import type { EntryStats } from './entry-ipc';
@@ -152,4 +153,15 @@ export async function captureResponses(server: ServerChild, models: BenchModel[]
   } finally {
     client.close();
   }
+}
+
+/** A port free on 127.0.0.1 right now (for children that take --port N rather than reporting an ephemeral one). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.once('error', reject);
+  });
 }

@@ -12,12 +12,10 @@
  * argv[2]: a model repository (as bench/workload.ts writeRepository makes); every model in it is served
  * at its newest version selected by the config's version policy.
  */
-import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { modelServiceDefinition } from '../src/api/grpc/protos';
 import { toGrpcError } from '../src/api/grpc/status';
 import { tensorFromProto, tensorToProto, type ProtoTensor } from '../src/api/grpc/tensor-codec';
 import { dataTypeByName, dataTypeByOrt } from '../src/core/dtype';
@@ -27,7 +25,8 @@ import { TextClassificationPipeline } from '../src/pipelines/text-classification
 import { CONFIG_FILE, readModelConfig } from '../src/repository/model-config';
 import { MODEL_FILE } from '../src/repository/model-repository';
 import { selectVersions } from '../src/repository/version-policy';
-import { serveIpc } from './entry-ipc';
+import { runEntry, serveBare } from './bare-server';
+import type { EntryCounters } from './entry-ipc';
 
 interface NaiveModel {
   version: string;
@@ -79,15 +78,7 @@ async function main(): Promise<void> {
   const root = process.argv[2];
   if (!root) throw new Error('usage: naive-server-entry <model repository>');
   const models = await loadModels(root);
-  // Same limits as TensorgateServer so grpc-js takes the same paths.
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 });
-  const ipc = serveIpc(
-    () =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => (server.forceShutdown(), resolve()), 1000);
-        server.tryShutdown(() => (clearTimeout(timer), resolve()));
-      }),
-  );
+  let counters: EntryCounters | undefined;
   const predict = async (req: PredictRequestMessage) => {
     const model = models.get(req.model);
     if (!model) throw notFound(`naive bench server has no model '${req.model}'`);
@@ -96,9 +87,9 @@ async function main(): Promise<void> {
     for (const t of inputs) feeds[t.name] = toOrt(t);
     // Concurrent calls queue inside the binding and run one at a time, each blocking the event loop.
     const results = await model.session.run(feeds);
-    ipc.counters.requests++;
-    ipc.counters.batches++;
-    ipc.counters.rows += inputs[0]?.shape[0] ?? 0;
+    counters!.requests++;
+    counters!.batches++;
+    counters!.rows += inputs[0]?.shape[0] ?? 0;
     // (No computeMs: awaiting run() also waits for the runs queued before it, so it would overstate compute.)
     const outputs = Object.entries(results).map(([name, value]) => fromOrt(name, value));
     const text = req.input_text && model.text ? model.text.decode(outputs) : undefined;
@@ -113,23 +104,12 @@ async function main(): Promise<void> {
       request_id: req.options?.request_id || randomUUID(),
     };
   };
-  const unimplemented = (_call: unknown, callback: grpc.sendUnaryData<unknown>) =>
-    callback({ code: grpc.status.UNIMPLEMENTED, details: 'naive bench server: Predict only' });
-  server.addService(modelServiceDefinition(), {
-    Predict(call: grpc.ServerUnaryCall<PredictRequestMessage, unknown>, callback: grpc.sendUnaryData<unknown>) {
+  await serveBare('naive bench server', (ipc) => {
+    counters = ipc.counters;
+    return (call, callback) => {
       predict(call.request).then((response) => callback(null, response), (err: unknown) => callback(toGrpcError(err)));
-    },
-    Generate: (call: grpc.ServerWritableStream<unknown, unknown>) => call.emit('error', { code: grpc.status.UNIMPLEMENTED }),
-    ListModels: unimplemented,
-    GetModel: unimplemented,
+    };
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  ipc.ready(port);
 }
 
-main().catch((err: unknown) => {
-  console.error('bench naive-server-entry failed:', err);
-  process.exit(1);
-});
+runEntry('naive-server-entry', main);

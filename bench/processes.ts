@@ -15,7 +15,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -25,6 +24,7 @@ import { runLoad, type LoadPoint, type LoadTarget } from './load-generator';
 import { machine, revision } from './machine-facts';
 import { waitForQuiet } from './machine-load';
 import { parseModels, type BenchModel } from './workload';
+import { freePort } from './child';
 
 const { values: args } = parseArgs({
   options: {
@@ -53,15 +53,6 @@ const live = new Set<ChildProcess>();
 process.on('exit', () => live.forEach((c) => c.kill('SIGKILL')));
 process.once('SIGINT', () => process.exit(130));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.once('error', reject);
-  });
-}
 
 /** The pid and its direct children (a cluster primary's serving processes), from /proc. */
 function processTree(pid: number): number[] {
