@@ -111,6 +111,7 @@ async function main(): Promise<void> {
       `- command: \`${Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_') && k !== 'BENCH_AB_OUT').map(([k, v]) => `${k}="${v}"`).join(' ')} node dist/bench/ab.js\``,
       `- date: ${started.toISOString()}; ${rounds} rounds, variants measured alternately; the load generator (2 threads) shares the machine`,
       '',
+      '',
     ].join('\n');
     fs.writeFileSync(out, header + table);
   }

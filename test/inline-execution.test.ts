@@ -144,7 +144,7 @@ describe('inline execution in the server', () => {
 
   test('inline answers are byte for byte the workers\' answers: tensors, token ids, text, and merged batches', async () => {
     // One bigger request first: it runs on a worker (bigger than any run measured so far) and teaches
-    // the version that batches of up to 64 rows run within the limit, so the batches below all run inline.
+    // the version that batches of up to 64 rows run within the limit, so size never sends the ones below to a worker.
     await unary(inline.client, 'Predict', mlpRequest(5, 32));
     const before = await runs(inline, 'mlp@1');
     const requests = [
@@ -155,24 +155,30 @@ describe('inline execution in the server', () => {
       { model: 'sentiment', inputs: [{ name: 'token_ids', dtype: 'INT64', shape: [1, 3], data: Buffer.from(new BigInt64Array([5n, 17n, 1n]).buffer), string_data: [] }] },
     ];
     const strip = (r: any) => ({ ...r, request_id: '' });
-    // Sequential and concurrent (concurrent requests merge into one inline batch).
+    // Sequential, and all at once (merged batches of more than INLINE_MAX_REQUESTS go to a free worker).
     const sequential = [];
     for (const r of requests) sequential.push(strip(await unary(inline.client, 'Predict', r)));
-    let mergedBatches = 0;
-    const onBatch = (b: { key: string; requests: number }) => {
-      if (b.key === 'mlp@1' && b.requests > 1) mergedBatches++;
-    };
-    inline.server.scheduler.on('batch', onBatch);
     const concurrent = (await Promise.all(requests.map((r) => unary(inline.client, 'Predict', r)))).map(strip);
-    inline.server.scheduler.off('batch', onBatch);
     const expected = [];
     for (const r of requests) expected.push(strip(await unary(workers.client, 'Predict', r)));
     assert.deepEqual(sequential, expected);
     assert.deepEqual(concurrent, expected);
-    assert.ok(mergedBatches > 0, 'concurrent requests were merged into inline batches');
     const after = await runs(inline, 'mlp@1');
-    assert.equal(after.worker, before.worker, 'no mlp request went to a worker');
-    assert.ok(after.inline > before.inline);
+    assert.ok(after.inline >= before.inline + 12, 'the one-row mlp requests ran inline');
+
+    // A merged inline batch: requests queued in the same event-loop turn run as one batch on the main thread.
+    const merged = [mlpRequest(201), mlpRequest(202), mlpRequest(203)];
+    const tensor = (r: ReturnType<typeof mlpRequest>): InferTensor => ({ name: 'input', dtype: 'FP32', shape: r.inputs[0]!.shape, data: new Uint8Array(r.inputs[0]!.data) });
+    const results = await Promise.all(
+      merged.map((r) => inline.server.scheduler.submit({ key: 'mlp@1', inputs: [tensor(r)], outputs: [], deadline: undefined, signal: undefined })),
+    );
+    const afterMerged = await runs(inline, 'mlp@1');
+    assert.deepEqual(results.map((r) => r.batchRequests), [3, 3, 3], 'one execution served the three');
+    assert.deepEqual(afterMerged, { worker: after.worker, inline: after.inline + 1 }, 'and it ran inline');
+    for (const [i, r] of merged.entries()) {
+      const want = await unary(workers.client, 'Predict', r);
+      assert.deepEqual(Buffer.from(results[i]!.outputs[0]!.data), Buffer.from(want.outputs[0].data));
+    }
   });
 
   test('a long model never runs inline, and a version pinned to the workers by its config never moves', async () => {

@@ -258,8 +258,8 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       const rerun = slot.reruns.shift();
       if (rerun) {
         idle = 0;
-        if ('members' in rerun) this.lanes.start(slot, membersBytes(rerun.members), (inline) => this.execute(slot, rerun.members, inline));
-        else this.lanes.start(slot, inputBytes(rerun.probe.inputs), (inline) => this.runProbe(slot, rerun, inline));
+        if ('members' in rerun) this.lanes.start(slot, membersBytes(rerun.members), rerun.members.length, (inline) => this.execute(slot, rerun.members, inline));
+        else this.lanes.start(slot, inputBytes(rerun.probe.inputs), 1, (inline) => this.runProbe(slot, rerun, inline));
         continue;
       }
       for (const r of slot.queue.removeDead(Date.now())) {
@@ -306,7 +306,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       r.timer?.clear();
       trace.getSpan(r.traceContext)?.setAttributes({ [ATTR_QUEUE_OUTCOME]: 'dispatched', [ATTR_QUEUE_WAIT_MS]: now - r.enqueuedAt });
     }
-    this.lanes.start(slot, membersBytes(batch), (inline) => this.execute(slot, batch, inline));
+    this.lanes.start(slot, membersBytes(batch), batch.length, (inline) => this.execute(slot, batch, inline));
   }
 
   /** Settles every member exactly once, even if something unexpected throws after dispatch. */
