@@ -4,13 +4,11 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { after, before, test } from 'node:test';
 import { createModelClient } from '../src/client/model-client';
-import { addModel, f32Tensor, PACKAGE_ROOT, tempDir, unary } from './common';
+import { addModel, f32Tensor, tempDir, unary } from './common';
+import { startServe as startServeProcess } from './serve-process';
 import { writeSlowModel } from './fixtures/onnx-fixtures';
 import { SLOW_MODEL_CONFIG } from './fixtures/configs';
 
@@ -21,37 +19,9 @@ before(() => {
 });
 after(() => repo.cleanup());
 
-/** Starts the CLI and yields its JSON log lines as they come. */
+/** The real CLI on ephemeral ports, debug logs (the tests wait for "request received"). */
 function startServe(extraArgs: string[] = []) {
-  const child = spawn(
-    process.execPath,
-    [path.join(PACKAGE_ROOT, 'dist/src/cli/main.js'), 'serve', '--models', repo.dir, '--port', '0', '--http-port', '0', '--workers', '1', '--log-level', 'debug', ...extraArgs],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const lines: { msg: string; [k: string]: unknown }[] = [];
-  const waiters: { match: (l: { msg: string }) => boolean; resolve: (l: any) => void }[] = [];
-  readline.createInterface({ input: child.stdout! }).on('line', (text) => {
-    let line: { msg: string };
-    try {
-      line = JSON.parse(text);
-    } catch {
-      return;
-    }
-    lines.push(line);
-    for (const w of [...waiters]) {
-      if (w.match(line)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(line);
-      }
-    }
-  });
-  const waitFor = (match: (l: any) => boolean): Promise<any> =>
-    new Promise((resolve) => {
-      const seen = lines.find(match);
-      if (seen) resolve(seen);
-      else waiters.push({ match, resolve });
-    });
-  return { child, lines, waitFor };
+  return startServeProcess(['--models', repo.dir, '--port', '0', '--http-port', '0', '--workers', '1', '--log-level', 'debug', ...extraArgs]);
 }
 
 test('SIGTERM drains the in-flight request, then exits 0', async () => {
