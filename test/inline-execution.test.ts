@@ -5,12 +5,13 @@
  * a worker; cancelled and expired requests are still dropped unrun. The placement rule itself is tested
  * on its own with an injected clock.
  */
+import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import type { InferTensor } from '../src/core/tensor';
 import { HARD_CAP_FACTOR, Placement, WINDOW } from '../src/scheduling/placement';
-import { addModel, copyBundledModel, f32Tensor, seededFloats, slowRequest, startTestServer, tempDir, unary, type TestServer } from './common';
+import { addModel, copyBundledModel, expectStatus, f32Tensor, seededFloats, slowRequest, startTestServer, tempDir, unary, type TestServer } from './common';
 import { writeLookupModel, writeSlowModel } from './fixtures/onnx-fixtures';
 import { SLOW_MODEL_UNPINNED_CONFIG } from './fixtures/configs';
 
@@ -94,6 +95,8 @@ describe('inline execution in the server', () => {
   });
   const texts = ['I love this movie', 'a terrible, boring film', 'fine', 'not bad at all, great acting'];
 
+  const strip = (r: any) => ({ ...r, request_id: '' });
+
   /** Sends `count` requests one after another: each a run of its own, so the version's placement sees `count` runs. */
   async function warm(ts: TestServer, request: (i: number) => object, count = WINDOW + 8): Promise<void> {
     for (let i = 0; i < count; i++) await unary(ts.client, 'Predict', request(i));
@@ -154,7 +157,6 @@ describe('inline execution in the server', () => {
       ...texts.map((t) => ({ model: 'sentiment', input_text: t })),
       { model: 'sentiment', inputs: [{ name: 'token_ids', dtype: 'INT64', shape: [1, 3], data: Buffer.from(new BigInt64Array([5n, 17n, 1n]).buffer), string_data: [] }] },
     ];
-    const strip = (r: any) => ({ ...r, request_id: '' });
     // Sequential, and all at once (merged batches of more than INLINE_MAX_REQUESTS go to a free worker).
     const sequential = [];
     for (const r of requests) sequential.push(strip(await unary(inline.client, 'Predict', r)));
@@ -179,6 +181,17 @@ describe('inline execution in the server', () => {
       const want = await unary(workers.client, 'Predict', r);
       assert.deepEqual(Buffer.from(results[i]!.outputs[0]!.data), Buffer.from(want.outputs[0].data));
     }
+  });
+
+  test('inline, an input that fails inside ONNX Runtime is INVALID_ARGUMENT, the server keeps serving and the breaker stays closed', async () => {
+    assert.equal((await placement(inline, 'lookup')).where, 'main_thread');
+    const bad = { model: 'lookup', inputs: [{ name: 'ids', dtype: 'INT64', shape: [1, 2], data: Buffer.from(new BigInt64Array([3n, 999_999n]).buffer), string_data: [] }] };
+    for (let i = 0; i < 12; i++) {
+      const err = await expectStatus(unary(inline.client, 'Predict', bad), grpc.status.INVALID_ARGUMENT, /cannot run this request's input, while it runs other inputs/);
+      assert.ok(err.details.length <= 1024, 'a bounded message');
+    }
+    assert.deepEqual(strip(await unary(inline.client, 'Predict', lookupRequest(5))), strip(await unary(workers.client, 'Predict', lookupRequest(5))));
+    assert.equal((await unary(inline.client, 'GetModel', { model: 'lookup' })).versions[0].breaker.state, 'closed');
   });
 
   test('a long model never runs inline, and a version pinned to the workers by its config never moves', async () => {

@@ -25,10 +25,6 @@ const WARMUP_RUNS = 8;
 export class InlineSessions {
   private readonly sessions = new Map<string, NativeSession>();
 
-  has(key: string): boolean {
-    return this.sessions.has(key);
-  }
-
   /**
    * Creates `key`'s main-thread session (blocks for the load: a few ms for a model cheap enough to run
    * here), then runs `warmup` WARMUP_RUNS times so its first slow runs do not count against it.
@@ -57,15 +53,10 @@ export class InlineSessions {
   run(key: string, inputs: readonly InferTensor[], outputs: readonly string[]): InlineRun {
     const session = this.sessions.get(key);
     if (!session) throw new Error(`no main-thread session for '${key}'`);
-    let result;
     try {
-      result = session.run(inputs.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.data, strings: t.strings })), outputs);
+      return session.run(inputs, outputs);
     } catch (err) {
       throw new ModelRunError(`ONNX Runtime failed: ${err instanceof Error ? err.message : String(err)}`);
     }
-    return {
-      outputs: result.outputs.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: t.bytes, ...(t.strings ? { strings: t.strings } : {}) })),
-      computeMs: result.computeMs,
-    };
   }
 }

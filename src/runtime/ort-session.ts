@@ -13,8 +13,8 @@
  */
 import * as ort from 'onnxruntime-node';
 import { binding, initOrt, type Binding } from 'onnxruntime-node/dist/binding';
-import { dataTypeByName, dataTypeByOrt, type DataTypeName } from '../core/dtype';
-import type { TensorSpec } from '../core/tensor';
+import { dataTypeByName, dataTypeByOrt } from '../core/dtype';
+import type { InferTensor, TensorSpec } from '../core/tensor';
 import type { SessionSettings } from './messages';
 
 /**
@@ -54,21 +54,12 @@ function specsFrom(metadata: readonly Binding.ValueMetadata[], kind: string): Te
   });
 }
 
-/** A tensor as either side holds it: element bytes (any offset) or strings. */
-export interface TensorBytes {
-  name: string;
-  dtype: DataTypeName;
-  shape: number[];
-  bytes: Uint8Array;
-  strings?: string[];
-}
-
 /** An ort.Tensor over `t`'s bytes: no copy when they are aligned for the element type, one copy when not. */
-function toOrtTensor(t: TensorBytes): ort.Tensor {
+function toOrtTensor(t: InferTensor): ort.Tensor {
   if (t.dtype === 'STRING') return new ort.Tensor('string', t.strings ?? [], t.shape);
   const info = dataTypeByName(t.dtype);
   if (!info?.arrayType) throw new Error(`input '${t.name}': dtype ${t.dtype} is not supported`);
-  let bytes = t.bytes;
+  let bytes = t.data;
   // A typed array must start at a multiple of its element size; bytes sliced out of a protobuf message may not.
   // (new Uint8Array(view) copies; a Node Buffer's slice() would not.)
   if (bytes.byteOffset % info.byteSize !== 0) bytes = new Uint8Array(bytes);
@@ -77,14 +68,14 @@ function toOrtTensor(t: TensorBytes): ort.Tensor {
 }
 
 /** An output's bytes as a view over the tensor's own buffer (ONNX Runtime gives every output a fresh one). */
-function fromOrtTensor(name: string, value: ort.OnnxValue): TensorBytes {
+function fromOrtTensor(name: string, value: ort.OnnxValue): InferTensor {
   const tensor = value as ort.Tensor;
   const info = dataTypeByOrt(tensor.type);
   if (!info) throw new Error(`output '${name}' has element type '${tensor.type}', which tensorgate cannot serve`);
   const shape = [...tensor.dims];
-  if (info.name === 'STRING') return { name, dtype: info.name, shape, bytes: new Uint8Array(0), strings: tensor.data as string[] };
+  if (info.name === 'STRING') return { name, dtype: info.name, shape, data: new Uint8Array(0), strings: tensor.data as string[] };
   const view = tensor.data as ArrayBufferView;
-  return { name, dtype: info.name, shape, bytes: new Uint8Array(view.buffer, view.byteOffset, view.byteLength) };
+  return { name, dtype: info.name, shape, data: new Uint8Array(view.buffer, view.byteOffset, view.byteLength) };
 }
 
 export class NativeSession {
@@ -113,7 +104,7 @@ export class NativeSession {
    * Runs synchronously; `outputs` empty = all. The results in ONNX Runtime's order, with the run's own
    * time. Throws whatever ONNX Runtime (or the tensor constructor, on a size mismatch) throws.
    */
-  run(inputs: readonly TensorBytes[], outputs: readonly string[]): { outputs: TensorBytes[]; computeMs: number } {
+  run(inputs: readonly InferTensor[], outputs: readonly string[]): { outputs: InferTensor[]; computeMs: number } {
     const feeds: Record<string, ort.Tensor> = {};
     for (const t of inputs) feeds[t.name] = toOrtTensor(t);
     const fetches: Record<string, null> = {};

@@ -5,7 +5,8 @@
  */
 import { parentPort } from 'node:worker_threads';
 import type { SessionSettings, WireTensor, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
-import { NativeSession, type TensorBytes } from './ort-session';
+import type { InferTensor } from '../core/tensor';
+import { NativeSession } from './ort-session';
 
 if (!parentPort) throw new Error('runtime/worker must be started as a worker thread');
 const port = parentPort;
@@ -27,11 +28,11 @@ function load(key: string, path: string, settings: SessionSettings): WorkerRespo
 }
 
 /** An output as it crosses back: its own buffer is transferred when the output owns it whole, else its bytes are copied once. */
-function toWire(t: TensorBytes, transfer: ArrayBuffer[]): WireTensor {
+function toWire(t: InferTensor, transfer: ArrayBuffer[]): WireTensor {
   if (t.strings) return { name: t.name, dtype: t.dtype, shape: t.shape, buffer: new ArrayBuffer(0), strings: t.strings };
-  let buffer = t.bytes.buffer as ArrayBuffer;
-  if (t.bytes.byteOffset !== 0 || t.bytes.byteLength !== buffer.byteLength || transfer.includes(buffer)) {
-    buffer = buffer.slice(t.bytes.byteOffset, t.bytes.byteOffset + t.bytes.byteLength);
+  let buffer = t.data.buffer as ArrayBuffer;
+  if (t.data.byteOffset !== 0 || t.data.byteLength !== buffer.byteLength || transfer.includes(buffer)) {
+    buffer = buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength);
   }
   transfer.push(buffer);
   return { name: t.name, dtype: t.dtype, shape: t.shape, buffer };
@@ -51,7 +52,7 @@ function run(message: WorkerRequest & { type: 'run' }): void {
   if (exitOnRun.has(message.key)) process.exit(70); // ends this worker thread only, mid-run as the pool sees it
   stats.runs[message.key] = (stats.runs[message.key] ?? 0) + 1;
   // The pool copied every input to its own buffer at offset 0, so every element type is aligned.
-  const inputs = message.inputs.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: new Uint8Array(t.buffer), strings: t.strings }));
+  const inputs = message.inputs.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: new Uint8Array(t.buffer), strings: t.strings }));
   const result = session.run(inputs, message.outputs);
   const transfer: ArrayBuffer[] = [];
   const outputs = result.outputs.map((t) => toWire(t, transfer));
