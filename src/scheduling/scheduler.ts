@@ -12,17 +12,17 @@
  * from measured run times): one inline execution at a time, started from a setImmediate so that every
  * request decoded in the same event-loop turn joins its batch.
  */
-import { context, SpanStatusCode, trace, type Context, type Link } from '@opentelemetry/api';
+import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import { EventEmitter } from 'node:events';
 import { cancelled, deadlineExceeded, invalidArgument, ModelRunError, ServingError, unavailable } from '../core/errors';
-import type { CancelSignal } from '../core/cancellation';
-import { clampDelay, setTimerAt, type LongTimer } from '../core/timers';
+import { clampDelay, setTimerAt } from '../core/timers';
 import type { InferTensor } from '../core/tensor';
 import type { ExecutionPool, RunResult } from '../runtime/execution-pool';
 import { batchRows, batchSignature, mergeInputs, splitOutputs } from './batch';
 import { FailureBlame, type KnownGood } from './failure-blame';
-import { ModelQueue, NO_BATCHING, type QueuedRequest } from './model-queue';
+import { ModelQueue, NO_BATCHING } from './model-queue';
 import { ExecutionLanes, inputBytes } from './execution-lanes';
+import { membersBytes, minDefined, requestLinks, whyNotRunnable, type Pending, type Rerun } from './pending-request';
 import { Placement } from './placement';
 import type { ModelSchedule, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
 import { ATTR_BATCH_REQUESTS, ATTR_BATCH_ROWS, ATTR_QUEUE_OUTCOME, ATTR_QUEUE_WAIT_MS, SPAN_BATCH } from '../telemetry/semconv';
@@ -34,27 +34,6 @@ export interface SchedulerOptions {
   /** Longest run (µs) a version may take to be placed on the main thread; 0 = always on the workers. */
   inlineMaxRunUs?: number;
 }
-
-interface Pending extends QueuedRequest {
-  key: string;
-  dispatched: boolean;
-  /** Answered (resolved or rejected); a request is settled exactly once. */
-  settled: boolean;
-  /**
-   * The caller's trace context. Its span (the request's SERVER span) gets the queue outcome and wait as
-   * attributes: a span per request for the wait alone doubled the spans exported per request (measured:
-   * 2.06 per request with it) for one number.
-   */
-  traceContext: Context;
-  resolve: (result: ScheduledResult) => void;
-  reject: (err: ServingError) => void;
-  onAbort?: () => void;
-  timer?: LongTimer;
-}
-
-type Rerun =
-  | { members: Pending[] }
-  | { probe: KnownGood; resolve: (value: unknown) => void; reject: (err: ServingError) => void };
 
 interface ModelSlot {
   /** The version's session key (also the queue's key). */
@@ -428,31 +407,4 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     // (configure() kept the slot, and with it its placement.)
     this.emit('merging-stopped', { key, reason });
   }
-}
-
-function requestLinks(members: Pending[]): Link[] {
-  const links: Link[] = [];
-  for (const r of members) {
-    const span = trace.getSpan(r.traceContext);
-    if (span?.isRecording()) links.push({ context: span.spanContext() });
-  }
-  return links;
-}
-
-function membersBytes(members: Pending[]): number {
-  let n = 0;
-  for (const r of members) n += inputBytes(r.inputs);
-  return n;
-}
-
-function minDefined(a: number | undefined, b: number | undefined): number | undefined {
-  if (a === undefined) return b;
-  if (b === undefined) return a;
-  return Math.min(a, b);
-}
-
-function whyNotRunnable(signal: CancelSignal | undefined, deadline: number | undefined): ServingError | undefined {
-  if (signal?.aborted) return cancelled('request cancelled by the client before execution');
-  if (deadline !== undefined && Date.now() >= deadline) return deadlineExceeded('deadline passed before execution started; nothing was run');
-  return undefined;
 }
