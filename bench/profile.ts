@@ -5,7 +5,8 @@
  *
  * `npm run build && BENCH_PROFILE_MODEL=mlp BENCH_PROFILE_BATCHING=on BENCH_PROFILE_CONCURRENCY=64 \
  *    node dist/bench/profile.js` (BENCH_SECONDS: measured window, default 10; BENCH_PROFILE_DIR: /tmp/prof;
- * BENCH_PROFILE_SERVER=noop profiles the no-op gRPC server instead, =naive the naive server, for comparison)
+ * BENCH_PROFILE_SERVER=noop profiles the no-op gRPC server instead, =naive the naive server, for comparison;
+ * BENCH_PROFILE_CACHE_BYTES=N turns the result cache on, so the fixed payloads profile the cache-hit path)
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -27,7 +28,8 @@ async function main(): Promise<void> {
   try {
     const repo = writeRepository(path.join(tmp, 'models'), [model], batching);
     const noop = process.env.BENCH_PROFILE_SERVER === 'noop';
-    let args = [repo];
+    const cacheBytes = process.env.BENCH_PROFILE_CACHE_BYTES ?? '0';
+    let args = [repo, cacheBytes];
     if (noop) {
       args = [path.join(tmp, 'responses.json')];
       const real = await ServerChild.start('server-entry', [repo]);
