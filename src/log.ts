@@ -64,6 +64,7 @@ export function logAccess(log: Logger, r: RequestRecord): void {
     ...(r.traceId ? { trace_id: r.traceId } : {}),
     ...(r.cached !== undefined ? { cached: r.cached } : {}),
     ...(r.batchRows !== undefined ? { batch_rows: r.batchRows, batch_requests: r.batchRequests } : {}),
+    ...(r.completionTokens !== undefined ? { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens, finish_reason: r.finishReason } : {}),
     ...(r.details ? { error: r.details } : {}),
   };
   // Client mistakes are routine traffic; server-side failures are worth a warning.

@@ -10,6 +10,8 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { InferencePipeline } from './serving/inference-pipeline';
+import { GenerationPipeline } from './serving/generation-pipeline';
+import { SequenceScheduler } from './generation/sequence-scheduler';
 import { createModelService } from './api/grpc/model-service';
 import { InflightCalls } from './api/inflight-calls';
 import { RequestEnvelope, shuttingDown } from './api/envelope';
@@ -54,6 +56,8 @@ export class TensorgateServer {
   readonly repository: ModelRepository;
   readonly scheduler: RequestScheduler;
   readonly pipeline: InferencePipeline;
+  readonly sequences: SequenceScheduler;
+  readonly generation: GenerationPipeline;
   readonly breakers: BreakerRegistry;
   readonly cache: ResultCache | undefined;
   readonly health: HealthImplementation;
@@ -92,6 +96,7 @@ export class TensorgateServer {
     });
     this.repository.on('version-unloaded', (v: ModelVersionEntry) => {
       this.scheduler.remove(v.key);
+      this.sequences.forget(v.key, unavailable(`version ${v.version} of model '${v.model}' was unloaded while generating; retry`));
       this.breakers.remove(v.key);
       this.cache?.invalidate(v.model, v.version);
     });
@@ -105,7 +110,8 @@ export class TensorgateServer {
     this.breakers.on('state', (t: BreakerTransition) =>
       log.warn({ breaker: t.key, from: t.from, to: t.to, reason: t.reason }, `circuit breaker of ${t.key}: ${t.from} -> ${t.to} (${t.reason})`),
     );
-    this.metrics.bind({ scheduler: this.scheduler, pool: this.pool, repository: this.repository, cache: this.cache, breakers: this.breakers });
+    this.sequences = new SequenceScheduler(this.pool);
+    this.metrics.bind({ scheduler: this.scheduler, pool: this.pool, repository: this.repository, cache: this.cache, breakers: this.breakers, sequences: this.sequences });
     this.http = new HttpFrontDoor({
       host: config.host,
       port: config.httpPort,
@@ -127,6 +133,13 @@ export class TensorgateServer {
       cache: this.cache,
       limits: { maxElements: config.maxElements, maxTextBytes: config.maxTextBytes },
     });
+    this.generation = new GenerationPipeline({
+      repository: this.repository,
+      sequences: this.sequences,
+      breakers: this.breakers,
+      limits: { maxTextBytes: config.maxTextBytes },
+      observer: this.metrics.generationObserver(),
+    });
     this.health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'NOT_SERVING' as const])));
     this.readiness = new Readiness({
       repository: this.repository,
@@ -146,7 +159,7 @@ export class TensorgateServer {
       inflight: (protocol, delta) => this.metrics.inflight(protocol, delta),
       calls: this.inflightCalls,
     });
-    this.grpcServer.addService(modelServiceDefinition(), createModelService(this.pipeline, { repository: this.repository, breakers: this.breakers, scheduler: this.scheduler }, log, this.envelope));
+    this.grpcServer.addService(modelServiceDefinition(), createModelService({ predict: this.pipeline, generate: this.generation }, { repository: this.repository, breakers: this.breakers, scheduler: this.scheduler }, log, this.envelope));
     this.health.addToServer(this.grpcServer);
     new ReflectionService(reflectionPackageDefinition()).addToServer(this.grpcServer);
   }

@@ -20,6 +20,10 @@ export interface RequestRecord {
   queueSeconds?: number;
   computeSeconds?: number;
   rows?: number;
+  /** Generate: tokens in and out, and why the sequence ended. */
+  promptTokens?: number;
+  completionTokens?: number;
+  finishReason?: string;
   details?: string;
 }
 

@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { DATA_TYPE_NAMES } from '../core/dtype';
 import { MAX_TIMER_MS } from '../core/timers';
 import { breakerConfigSchema } from '../resilience/breaker-config';
+import { generationConfigSchema } from '../generation/generation-model';
 
 const tensorDecl = z.strictObject({
   name: z.string().min(1),
@@ -101,6 +102,8 @@ export const modelConfigSchema = z.strictObject({
   session: sessionConfig.default(() => sessionConfig.parse({})),
   execution: executionConfig.default(() => executionConfig.parse({})),
   text_pipeline: textPipeline.optional(),
+  /** Present: a decoder language model served by Generate (generation/generation-model.ts). */
+  generation: generationConfigSchema.optional(),
   /** Same inputs always give the same outputs: allows result caching. */
   deterministic: z.boolean().default(false),
   /** Most rows (dim 0) per execution and per request; 0 = the model has no batch dimension. */
@@ -120,6 +123,12 @@ export const modelConfigSchema = z.strictObject({
   }
   for (const p of c.dynamic_batching?.preferred_batch_sizes ?? []) {
     if (p > c.max_batch_size) ctx.addIssue({ code: 'custom', path: ['dynamic_batching', 'preferred_batch_sizes'], message: `${p} is larger than max_batch_size ${c.max_batch_size}` });
+  }
+  if (c.generation && (c.text_pipeline || c.dynamic_batching)) {
+    ctx.addIssue({ code: 'custom', path: ['generation'], message: 'a generation model batches its own decode steps: remove text_pipeline and dynamic_batching' });
+  }
+  if (c.generation && c.generation.default_max_tokens > c.generation.max_tokens) {
+    ctx.addIssue({ code: 'custom', path: ['generation', 'default_max_tokens'], message: `${c.generation.default_max_tokens} is above max_tokens ${c.generation.max_tokens}` });
   }
   if (c.queue.default_priority > c.queue.priority_levels) {
     ctx.addIssue({ code: 'custom', path: ['queue', 'default_priority'], message: `${c.queue.default_priority} is above priority_levels ${c.queue.priority_levels}` });

@@ -15,6 +15,8 @@ import { echo, notFound, unavailable } from '../core/errors';
 import { versionKey } from '../core/model-key';
 import type { TensorSpec } from '../core/tensor';
 import { TextClassificationPipeline } from '../pipelines/text-classification';
+import { GenerationModel } from '../generation/generation-model';
+import { readDecoderLayout, type DecoderLayout } from '../generation/decoder-layout';
 import type { ExecutionPool } from '../runtime/execution-pool';
 import type { ModelSchedule } from '../scheduling/scheduler';
 import type { SessionSettings } from '../runtime/messages';
@@ -36,6 +38,8 @@ export interface ModelVersionEntry {
   reason: string;
   inputs: TensorSpec[];
   outputs: TensorSpec[];
+  /** Generation models: how the decoder is fed (read from the session at load). */
+  decoder?: DecoderLayout;
 }
 
 export interface ModelEntry {
@@ -46,6 +50,8 @@ export interface ModelEntry {
   reason: string;
   settings: SessionSettings | undefined;
   textPipeline: TextClassificationPipeline | undefined;
+  /** Present for models with a `generation:` section: tokenizer, limits, sampling defaults. */
+  generation: GenerationModel | undefined;
   /** Newest first. */
   versions: ModelVersionEntry[];
   /** How long the last (re)load of this model took. */
@@ -102,7 +108,7 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
   async loadModel(name: string): Promise<ModelEntry> {
     const dir = path.join(this.options.root, name);
     const started = performance.now();
-    const entry: ModelEntry = { name, dir, config: undefined, reason: '', settings: undefined, textPipeline: undefined, versions: [], loadMs: 0 };
+    const entry: ModelEntry = { name, dir, config: undefined, reason: '', settings: undefined, textPipeline: undefined, generation: undefined, versions: [], loadMs: 0 };
     const previous = this.models.get(name);
     this.models.set(name, entry);
     if (previous) await this.unloadVersions(previous);
@@ -128,6 +134,13 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
     if (config.text_pipeline) {
       try {
         entry.textPipeline = await TextClassificationPipeline.load(dir, config.text_pipeline);
+      } catch (err) {
+        entry.reason = (err as Error).message;
+      }
+    }
+    if (config.generation) {
+      try {
+        entry.generation = await GenerationModel.load(dir, config.generation);
       } catch (err) {
         entry.reason = (err as Error).message;
       }
@@ -179,11 +192,19 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
     const problems = [...inputs.problems, ...outputs.problems];
     if (config.text_pipeline) problems.push(...checkTextPipeline(config.text_pipeline, inputs.specs, outputs.specs));
     problems.push(...batchingProblems(config, inputs.specs, outputs.specs));
+    let decoder: DecoderLayout | undefined;
+    if (entry.generation) {
+      try {
+        decoder = readDecoderLayout(inputs.specs, outputs.specs, entry.generation.hf);
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+    }
     if (problems.length > 0) {
       await this.options.pool.unload(v.key);
       return { ...v, state: 'UNAVAILABLE', reason: `model does not match ${CONFIG_FILE}: ${problems.join('; ')}` };
     }
-    const ready: ModelVersionEntry = { ...v, state: 'READY', inputs: inputs.specs, outputs: outputs.specs };
+    const ready: ModelVersionEntry = { ...v, state: 'READY', inputs: inputs.specs, outputs: outputs.specs, ...(decoder ? { decoder } : {}) };
     this.emit('version-ready', ready, schedulePolicy(config, modelBytes));
     return ready;
   }

@@ -23,6 +23,7 @@ import { clampDelay } from '../core/timers';
 import type { InferTensor, TensorSpec } from '../core/tensor';
 import { InlineSessions } from './inline-sessions';
 import type { SessionSettings, WireTensor, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
+import type { GenStepReply, GenStepRequest } from '../generation/step-messages';
 
 export interface ExecutionPoolOptions {
   /** Number of worker threads; default: one per core, at most 4. */
@@ -233,6 +234,29 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     if (message.type === 'error' && message.kind === 'run') throw new ModelRunError(`ONNX Runtime failed: ${message.message}`);
     if (message.type === 'error') throw internal(`ONNX Runtime failed: ${message.message}`);
     throw internal(`unexpected reply '${message.type}' to run`);
+  }
+
+  /**
+   * One decode step of the sequences worker `index` generates for `key` (they live in that worker: their
+   * KV caches never move). The step occupies the worker like a run does, so the scheduler sends other
+   * work elsewhere meanwhile; it is sent even when the worker is busy (it then follows that run), since
+   * the sequences cannot move to another worker. Rejects UNAVAILABLE if the worker dies (its sequences are lost).
+   */
+  async generateStep(index: number, step: GenStepRequest): Promise<GenStepReply> {
+    if (this.closed) throw unavailable('the server is shutting down; retry on another replica');
+    const handle = this.handles[index];
+    if (!handle) throw internal(`no inference worker ${index}`);
+    await handle.ready;
+    handle.inflight++;
+    try {
+      const reply = await this.request(handle, { type: 'gen-step', id: 0, ...step });
+      if (reply.type === 'gen-step') return reply;
+      if (reply.type === 'error') throw new ModelRunError(`decode step failed: ${reply.message}`);
+      throw internal(`unexpected reply '${reply.type}' to gen-step`);
+    } finally {
+      handle.inflight = Math.max(0, handle.inflight - 1);
+      this.emit('slot-free');
+    }
   }
 
   /**

@@ -4,6 +4,7 @@
  */
 import type { DataTypeName } from '../core/dtype';
 import type { TensorSpec } from '../core/tensor';
+import type { GenStepReply, GenStepRequest } from '../generation/step-messages';
 
 /** A tensor crossing the thread boundary: `buffer` holds exactly the element bytes, from offset 0. */
 export interface WireTensor {
@@ -35,6 +36,8 @@ export type WorkerRequest =
       deadline: number | undefined;
     }
   | { type: 'stats'; id: number }
+  /** One decode step of the sequences this worker generates for `key` (generation/decode-engine.ts). */
+  | ({ type: 'gen-step'; id: number } & GenStepRequest)
   /** For tests of recovery: the worker thread exits (from JavaScript) when it next starts a run of `key`. */
   | { type: 'exit-on-run'; id: number; key: string };
 
@@ -51,5 +54,6 @@ export type WorkerResponse =
   | { type: 'armed'; id: number }
   | { type: 'result'; id: number; outputs: WireTensor[]; computeMs: number }
   | { type: 'stats'; id: number; stats: WorkerStats }
+  | ({ type: 'gen-step'; id: number } & GenStepReply)
   /** `kind` tells the pool how to map the failure to a status: a load problem, a run failure, or expiry. */
   | { type: 'error'; id: number; kind: 'load' | 'run' | 'expired' | 'protocol'; message: string };

@@ -23,6 +23,8 @@ import type { ModelRepository, VersionState } from '../repository/model-reposito
 import type { BreakerRegistry, BreakerState, BreakerTransition } from '../resilience/circuit-breaker';
 import type { ExecutionPool } from '../runtime/execution-pool';
 import type { RequestScheduler } from '../scheduling/scheduler';
+import type { SequenceScheduler } from '../generation/sequence-scheduler';
+import type { GenerationObserver } from '../serving/generation-pipeline';
 
 /** End-to-end, queue and compute latencies: 100 us (a cache hit) to 10 s (a big batch on a slow model). */
 export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -43,6 +45,7 @@ export interface MetricsParts {
   repository: ModelRepository;
   cache?: ResultCache | undefined;
   breakers: BreakerRegistry;
+  sequences?: SequenceScheduler;
 }
 
 /** What a front door reports per finished request (model/version normalised here, see the file comment). */
@@ -78,6 +81,7 @@ export class ServerMetrics {
   private readonly ttft = this.histogram('tensorgate_generate_time_to_first_token_seconds', 'Generate: time from request to the first streamed token.', ['model'], TTFT_BUCKETS);
   private readonly interToken = this.histogram('tensorgate_generate_inter_token_seconds', 'Generate: time between consecutive streamed tokens.', ['model'], INTER_TOKEN_BUCKETS);
   private readonly tokens = this.counter('tensorgate_generate_tokens_total', 'Generate: tokens in (prompt) and out (generated).', ['model', 'direction']);
+  private readonly finishes = this.counter('tensorgate_generate_finished_total', 'Generate: finished sequences by finish reason (length, eos, stop, cancelled).', ['model', 'reason']);
 
   constructor() {
     // Prefix "tensorgate_": tensorgate_process_cpu_seconds_total, tensorgate_process_resident_memory_bytes,
@@ -111,6 +115,14 @@ export class ServerMetrics {
       this.reset(); // series of unloaded versions disappear
       for (const m of p?.repository.list() ?? []) {
         for (const v of m.versions) if (v.state === 'READY') this.set({ model: m.name, version: v.version }, p!.scheduler.queueDepthOf(v.key));
+      }
+    });
+    this.gauge('tensorgate_generate_sequences', 'Generate: sequences decoding (running) and waiting for a place (waiting), per version.', ['model', 'version', 'state'], function () {
+      this.reset();
+      for (const c of parts()?.sequences?.counts() ?? []) {
+        const { model, version } = splitKey(c.key);
+        this.set({ model, version, state: 'running' }, c.running);
+        this.set({ model, version, state: 'waiting' }, c.waiting);
       }
     });
     this.gauge('tensorgate_execution_placement', 'Where each READY version runs: 1 for the current one (worker: inference worker threads; main_thread: inline, for versions whose measured runs take microseconds).', ['model', 'version', 'placement'], function () {
@@ -199,7 +211,16 @@ export class ServerMetrics {
     this.modelLoad.observe({ model: this.bounded(model, '').model }, seconds);
   }
 
-  /** Generate (to be fed by the Generate implementation). */
+  /** The generation pipeline's reports, as these metrics. */
+  generationObserver(): GenerationObserver {
+    return {
+      firstToken: (model, seconds) => this.observeTimeToFirstToken(model, seconds),
+      interToken: (model, seconds) => this.observeInterToken(model, seconds),
+      tokens: (model, direction, count) => this.countTokens(model, direction, count),
+      finished: (model, reason) => this.finishes.inc({ model: this.bounded(model, '').model, reason }),
+    };
+  }
+
   observeTimeToFirstToken(model: string, seconds: number): void {
     this.ttft.observe({ model: this.bounded(model, '').model }, seconds);
   }

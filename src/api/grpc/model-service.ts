@@ -6,12 +6,14 @@ import * as grpc from '@grpc/grpc-js';
 import type { Span } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
 import { Cancellation, type CancelSignal } from '../../core/cancellation';
-import { clip, invalidArgument, unimplemented } from '../../core/errors';
+import { clip, invalidArgument } from '../../core/errors';
 import type { InferencePipeline } from '../../serving/inference-pipeline';
+import type { GenerationPipeline } from '../../serving/generation-pipeline';
+import { generateRequestFromProto, generateResponses, type GenerateRequestMessage } from './generate-codec';
 import { modelInfoToProto, type ServingState } from './model-info';
 import { MODEL_SERVICE_NAME, UndecodableRequest } from './protos';
 import { answerUnary, grpcCallStart } from './call-start';
-import type { RequestEnvelope } from '../envelope';
+import type { Outcome, RequestEnvelope } from '../envelope';
 import { ATTR_REQUEST_ID } from '../../telemetry/semconv';
 import type { InferenceResult } from '../../core/request';
 import type { RequestRecord } from '../request-record';
@@ -45,19 +47,20 @@ export function callSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.S
   return { signal: controller, release: () => call.removeListener('cancelled', onCancelled) };
 }
 
-export function callDeadline(call: grpc.ServerUnaryCall<unknown, unknown>): number | undefined {
+export function callDeadline(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): number | undefined {
   const d = call.getDeadline();
   const ms = d instanceof Date ? d.getTime() : d;
   return Number.isFinite(ms) ? ms : undefined;
 }
 
 export function createModelService(
-  pipeline: InferencePipeline,
+  pipelines: { predict: InferencePipeline; generate: GenerationPipeline },
   state: ServingState,
   log: Logger,
   envelope: RequestEnvelope,
 ): grpc.UntypedServiceImplementation {
   const { repository } = state;
+  const pipeline = pipelines.predict;
 
   /**
    * Every unary RPC goes through the envelope: SERVER span, answer-once, access log, metrics, drain.
@@ -138,11 +141,33 @@ export function createModelService(
       );
     },
 
-    Generate(call: grpc.ServerWritableStream<unknown, unknown>) {
+    Generate(call: grpc.ServerWritableStream<GenerateRequestMessage | UndecodableRequest, unknown>) {
+      const req = call.request;
       // A server stream ends with its status emitted as 'error'; the envelope logs and counts it like any call.
-      envelope.refuse(grpcCallStart(call, MODEL_SERVICE_NAME, newRecord('Generate')), unimplemented('Generate is not implemented yet in this server version; use Predict'), (outcome) => {
-        if (!outcome.ok) call.emit('error', toGrpcError(outcome.error));
-      });
+      const answerStream = (outcome: Outcome<unknown>) => {
+        if (outcome.ok) call.end();
+        else call.emit('error', toGrpcError(outcome.error));
+      };
+      if (req instanceof UndecodableRequest) {
+        envelope.refuse(grpcCallStart(call, MODEL_SERVICE_NAME, newRecord(req.method)), invalidArgument(req.describe()), answerStream);
+        return;
+      }
+      const requestId = req.options?.request_id || randomUUID();
+      const record = newRecord('Generate', req.model, req.version, requestId);
+      const cancellation = callSignal(call);
+      envelope.serve(
+        grpcCallStart(call, MODEL_SERVICE_NAME, record),
+        async (span) => {
+          span.setAttribute(ATTR_REQUEST_ID, clip(requestId));
+          const request = generateRequestFromProto(req, { requestId, deadline: callDeadline(call), signal: cancellation.signal });
+          const usage = await pipelines.generate.generate(request, generateResponses(call, requestId, record));
+          Object.assign(record, { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, finishReason: usage.finishReason });
+        },
+        (outcome) => {
+          cancellation.release();
+          answerStream(outcome);
+        },
+      );
     },
 
     ListModels(call: grpc.ServerUnaryCall<{ ready_only: boolean }, unknown>, callback: grpc.sendUnaryData<unknown>) {

@@ -1,0 +1,230 @@
+/**
+ * SequenceScheduler: the main thread's side of continuous batching. A sequence is pinned to one worker
+ * for its whole life (its KV cache lives there); each worker with sequences of a model runs one decode
+ * step after another, and sequences join and leave between steps. Admission is bounded per worker by the
+ * model's max_concurrent_sequences; beyond it, sequences wait (up to max_waiting_sequences, else
+ * RESOURCE_EXHAUSTED) for a place on any worker.
+ *
+ * The scheduler delivers each sequence's tokens to its listener; ending a sequence early (a stop string,
+ * a cancelled call) is `end()`: it leaves the batch at the next step and gets no more tokens.
+ */
+import { deadlineExceeded, internal, ModelRunError, resourceExhausted, ServingError } from '../core/errors';
+import type { ExecutionPool } from '../runtime/execution-pool';
+import type { DecoderLayout } from './decoder-layout';
+import type { AdmitRow, GenStepReply, StepToken } from './step-messages';
+
+export interface SequenceListener {
+  /** One generated token; with `finish` it is the last. */
+  token(token: StepToken): void;
+  /** The sequence failed (its worker died, the model's run threw); no more tokens come. */
+  fail(error: ServingError): void;
+}
+
+export interface SequencePolicy {
+  maxSequencesPerWorker: number;
+  maxWaiting: number;
+}
+
+export interface SequenceHandle {
+  /** Leaves the batch (at the next step); no more tokens are delivered. Idempotent. */
+  end(): void;
+}
+
+interface Lane {
+  index: number;
+  /** Sequences admitted (sent or about to be) and not finished, with their listeners. */
+  owners: Map<number, SequenceListener>;
+  admits: AdmitRow[];
+  drops: number[];
+  stepping: boolean;
+}
+
+interface Waiting {
+  row: AdmitRow;
+  listener: SequenceListener;
+  timer: NodeJS.Timeout | undefined;
+}
+
+interface ModelLanes {
+  layout: DecoderLayout;
+  policy: SequencePolicy;
+  lanes: Lane[];
+  waiting: Waiting[];
+}
+
+export interface SequenceEvents {
+  /** After every step: for metrics (the step's compute, the rows now decoding). */
+  step?: (key: string, reply: GenStepReply) => void;
+}
+
+export class SequenceScheduler {
+  private readonly models = new Map<string, ModelLanes>();
+  private nextSeq = 1;
+
+  constructor(
+    private readonly pool: ExecutionPool,
+    private readonly events: SequenceEvents = {},
+  ) {}
+
+  /**
+   * Starts a sequence of `key`. Throws RESOURCE_EXHAUSTED when every worker is full and the waiting line
+   * too. A sequence still waiting when `deadline` passes fails DEADLINE_EXCEEDED.
+   */
+  start(key: string, layout: DecoderLayout, policy: SequencePolicy, row: Omit<AdmitRow, 'seq'>, listener: SequenceListener, deadline?: number): SequenceHandle {
+    const model = this.lanesOf(key, layout, policy);
+    const admit: AdmitRow = { ...row, seq: this.nextSeq++ };
+    const lane = this.laneWithRoom(model);
+    if (lane) {
+      this.admit(key, model, lane, admit, listener);
+    } else {
+      if (model.waiting.length >= policy.maxWaiting) {
+        throw resourceExhausted(
+          `model '${key}' is generating its most sequences (${policy.maxSequencesPerWorker} per worker on ${model.lanes.length} workers) and ${model.waiting.length} more are waiting; retry later`,
+        );
+      }
+      const waiting: Waiting = { row: admit, listener, timer: undefined };
+      if (deadline !== undefined) {
+        waiting.timer = setTimeout(() => {
+          if (this.unwait(model, admit.seq)) listener.fail(deadlineExceeded('the deadline passed while waiting for a place to generate; nothing was generated'));
+        }, Math.max(0, deadline - Date.now()));
+      }
+      model.waiting.push(waiting);
+    }
+    return { end: () => this.end(key, model, admit.seq) };
+  }
+
+  /** Sequences decoding and waiting, per model key. */
+  counts(): { key: string; running: number; waiting: number }[] {
+    return [...this.models].map(([key, m]) => ({ key, running: m.lanes.reduce((n, l) => n + l.owners.size, 0), waiting: m.waiting.length }));
+  }
+
+  /** Fails every sequence of `key`, waiting or running (its version is unloading). */
+  forget(key: string, error: ServingError): void {
+    const model = this.models.get(key);
+    if (!model) return;
+    this.models.delete(key);
+    for (const w of model.waiting.splice(0)) {
+      clearTimeout(w.timer);
+      w.listener.fail(error);
+    }
+    for (const lane of model.lanes) {
+      const listeners = [...lane.owners.values()];
+      lane.owners.clear();
+      lane.admits.length = 0;
+      for (const l of listeners) l.fail(error);
+    }
+  }
+
+  private lanesOf(key: string, layout: DecoderLayout, policy: SequencePolicy): ModelLanes {
+    let model = this.models.get(key);
+    if (!model || model.layout !== layout) {
+      model = { layout, policy, waiting: [], lanes: Array.from({ length: this.pool.workerCount }, (_, index) => ({ index, owners: new Map(), admits: [], drops: [], stepping: false })) };
+      this.models.set(key, model);
+    }
+    model.policy = policy;
+    return model;
+  }
+
+  private laneWithRoom(model: ModelLanes): Lane | undefined {
+    let best: Lane | undefined;
+    for (const lane of model.lanes) {
+      if (lane.owners.size < model.policy.maxSequencesPerWorker && (!best || lane.owners.size < best.owners.size)) best = lane;
+    }
+    return best;
+  }
+
+  private admit(key: string, model: ModelLanes, lane: Lane, row: AdmitRow, listener: SequenceListener): void {
+    lane.owners.set(row.seq, listener);
+    lane.admits.push(row);
+    this.kick(key, model, lane);
+  }
+
+  private end(key: string, model: ModelLanes, seq: number): void {
+    if (this.unwait(model, seq)) return;
+    for (const lane of model.lanes) {
+      if (!lane.owners.delete(seq)) continue;
+      const queued = lane.admits.findIndex((r) => r.seq === seq);
+      if (queued >= 0) lane.admits.splice(queued, 1);
+      else lane.drops.push(seq);
+      this.kick(key, model, lane);
+      this.fill(key, model);
+      return;
+    }
+  }
+
+  private unwait(model: ModelLanes, seq: number): boolean {
+    const i = model.waiting.findIndex((w) => w.row.seq === seq);
+    if (i < 0) return false;
+    clearTimeout(model.waiting[i]!.timer);
+    model.waiting.splice(i, 1);
+    return true;
+  }
+
+  /** Moves waiting sequences onto workers with room. */
+  private fill(key: string, model: ModelLanes): void {
+    while (model.waiting.length > 0) {
+      const lane = this.laneWithRoom(model);
+      if (!lane) return;
+      const next = model.waiting.shift()!;
+      clearTimeout(next.timer);
+      this.admit(key, model, lane, next.row, next.listener);
+    }
+  }
+
+  /** Runs the lane's next step unless one is running or there is nothing to do. */
+  private kick(key: string, model: ModelLanes, lane: Lane): void {
+    if (lane.stepping || (lane.owners.size === 0 && lane.admits.length === 0 && lane.drops.length === 0)) return;
+    lane.stepping = true;
+    const admit = lane.admits.splice(0);
+    const drop = lane.drops.splice(0);
+    this.pool.generateStep(lane.index, { key, admit, drop, ...(admit.length > 0 ? { layout: model.layout } : {}) }).then(
+      (reply) => {
+        lane.stepping = false;
+        this.deliver(lane, reply);
+        this.events.step?.(key, reply);
+        this.fill(key, model);
+        this.kick(key, model, lane);
+      },
+      (err: unknown) => {
+        lane.stepping = false;
+        // The worker's batch is gone (it died, or the model's run failed outside any one row): every
+        // sequence on it fails; the lane starts empty.
+        const error = err instanceof ServingError ? err : new ModelRunError(String(err));
+        const listeners = [...lane.owners.values()];
+        lane.owners.clear();
+        lane.admits.length = 0;
+        lane.drops.length = 0;
+        for (const l of listeners) l.fail(error);
+        this.fill(key, model);
+      },
+    );
+  }
+
+  private deliver(lane: Lane, reply: GenStepReply): void {
+    for (const t of reply.tokens) {
+      const listener = lane.owners.get(t.seq);
+      if (!listener) continue; // ended by the main thread meanwhile; the worker drops it next step
+      if (t.finish) lane.owners.delete(t.seq);
+      deliverSafely(() => listener.token(t), listener, lane, t.seq);
+    }
+    for (const f of reply.failed) {
+      const listener = lane.owners.get(f.seq);
+      lane.owners.delete(f.seq);
+      listener?.fail(new ModelRunError(`the model failed while generating: ${f.message}`));
+    }
+  }
+}
+
+/** A listener that throws fails its own sequence (which leaves the batch), never the others in the step. */
+function deliverSafely(call: () => void, listener: SequenceListener, lane: Lane, seq: number): void {
+  try {
+    call();
+  } catch (err) {
+    if (lane.owners.delete(seq)) lane.drops.push(seq);
+    try {
+      listener.fail(internal(`generation failed: ${err instanceof Error ? err.message : String(err)}`));
+    } catch {
+      // nothing more can be done for this sequence
+    }
+  }
+}
