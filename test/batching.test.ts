@@ -114,7 +114,9 @@ test('a queue timeout expires a waiting request with DEADLINE_EXCEEDED; it never
   await expectStatus(
     unary(ts.client, 'Predict', { model: 'slow', inputs: [f32Tensor('x', [1, 256], new Float32Array(256))], options: { timeout_us: 1000 } }),
     grpc.status.DEADLINE_EXCEEDED,
-    /queue timeout passed while queued; the request was not run/,
+    // Normally the queue's timer expires it; on a loaded machine that timer can fire after the worker freed up,
+    // and the worker's own deadline check refuses it instead. Either way it must not run (checked below).
+    /queue timeout passed while queued; the request was not run|deadline passed before execution started; nothing was run/,
   );
   await busy;
   assert.equal((await ts.server.pool.stats())[0]!.runs['slow@1'], runsBefore + 1, 'only the occupying request ran');

@@ -5,37 +5,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { cli } from './cli-process';
 import { f32Tensor, float32s, PACKAGE_ROOT, seededFloats, startTestServer, tempDir, unary, type TestServer } from './common';
 
-const PROCESS_TIMEOUT_MS = 120_000;
-const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
 // Linux refuses a single argv string longer than this (MAX_ARG_STRLEN, 32 pages): spawn fails with E2BIG.
 const MAX_ARG_STRLEN = 128 * 1024;
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI to completion, writing `stdin` (when given) to it; never rejects for a non-zero exit. */
-async function cli(args: string[], stdin?: string): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const killer = setTimeout(() => child.kill('SIGKILL'), PROCESS_TIMEOUT_MS);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  child.stdin.on('error', () => undefined); // a CLI that exits before reading stdin closes the pipe: its exit code tells
-  child.stdin.end(stdin);
-  const [code] = (await once(child, 'close')) as [number | null];
-  clearTimeout(killer);
-  return { code, stdout, stderr };
-}
 
 async function predictJson(args: string[], stdin?: string): Promise<any> {
   const r = await cli(['predict', '--address', ts.address, ...args], stdin);

@@ -88,9 +88,9 @@ test('ListModels and GetModel describe versions, states, tensors and config', as
   assert.deepEqual(sentiment.text_pipeline, { kind: 'text_classification', labels: ['negative', 'positive'] });
 });
 
-test('Generate answers UNIMPLEMENTED until generation lands', async () => {
+test('Generate on a model that is not a generation model is INVALID_ARGUMENT, saying to call Predict', async () => {
   const call = (ts.client.Generate as Function).call(ts.client, { model: 'sentiment', prompt: 'hi' }) as import('@grpc/grpc-js').ClientReadableStream<unknown>;
   const err = await new Promise<import('@grpc/grpc-js').ServiceError>((resolve) => call.on('error', resolve));
-  assert.equal(err.code, 12 /* UNIMPLEMENTED */);
-  assert.match(err.details, /Generate is not implemented yet/);
+  assert.equal(err.code, 3 /* INVALID_ARGUMENT */);
+  assert.match(err.details, /model 'sentiment' is not a generation model .*call Predict/);
 });

@@ -8,6 +8,7 @@
  *   tensorgate predict --model sentiment --text "I love this"
  *   tensorgate predict --model sentiment --input '{"name":"token_ids","dtype":"INT64","shape":[1,2],"values":[1963,1]}'
  *   tensorgate predict --model convnet --input @batch.json      # or --input - to read stdin
+ *   tensorgate generate --model tiny-lm "And God said"          # streams the text, then tokens/s
  */
 import type { Cluster } from 'node:cluster';
 import { parseArgs } from 'node:util';
@@ -22,6 +23,7 @@ Commands:
   serve     serve a model repository over gRPC
   models    list the models a server serves
   predict   call Predict on a server (tensor from JSON with --input, or --text)
+  generate  stream text from a generation model: tensorgate generate --model NAME "prompt"
 
 serve options (flags win over environment variables):
 ${SERVER_SETTINGS.map((s) => `  --${s.flag.padEnd(FLAG_WIDTH)} ${s.env.padEnd(ENV_WIDTH)} ${s.help}`).join('\n')}
@@ -34,6 +36,11 @@ client options:
   --input JSON|@FILE|-   a tensor {"name","dtype","shape","values"} or an array of them, given inline, read
                          from FILE, or from stdin with - (predict)
   --output NAME          an output to return; repeat for several (predict)
+  --max-tokens N         most tokens to generate (generate; default: the model's default_max_tokens)
+  --temperature T        0 = greedy (generate; default: the model's generation_config.json)
+  --top-k K, --top-p P   sampling filters (generate)
+  --seed N               repeat a run exactly (generate; the server prints the one it picked otherwise)
+  --stop TEXT            stop before this text; repeat for several (generate)
   --timeout-ms MS        deadline for the call (default 30000)
 `;
 
@@ -59,9 +66,10 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const [command, ...rest] = argv;
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: rest,
     strict: true,
+    allowPositionals: command === 'generate',
     options: {
       ...Object.fromEntries(SERVER_SETTINGS.map((s) => [s.flag, { type: 'string' as const }])),
       address: { type: 'string' },
@@ -71,6 +79,12 @@ async function main(argv: string[]): Promise<void> {
       input: { type: 'string' },
       output: { type: 'string', multiple: true },
       'timeout-ms': { type: 'string' },
+      'max-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-k': { type: 'string' },
+      'top-p': { type: 'string' },
+      seed: { type: 'string' },
+      stop: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -94,6 +108,19 @@ async function main(argv: string[]): Promise<void> {
         text: values.text,
         input: values.input,
         outputs: values.output ?? [],
+      });
+      return;
+    case 'generate':
+      await (require('./generate-command') as typeof import('./generate-command')).generateCommand(address, timeoutMs, {
+        model: values.model,
+        version: values.version,
+        prompt: positionals.join(' '),
+        maxTokens: values['max-tokens'],
+        temperature: values.temperature,
+        topK: values['top-k'],
+        topP: values['top-p'],
+        seed: values.seed,
+        stop: values.stop ?? [],
       });
       return;
     default:

@@ -57,9 +57,12 @@ function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
-/** A fresh seed for a request that gave none (returned to the caller, so the run can be repeated). */
+/**
+ * A fresh seed for a request that gave none (returned to the caller, so the run can be repeated). Below
+ * 2^53, so clients that read integers as doubles (JavaScript, most JSON parsers) can send it back exactly.
+ */
 export function randomSeed(): bigint {
   const words = new Uint32Array(2);
   crypto.getRandomValues(words);
-  return (BigInt(words[0]!) << 32n) | BigInt(words[1]!);
+  return (BigInt(words[0]! & 0x1fffff) << 32n) | BigInt(words[1]!);
 }
