@@ -9,42 +9,11 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { cli } from './cli-process';
-import { copyBundledModel, expectStatus, PACKAGE_ROOT, startTestServer, tempDir, type TestServer } from './common';
+import { copyBundledModel, expectStatus, startTestServer, tempDir, type TestServer } from './common';
+import { FIXTURE, generate, generationRepository, textOf, tokensOf, type GenerateMessage } from './generation-helpers';
 
-const FIXTURE = path.join(PACKAGE_ROOT, 'test/fixtures/models/gqa-decoder');
 const HELLO = [72, 101, 108, 108, 111];
 const EOS = 257;
-
-interface GenerateMessage {
-  text: string;
-  token_ids: (number | string)[];
-  finish_reason: string;
-  usage: { prompt_tokens: number; completion_tokens: number; time_to_first_token_s: number; total_time_s: number } | null;
-  seed: number | string;
-  request_id: string;
-  version: string;
-}
-
-/** A repository with the fixture as `gqa` (config.yaml given) and the bundled mlp. */
-export function generationRepository(config = 'generation:\n  max_concurrent_sequences: 4\n  max_tokens: 128\n'): { dir: string; cleanup: () => void } {
-  const repo = tempDir('generate');
-  fs.cpSync(FIXTURE, path.join(repo.dir, 'gqa'), { recursive: true });
-  fs.writeFileSync(path.join(repo.dir, 'gqa', 'config.yaml'), config);
-  return repo;
-}
-
-export function generate(ts: TestServer, request: object, options: grpc.CallOptions = {}): Promise<GenerateMessage[]> {
-  return new Promise((resolve, reject) => {
-    const messages: GenerateMessage[] = [];
-    const call = ts.client.Generate(request, options);
-    call.on('data', (m: GenerateMessage) => messages.push(m));
-    call.on('error', reject);
-    call.on('end', () => resolve(messages));
-  });
-}
-
-const tokensOf = (messages: GenerateMessage[]) => messages.flatMap((m) => m.token_ids.map(Number));
-const textOf = (messages: GenerateMessage[]) => messages.map((m) => m.text).join('');
 
 /** Greedy decoding without any cache: the whole sequence is run again for every token (ONNX Runtime directly). */
 async function greedyWithoutCache(prompt: number[], steps: number): Promise<number[]> {
