@@ -15,18 +15,25 @@ export interface GenerateMessage {
   version: string;
 }
 
-/** A repository with the fixture as `gqa` (config.yaml given) and the bundled mlp. */
-export function generationRepository(config = 'generation:\n  max_concurrent_sequences: 4\n  max_tokens: 128\n'): { dir: string; cleanup: () => void } {
+export const GQA_CONFIG = 'generation:\n  max_concurrent_sequences: 4\n  max_tokens: 128\n';
+
+/** Adds the fixture to a repository as model `name` with `config` as its config.yaml. */
+export function addGenerationModel(root: string, name = 'gqa', config = GQA_CONFIG): void {
+  fs.cpSync(FIXTURE, path.join(root, name), { recursive: true });
+  fs.writeFileSync(path.join(root, name, 'config.yaml'), config);
+}
+
+/** A temp repository with the fixture as `gqa`. */
+export function generationRepository(config = GQA_CONFIG): { dir: string; cleanup: () => void } {
   const repo = tempDir('generate');
-  fs.cpSync(FIXTURE, path.join(repo.dir, 'gqa'), { recursive: true });
-  fs.writeFileSync(path.join(repo.dir, 'gqa', 'config.yaml'), config);
+  addGenerationModel(repo.dir, 'gqa', config);
   return repo;
 }
 
-export function generate(ts: TestServer, request: object, options: grpc.CallOptions = {}): Promise<GenerateMessage[]> {
+export function generate(ts: TestServer, request: object, options: grpc.CallOptions = {}, metadata = new grpc.Metadata()): Promise<GenerateMessage[]> {
   return new Promise((resolve, reject) => {
     const messages: GenerateMessage[] = [];
-    const call = ts.client.Generate(request, options);
+    const call = ts.client.Generate(request, metadata, options);
     call.on('data', (m: GenerateMessage) => messages.push(m));
     call.on('error', reject);
     call.on('end', () => resolve(messages));

@@ -13,6 +13,7 @@ import { after, before, test } from 'node:test';
 import { addModel, copyBundledModel, f32Tensor, seededFloats, slowRequest, startRun, startTestServer, tempDir, unary, waitQueued, type TestServer } from './common';
 import { writeSlowModel } from './fixtures/onnx-fixtures';
 import { SLOW_MODEL_CONFIG } from './fixtures/configs';
+import { addGenerationModel, generate } from './generation-helpers';
 
 const exporter = new InMemorySpanExporter();
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
@@ -24,6 +25,7 @@ before(async () => {
   repo = tempDir('tracing');
   copyBundledModel(repo.dir, 'mlp');
   addModel(repo.dir, 'slow', SLOW_MODEL_CONFIG, { 1: writeSlowModel });
+  addGenerationModel(repo.dir);
   ts = await startTestServer({ modelRepository: repo.dir, workers: 1 });
 });
 after(async () => {
@@ -118,4 +120,21 @@ test('metadata RPCs get their server span too', async () => {
   assert.equal(list!.spanContext().traceId, TRACE_ID);
   assert.equal(list!.attributes['rpc.method'], 'ListModels');
   assert.equal(list!.attributes['rpc.grpc.status_code'], 0);
+});
+
+test('a Generate stream is one server span: token counts, finish reason and seed as attributes, the first token as an event', async () => {
+  exporter.reset();
+  const TRACE = '0af7651916cd43dd8448eb211c80319c';
+  const messages = await generate(ts, { model: 'gqa', prompt: 'Hello', max_tokens: 7, temperature: 0.7, seed: 99 }, {}, traceparent(TRACE, 'b7ad6b7169203331'));
+  assert.equal(messages.at(-1)!.finish_reason, 'LENGTH');
+  const spans = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === TRACE);
+  assert.deepEqual(spans.map((s) => s.name), ['tensorgate.v1.ModelService/Generate'], 'no span per token or step');
+  const [span] = spans;
+  assert.equal(parentOf(span!), 'b7ad6b7169203331');
+  assert.equal(span!.attributes['tensorgate.model'], 'gqa');
+  assert.equal(span!.attributes['tensorgate.generate.prompt_tokens'], 5);
+  assert.equal(span!.attributes['tensorgate.generate.completion_tokens'], 7);
+  assert.equal(span!.attributes['tensorgate.generate.finish_reason'], 'length');
+  assert.equal(span!.attributes['tensorgate.generate.seed'], '99');
+  assert.deepEqual(span!.events.map((e) => e.name), ['tensorgate.generate.first_token']);
 });

@@ -20,7 +20,7 @@ import { randomSeed } from '../generation/seeded-random';
 import { TextStream } from '../generation/text-stream';
 import type { ModelEntry, ModelRepository, ModelVersionEntry } from '../repository/model-repository';
 import type { BreakerRegistry } from '../resilience/circuit-breaker';
-import { ATTR_MODEL, ATTR_MODEL_VERSION } from '../telemetry/semconv';
+import { ATTR_GEN_COMPLETION_TOKENS, ATTR_GEN_FINISH_REASON, ATTR_GEN_PROMPT_TOKENS, ATTR_GEN_SEED, ATTR_MODEL, ATTR_MODEL_VERSION, EVENT_GEN_FIRST_TOKEN } from '../telemetry/semconv';
 
 export type FinishReason = 'length' | 'eos' | 'stop' | 'cancelled';
 
@@ -73,7 +73,10 @@ export class GenerationPipeline {
   async generate(request: GenerateRequest, sink: GenerationSink): Promise<Usage & { finishReason: FinishReason }> {
     const arrived = performance.now();
     const { entry, version } = this.resolve(request);
-    trace.getActiveSpan()?.setAttributes({ [ATTR_MODEL]: entry.name, [ATTR_MODEL_VERSION]: version.version });
+    // One span per stream (the front door's SERVER span): the model, token counts and finish reason as
+    // attributes, the first token as an event; no span per token.
+    const span = trace.getActiveSpan();
+    span?.setAttributes({ [ATTR_MODEL]: entry.name, [ATTR_MODEL_VERSION]: version.version });
     const model = entry.generation!;
     const layout = version.decoder!;
     const prompt = this.promptTokens(request, entry, layout.vocabSize);
@@ -87,6 +90,7 @@ export class GenerationPipeline {
       contextTokens,
     });
     const seed = request.seed ?? randomSeed();
+    span?.setAttributes({ [ATTR_GEN_PROMPT_TOKENS]: prompt.length, [ATTR_GEN_SEED]: seed.toString() });
     if (request.signal?.aborted) throw cancelled('the call was cancelled before generation started');
 
     const breaker = this.parts.breakers.get(version.key, entry.name, version.version, entry.config!.circuit_breaker);
@@ -110,6 +114,7 @@ export class GenerationPipeline {
             stopListening?.();
             observer?.tokens(entry.name, 'out', completion);
             observer?.finished(entry.name, reason);
+            span?.setAttributes({ [ATTR_GEN_COMPLETION_TOKENS]: completion, [ATTR_GEN_FINISH_REASON]: reason });
             return { ...usage(), finishReason: reason };
           };
           sink.start({ model: entry.name, version: version.version, seed, promptTokens: prompt.length });
@@ -123,7 +128,10 @@ export class GenerationPipeline {
               token: (t) => {
                 if (done) return;
                 const now = performance.now();
-                if (completion === 0) observer?.firstToken(entry.name, (now - arrived) / 1000);
+                if (completion === 0) {
+                  observer?.firstToken(entry.name, (now - arrived) / 1000);
+                  span?.addEvent(EVENT_GEN_FIRST_TOKEN);
+                }
                 else observer?.interToken(entry.name, (now - lastAt) / 1000);
                 firstAt ||= now;
                 lastAt = now;

@@ -20,3 +20,10 @@ export const ATTR_QUEUE_OUTCOME = 'tensorgate.queue.outcome';
 export const ATTR_QUEUE_WAIT_MS = 'tensorgate.queue.wait_ms';
 
 export const SPAN_BATCH = 'tensorgate.batch';
+
+/** Generate: on the stream's span, and its events (first token, finish). */
+export const ATTR_GEN_PROMPT_TOKENS = 'tensorgate.generate.prompt_tokens';
+export const ATTR_GEN_COMPLETION_TOKENS = 'tensorgate.generate.completion_tokens';
+export const ATTR_GEN_FINISH_REASON = 'tensorgate.generate.finish_reason';
+export const ATTR_GEN_SEED = 'tensorgate.generate.seed';
+export const EVENT_GEN_FIRST_TOKEN = 'tensorgate.generate.first_token';
