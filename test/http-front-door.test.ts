@@ -1,16 +1,19 @@
 /**
  * The HTTP front door against hostile and careless clients, over real sockets: slowloris headers and bodies
  * are cut off by the timeouts, idle keep-alive connections close, the connection cap holds, bodies are
- * refused before they are read (routes that take none, anything over a route's limit), and error messages
- * name the path as sent, bounded in size.
+ * refused before they are read (routes that take none, anything over a route's limit, unsupported content
+ * types), error messages name the path as sent, bounded in size, and a mounted fastify plugin answers its
+ * own errors and 404s while the body rules still hold for it.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { sendJson } from '../src/api/http/http-server';
-import { startTestServer, tempDir, withTestServer, type TestServer } from './common';
+import { serverConfigSchema } from '../src/config/server-config';
+import { createLogger } from '../src/log';
+import { TensorgateServer } from '../src/server';
+import { tempDir, withTestServer } from './common';
 
 /** Small timeouts so the slow-client tests finish in well under a second each. */
 const FAST = { httpHeadersTimeoutMs: 300, httpRequestTimeoutMs: 600, httpKeepAliveTimeoutMs: 1000 };
@@ -87,19 +90,33 @@ function errorOf(body: string): string {
 }
 
 describe('HTTP front door', () => {
-  let ts: TestServer;
+  let server: TensorgateServer;
   let port: number;
   const repo = tempDir('http-front-door');
 
   before(async () => {
-    ts = await startTestServer({ modelRepository: repo.dir, ...FAST });
-    port = ts.server.httpPort;
-    // A route that takes a body, mounted the way the REST API will be: the front door enforces its limit.
-    ts.server.http.addRoute('POST', '/test/echo', (_req, res, _url, body) => sendJson(res, 200, { bytes: body.length }), { maxBodyBytes: LIMIT });
+    const config = serverConfigSchema.parse({ port: 0, httpPort: 0, workers: 1, logLevel: 'silent', modelRepository: repo.dir, ...FAST });
+    server = new TensorgateServer(config, createLogger('silent'));
+    // Routes that take a body, mounted the way the HTTP APIs are (before listening): the front door enforces their limit.
+    server.http.mount((app) => {
+      app.post('/test/echo', { bodyLimit: LIMIT }, async (request) => ({ bytes: (request.body as Buffer).length }));
+      app.post('/test/json', { bodyLimit: LIMIT }, async (request) => ({ got: request.body }));
+    });
+    // A plugin with its own error and not-found handlers for its prefix, as the OpenAI-compatible API has.
+    server.http.mount(
+      (app) => {
+        app.setErrorHandler((err: Error & { statusCode?: number }, _request, reply) => void reply.code(err.statusCode ?? 500).send({ plugin: { message: err.message } }));
+        app.setNotFoundHandler((_request, reply) => void reply.code(404).send({ plugin: { message: 'not here' } }));
+        app.post('/echo', { bodyLimit: LIMIT }, async (request) => ({ got: request.body }));
+      },
+      { prefix: '/plugin' },
+    );
+    await server.start();
+    port = server.httpPort;
   });
 
   after(async () => {
-    await ts.close();
+    await server.shutdown(1000);
     repo.cleanup();
   });
 
@@ -221,6 +238,70 @@ describe('HTTP front door', () => {
     assert.notEqual(wrong.headers.connection, 'close');
     assert.equal((await request(port, 'GET', '/healthz?verbose=1')).body, 'ok\n');
     assert.equal((await request(port, 'HEAD', '/readyz')).status, 200);
+  });
+
+  test('invalid JSON is a 400 that names the fault; an unsupported content type is a 415, refused unread', T, async () => {
+    const json = { 'content-type': 'application/json' };
+    const good = await request(port, 'POST', '/test/json', json, '{"a":[1,2]}');
+    assert.equal(good.status, 200);
+    assert.deepEqual(JSON.parse(good.body), { got: { a: [1, 2] } });
+    const bad = await request(port, 'POST', '/test/json', json, `{"a": ${'9'.repeat(900)}`);
+    assert.equal(bad.status, 400);
+    assert.match(errorOf(bad.body), /^the request body is not valid JSON: /);
+    assert.ok(bad.body.length < 512, `error body of ${bad.body.length} bytes`);
+    assert.notEqual(bad.headers.connection, 'close', 'the body was read whole');
+    const poisoned = await request(port, 'POST', '/test/json', json, '{"__proto__": {"admin": true}}');
+    assert.equal(poisoned.status, 400);
+    assert.match(errorOf(poisoned.body), /"__proto__" is not allowed/);
+    const empty = await request(port, 'POST', '/test/json', { ...json, 'content-length': 0 }, '');
+    assert.equal(empty.status, 400);
+    assert.match(errorOf(empty.body), /body is empty/);
+    const xml = await sendRaw(port, 'POST /test/json HTTP/1.1\r\nHost: x\r\nContent-Type: application/xml\r\nContent-Length: 1000\r\n\r\n', '<a/>');
+    assert.equal(xml.status, 415);
+    assert.equal(xml.headers.connection, 'close');
+    assert.match(errorOf(xml.body), /content type "application\/xml" is not supported by \/test\/json/);
+  });
+
+  test('Expect: 100-continue on a route that takes the body gets 100 Continue, then the answer', T, async () => {
+    const socket = await connect(port);
+    const continued = once(socket, 'data');
+    const closed = readUntilClose(socket);
+    socket.write('POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n');
+    assert.match(String(await continued), /^HTTP\/1\.1 100 Continue\r\n\r\n/);
+    socket.write('hello');
+    const raw = await closed;
+    const res = parseResponse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+    assert.equal(res.status, 200);
+    assert.deepEqual(JSON.parse(res.body), { bytes: 5 });
+  });
+
+  test('a mounted plugin answers its own errors and 404s; its unknown routes and over-limit bodies stay unread', T, async () => {
+    const json = { 'content-type': 'application/json' };
+    assert.deepEqual(JSON.parse((await request(port, 'POST', '/plugin/echo', json, '{"x":1}')).body), { got: { x: 1 } });
+    const bad = await request(port, 'POST', '/plugin/echo', json, '{');
+    assert.equal(bad.status, 400);
+    assert.match((JSON.parse(bad.body) as { plugin: { message: string } }).plugin.message, /not valid JSON/);
+    const missing = await sendRaw(port, 'POST /plugin/nope HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n', '{');
+    assert.equal(missing.status, 404);
+    assert.deepEqual(JSON.parse(missing.body), { plugin: { message: 'not here' } });
+    assert.equal(missing.headers.connection, 'close');
+    const big = await sendRaw(port, `POST /plugin/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${LIMIT + 1}\r\n\r\n`);
+    assert.equal(big.status, 413);
+    assert.equal(big.headers.connection, 'close');
+    assert.match((JSON.parse(big.body) as { plugin: { message: string } }).plugin.message, new RegExp(`limit of ${LIMIT} bytes for /plugin/echo`));
+  });
+
+  test('the request target is parsed as before: absolute-form and dot segments route, anything else is a 400', T, async () => {
+    const absolute = await sendRaw(port, 'GET http://example.com/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.equal(absolute.body, 'ok\n');
+    const dots = await sendRaw(port, 'GET /a/../healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.equal(dots.body, 'ok\n');
+    const star = await sendRaw(port, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.equal(star.status, 400);
+    assert.match(errorOf(star.body), /malformed request target \*/);
+    const encoding = await request(port, 'GET', '/%zz');
+    assert.equal(encoding.status, 400);
+    assert.match(errorOf(encoding.body), /malformed request target \/%zz/);
   });
 });
 

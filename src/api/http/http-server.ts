@@ -1,31 +1,58 @@
 /**
- * The HTTP front door (node:http, no framework): Prometheus scrapes and Kubernetes probes today, the REST v2
- * inference API later. Routing is a small table so the v2 router mounts with one addRoute('*', '/v2/*', ...).
+ * The HTTP front door, on fastify: Prometheus scrapes and Kubernetes probes, and the place HTTP APIs mount
+ * (the OpenAI-compatible routes, the REST v2 inference API) as fastify plugins with mount().
  *
  *   GET /metrics  Prometheus exposition of this server's registry (with --processes N: every process's, aggregated)
  *   GET /healthz  liveness: 200 while the process can answer at all (never depends on models)
  *   GET /readyz   readiness: 200 when health "" says SERVING, else 503 with why (loading, a model not READY, draining)
  *
- * Unknown paths answer 404 and known paths with another method 405 (with Allow), both as JSON {error}.
+ * Why fastify: the APIs that mount here need what a hand-written router kept growing (path parameters, content
+ * types, schema validation, per-plugin error and not-found handlers, streaming replies), and fastify gives
+ * each plugin its own encapsulated scope on one port. It does not own the socket: the node:http server is
+ * ours, created with the limits below and handed over through `serverFactory`, and what fastify leaves out
+ * (405, refusing bodies unread, 100-continue, Node's own answers to client errors) is added here.
  *
- * The port faces clients we do not control, so nothing a client does may hold resources unboundedly: headers
- * and whole requests must arrive within their timeouts (else 408 and close), idle keep-alive and idle sockets
- * close, connections are capped, and a request body is read only by a route that declared it takes one, up to
- * that route's limit. A body that is refused is never read: the answer says `Connection: close` so the unread
- * bytes are not parsed as a next request. Errors echo client input only as a bounded prefix.
+ * The port faces clients we do not control, so nothing a client does may hold resources unboundedly, and
+ * every route on it (mounted plugins' included) gets this:
+ * - headers and whole requests must arrive within their timeouts (else 408 and close), idle keep-alive and
+ *   idle sockets close, connections are capped;
+ * - a request body is read only by a route that takes one (GET, HEAD and TRACE routes and routes with
+ *   `config: { takesBody: false }` refuse any with 413), counted as it arrives, never past the route's
+ *   `bodyLimit` (a declared Content-Length over it is refused before reading); '100 Continue' goes out only
+ *   once the route accepted the body; an unsupported content type is a 415 (src/api/http/http-body.ts);
+ * - an answer sent while announced body bytes are unread says `Connection: close`, so the unread bytes are
+ *   never parsed as a next request; answers that consumed the whole request keep the connection alive;
+ * - the request target is parsed as before (dot segments resolved, absolute-form accepted, anything else 400);
+ *   error messages echo client input only as a bounded prefix.
+ * Outside mounted plugins that set their own: unknown paths answer 404 naming the served paths, known paths
+ * with another method 405 with Allow, errors JSON {error} (a ServingError keeps its status, src/api/http/status.ts).
  */
-import { clip, internal, ServingError } from '../../core/errors';
-import { toHttpError } from './status';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { clip, internal, ServingError } from '../../core/errors';
+import { announcesBody, bodyLeftUnread, bodyTooLarge, continueIfExpected, installBodyParsers, installRawParser, MAX_ECHO_CHARS, unsupportedMediaType } from './http-body';
+import { RouteTable } from './http-route-table';
+import { toHttpError } from './status';
 
-/** `body` is the whole request body, already read within the route's limit (empty for routes that take none). */
+/** A raw node:http route (addRoute): `body` is the whole request body, already read within the route's limit. */
 export type HttpHandler = (req: http.IncomingMessage, res: http.ServerResponse, url: URL, body: Buffer) => void | Promise<void>;
 
 export interface RouteOptions {
   /** Largest request body the route takes, in bytes; 0 (the default): it takes none and refuses any. */
   maxBodyBytes?: number;
 }
+
+/** What the front door reads from a fastify route's `config`. */
+export interface FrontDoorRouteConfig {
+  /** false: the route refuses any request body with 413 (always so for GET, HEAD and TRACE). */
+  takesBody?: boolean;
+  /** How a 404 lists the route, instead of its path. */
+  servedAs?: string;
+}
+
+/** A fastify plugin for mount(): it receives its own encapsulated instance. */
+export type FrontDoorPlugin = (app: FastifyInstance) => void | Promise<void>;
 
 /** Timeouts in milliseconds (0 turns one off) and the connection cap (0: none). */
 export interface HttpLimits {
@@ -69,35 +96,24 @@ export interface HttpFrontDoorOptions extends HttpSources {
   limits?: Partial<HttpLimits>;
 }
 
-interface Route {
-  /** Upper-case method, or '*' for any (a mounted router checks its own). */
-  method: string;
-  path: string;
-  /** The path ended in '/*': matches the prefix itself and everything under it. */
-  prefix: boolean;
-  handler: HttpHandler;
-  maxBodyBytes: number;
-}
-
 /** Longest error message sent; a handler's error text can carry anything. */
 const MAX_ERROR_CHARS = 1024;
-/** Longest piece of client input (a path, a request target) echoed in a message. */
-const MAX_ECHO_CHARS = 64;
+const TEXT = 'text/plain; charset=utf-8';
+const BODYLESS = new Set(['GET', 'HEAD', 'TRACE']);
 const EMPTY = Buffer.alloc(0);
 
-export function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
-  const text = JSON.stringify(body);
+/** Request targets as the client sent them, where routing uses a normalized one (for messages). */
+const sentTargets = new WeakMap<http.IncomingMessage, string>();
+
+/** The path as the client sent it, bounded: what messages name. */
+function sentPath(req: http.IncomingMessage): string {
+  return clip((sentTargets.get(req) ?? req.url ?? '/').split(/[?#]/, 1)[0]!, MAX_ECHO_CHARS);
+}
+
+/** A JSON {error} answer on the raw response, whose size is bounded whatever the message holds. */
+function sendError(res: http.ServerResponse, status: number, message: string, headers: http.OutgoingHttpHeaders = {}): void {
+  const text = JSON.stringify({ error: clip(message, MAX_ERROR_CHARS) });
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-/** A JSON {error} answer whose size is bounded whatever the message holds. */
-export function sendError(res: http.ServerResponse, status: number, message: string, headers: http.OutgoingHttpHeaders = {}): void {
-  sendJson(res, status, { error: clip(message, MAX_ERROR_CHARS) }, headers);
-}
-
-export function sendText(res: http.ServerResponse, status: number, text: string, contentType = 'text/plain; charset=utf-8'): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
@@ -115,49 +131,32 @@ function parseTarget(target: string): URL | undefined {
   return undefined;
 }
 
-/** Whether the request announces a body: chunked (any Transfer-Encoding) or a Content-Length above 0. */
-function announcesBody(req: http.IncomingMessage): boolean {
-  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-}
+/** What Node itself answers a client error with when no 'clientError' listener exists (fastify adds one). */
+const CLIENT_ERROR_ANSWERS: Record<string, string> = {
+  ERR_HTTP_REQUEST_TIMEOUT: 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n',
+  HPE_HEADER_OVERFLOW: 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n',
+};
 
-/**
- * Reads the body, counting as it arrives; resolves undefined as soon as it passes `limit` (the rest stays
- * unread) so a chunked body cannot grow past what the route allows. Rejects if the request ends early.
- */
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = () => {
-      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        req.pause();
-        resolve(undefined);
-      } else chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(err);
-    };
-    const onClose = () => onError(new Error('the request closed before its body was complete'));
-    req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
-  });
+function onClientError(err: Error & { code?: string }, socket: Socket): void {
+  // As Node does: answer only if no response is in flight on the socket, or none of it has been written.
+  const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
+  if (socket.writable && (!inFlight || !inFlight.headersSent)) {
+    socket.write(CLIENT_ERROR_ANSWERS[err.code ?? ''] ?? 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  }
+  socket.destroy(err);
 }
 
 export class HttpFrontDoor {
   readonly server: http.Server;
+  /** The fastify instance; routes and plugins go on it (mount()) before listen(). */
+  readonly app: FastifyInstance;
   readonly limits: HttpLimits;
-  private readonly routes: Route[] = [];
+  private readonly routes = new RouteTable();
   private readonly sources: HttpSources;
   private boundPort = 0;
+  private started = false;
+  private closed = false;
 
   constructor(private readonly options: HttpFrontDoorOptions) {
     this.sources = { metrics: options.metrics, health: options.health, notReadyReason: options.notReadyReason };
@@ -168,28 +167,77 @@ export class HttpFrontDoor {
     // Both are enforced by a periodic sweep (30 s by default in Node), which would let a slow client stay far
     // past its deadline: sweep at half the shorter timeout, at most once a second.
     const shortest = Math.min(...[headersTimeout, limits.requestTimeoutMs].filter((t) => t > 0), 2000);
-    this.server = http.createServer({
+    const server = http.createServer({
       headersTimeout,
       requestTimeout: limits.requestTimeoutMs,
       connectionsCheckingInterval: Math.max(10, Math.floor(shortest / 2)),
     });
-    this.server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+    server.keepAliveTimeout = limits.keepAliveTimeoutMs;
     // With no 'timeout' listener Node destroys a socket that has been silent this long.
-    this.server.timeout = limits.idleTimeoutMs;
-    if (limits.maxConnections > 0) this.server.maxConnections = limits.maxConnections;
-    const dispatch = (req: http.IncomingMessage, res: http.ServerResponse) => void this.dispatch(req, res);
-    this.server.on('request', dispatch);
-    // Handled here so '100 Continue' goes out only once the route has accepted the body, never for one refused.
-    this.server.on('checkContinue', dispatch);
-    this.addRoute('GET', '/metrics', async (_req, res) => {
+    server.timeout = limits.idleTimeoutMs;
+    if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections;
+    this.server = server;
+
+    this.app = Fastify({
+      serverFactory: (handler) => {
+        const front = (req: http.IncomingMessage, res: http.ServerResponse) => {
+          const target = req.url ?? '/';
+          const url = parseTarget(target);
+          if (!url) return sendError(res, 400, `malformed request target ${clip(target, MAX_ECHO_CHARS)}`, announcesBody(req) ? { connection: 'close' } : {});
+          // Routing sees the parsed target (dot segments resolved, absolute-form reduced to its path).
+          const routed = url.pathname + url.search;
+          if (routed !== target) {
+            sentTargets.set(req, target);
+            req.url = routed;
+          }
+          handler(req, res);
+        };
+        server.on('request', front);
+        // Handled here so '100 Continue' goes out only once the route has accepted the body, never for one refused.
+        server.on('checkContinue', front);
+        return server;
+      },
+      logger: false,
+      requestIdHeader: false,
+      genReqId: () => '',
+      clientErrorHandler: onClientError,
+      // The router's own refusals, in our shape: a malformed percent-encoding, an overlong path parameter.
+      frameworkErrors: (err, request, reply) => {
+        const status = err.code === 'FST_ERR_BAD_URL' ? 400 : err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 500;
+        const why = status === 400 ? 'malformed request target' : status === 414 ? 'a path parameter is too long in' : 'internal error routing';
+        this.refuse(request, reply, status, `${why} ${sentPath(request.raw)}`);
+      },
+    });
+    const app = this.app;
+    app.addHook('onRoute', (route) => {
+      this.routes.add(route.url, route.method, (route.config as FrontDoorRouteConfig | undefined)?.servedAs);
+    });
+    app.addHook('onRequest', async (request, reply) => this.admit(request, reply));
+    // fastify closes the connection after any body parser's error; keep it open when the body was read whole.
+    app.addHook('onError', async (request, reply) => {
+      if (!bodyLeftUnread(request.raw) && reply.getHeader('connection') === 'close') reply.removeHeader('connection');
+    });
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (bodyLeftUnread(request.raw)) void reply.header('connection', 'close');
+      return payload;
+    });
+    app.setErrorHandler((err, request, reply) => this.answerError(err as Error & { statusCode?: number; code?: string }, request, reply));
+    app.setNotFoundHandler((request, reply) => this.notFound(request, reply));
+    installBodyParsers(app, (request) => sentPath(request.raw));
+
+    app.get('/metrics', async (_request, reply) => {
       const { metrics } = this.sources;
       const text = await metrics.text();
-      sendText(res, 200, text, metrics.contentType);
+      return reply.type(metrics.contentType).send(text);
     });
-    this.addRoute('GET', '/healthz', (_req, res) => sendText(res, 200, 'ok\n'));
-    this.addRoute('GET', '/readyz', (_req, res) => {
+    app.get('/healthz', (_request, reply) => reply.type(TEXT).send('ok\n'));
+    app.get('/readyz', (_request, reply) => {
       const status = this.sources.health();
-      sendText(res, status === 'SERVING' ? 200 : 503, status === 'SERVING' ? 'ready\n' : `not ready: ${this.sources.notReadyReason?.() || status}\n`);
+      const ready = status === 'SERVING';
+      return reply
+        .code(ready ? 200 : 503)
+        .type(TEXT)
+        .send(ready ? 'ready\n' : `not ready: ${this.sources.notReadyReason?.() || status}\n`);
     });
   }
 
@@ -206,81 +254,154 @@ export class HttpFrontDoor {
   }
 
   /**
-   * Adds a route; `path` ending in '/*' matches that prefix and below. GET routes also answer HEAD. A route
-   * takes no request body unless `options.maxBodyBytes` says how large one may be.
+   * Registers `plugin` in its own encapsulated fastify scope (under `prefix` if given), before listen(). It
+   * may set its own error handler and, with a prefix, its own not-found handler for that prefix; otherwise
+   * the front door's answer for it. The body rules above hold for its routes whatever it sets.
    */
-  addRoute(method: string, path: string, handler: HttpHandler, options: RouteOptions = {}): void {
-    const prefix = path.endsWith('/*');
-    const maxBodyBytes = options.maxBodyBytes ?? 0;
-    this.routes.push({ method: method.toUpperCase(), path: prefix ? path.slice(0, -2) : path, prefix, handler, maxBodyBytes });
+  mount(plugin: FrontDoorPlugin, options: { prefix?: string } = {}): void {
+    this.assertNotStarted('mount');
+    void this.app.register(async (scope) => plugin(scope), options);
   }
 
-  listen(): Promise<number> {
-    return new Promise((resolve, reject) => {
+  /**
+   * A raw node:http route; `path` ending in '/*' matches that prefix and below. GET routes also answer HEAD,
+   * method '*' answers every method. The route takes no request body unless `options.maxBodyBytes` says how
+   * large one may be; a body it takes arrives whole, as bytes, whatever its content type.
+   */
+  addRoute(method: string, path: string, handler: HttpHandler, options: RouteOptions = {}): void {
+    this.assertNotStarted('addRoute');
+    const maxBodyBytes = options.maxBodyBytes ?? 0;
+    const base = path.endsWith('/*') ? path.slice(0, -2) : undefined;
+    const urls = base === undefined ? [path] : base ? [base, `${base}/*`] : ['/*'];
+    const config: FrontDoorRouteConfig = { takesBody: maxBodyBytes > 0, servedAs: path };
+    void this.app.register(async (scope) => {
+      installRawParser(scope, (request) => sentPath(request.raw));
+      for (const url of urls) {
+        scope.route({
+          method: method === '*' ? scope.supportedMethods : method.toUpperCase(),
+          url,
+          config,
+          ...(maxBodyBytes > 0 ? { bodyLimit: maxBodyBytes } : {}),
+          handler: (request, reply) => this.runRaw(handler, request, reply),
+        });
+      }
+    });
+  }
+
+  /** Loads the routes and plugins, then listens; resolves with the bound port. */
+  async listen(): Promise<number> {
+    this.started = true;
+    try {
+      await this.app.ready();
+    } catch (err) {
+      throw new Error(`the HTTP routes could not be loaded: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.server.once('error', onError);
       this.server.listen(this.options.port, this.options.host, () => {
         this.server.off('error', onError);
-        this.boundPort = (this.server.address() as AddressInfo).port;
-        resolve(this.boundPort);
+        resolve();
       });
     });
+    this.boundPort = (this.server.address() as AddressInfo).port;
+    return this.boundPort;
   }
 
-  /** Stops listening and ends every connection, idle keep-alive ones included (else close() waits for them). */
-  close(): Promise<void> {
-    if (!this.server.listening) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.server.close((err) => (err ? reject(err) : resolve()));
-      this.server.closeAllConnections();
-    });
-  }
-
-  private async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const target = req.url ?? '/';
-    // The path as the client sent it (for messages); routing uses the parsed, dot-segment-resolved one.
-    const sentPath = clip(target.split(/[?#]/, 1)[0]!, MAX_ECHO_CHARS);
-    // Answers sent without reading a body the client announced close the connection: the unread bytes would
-    // otherwise be parsed as the next request. Answers that consumed the whole request keep it alive.
-    let unread = announcesBody(req);
-    const refuse = (status: number, message: string, headers: http.OutgoingHttpHeaders = {}) => {
-      if (req.socket.destroyed) return;
-      sendError(res, status, message, unread ? { ...headers, connection: 'close' } : headers);
-    };
-    try {
-      const url = parseTarget(target);
-      if (!url) return refuse(400, `malformed request target ${clip(target, MAX_ECHO_CHARS)}`);
-      const onPath = this.routes.filter((r) => (r.prefix ? url.pathname === r.path || url.pathname.startsWith(`${r.path}/`) : url.pathname === r.path));
-      if (onPath.length === 0) return refuse(404, `no route for ${sentPath}; this port serves ${this.servedPaths()}`);
-      const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
-      const route = onPath.find((r) => r.method === method || r.method === '*');
-      if (!route) {
-        const allow = [...new Set(onPath.flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method])))].join(', ');
-        return refuse(405, `method ${req.method} is not allowed on ${sentPath}; allowed: ${allow}`, { allow });
-      }
-      let body: Buffer = EMPTY;
-      if (unread) {
-        const limit = route.maxBodyBytes;
-        if (limit === 0) return refuse(413, `${sentPath} takes no request body (limit 0 bytes)`);
-        const declared = Number(req.headers['content-length'] ?? 0);
-        if (declared > limit) return refuse(413, `request body of ${declared} bytes is over the limit of ${limit} bytes for ${sentPath}`);
-        if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
-        const read = await readBody(req, limit);
-        if (!read) return refuse(413, `request body is over the limit of ${limit} bytes for ${sentPath}`);
-        body = read;
-        unread = false;
-      }
-      await route.handler(req, res, url, body);
-    } catch (err) {
-      // A ServingError keeps its meaning (404, 429, 503...); anything else is the server's fault.
-      const { status, body } = toHttpError(err instanceof ServingError ? err : internal(`internal error: ${err instanceof Error ? err.message : String(err)}`));
-      if (!res.headersSent) refuse(status, body.error);
-      else res.destroy();
+  /**
+   * Stops listening and ends every connection, idle keep-alive ones and calls in progress included (else
+   * close() waits for them), then closes the fastify instance (plugins' onClose hooks).
+   */
+  async close(): Promise<void> {
+    if (this.server.listening) {
+      await new Promise<void>((resolve, reject) => {
+        this.server.close((err) => (err ? reject(err) : resolve()));
+        this.server.closeAllConnections();
+      });
+    }
+    if (this.started && !this.closed) {
+      this.closed = true;
+      await this.app.close();
     }
   }
 
-  /** The route table for a 404's message: bounded, since routes are ours. */
-  private servedPaths(): string {
-    return [...new Set(this.routes.map((r) => (r.prefix ? `${r.path}/*` : r.path)))].join(', ');
+  private assertNotStarted(what: string): void {
+    if (this.started) throw new Error(`HttpFrontDoor.${what}() must be called before listen()`);
+  }
+
+  /**
+   * Runs before any body is read: a request no route matched gets its 404/405 here (unless a mounted plugin's
+   * not-found handler is to answer it), and a body is refused or accepted (with '100 Continue') here.
+   */
+  private async admit(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+    const req = request.raw;
+    if (request.is404) {
+      // A mounted plugin's own not-found handler: our parsers leave the body unread for it (http-body.ts).
+      if (request.server !== this.app) return undefined;
+      this.notFound(request, reply);
+      return reply;
+    }
+    if (!announcesBody(req)) return undefined;
+    const path = sentPath(req);
+    if (BODYLESS.has(req.method ?? 'GET') || (request.routeOptions.config as FrontDoorRouteConfig).takesBody === false) {
+      throw bodyTooLarge(`${path} takes no request body (limit 0 bytes)`);
+    }
+    const limit = request.routeOptions.bodyLimit;
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) throw bodyTooLarge(`request body of ${declared} bytes is over the limit of ${limit} bytes for ${path}`);
+    continueIfExpected(req, reply.raw);
+    return undefined;
+  }
+
+  /** 404 naming the served paths, or 405 with Allow when the path is served for other methods. */
+  private notFound(request: FastifyRequest, reply: FastifyReply): void {
+    if (reply.sent) return;
+    const path = sentPath(request.raw);
+    const allowed = this.routes.allowed(request.url.split('?', 1)[0]!);
+    if (allowed.length === 0 || allowed.includes(request.method)) {
+      return this.refuse(request, reply, 404, `no route for ${path}; this port serves ${this.routes.served()}`);
+    }
+    const allow = allowed.join(', ');
+    void reply.header('allow', allow);
+    this.refuse(request, reply, 405, `method ${request.method} is not allowed on ${path}; allowed: ${allow}`);
+  }
+
+  private answerError(err: Error & { statusCode?: number; code?: string }, request: FastifyRequest, reply: FastifyReply): void {
+    if (err instanceof ServingError) {
+      // A ServingError keeps its meaning (404, 429, 503...).
+      const { status, body } = toHttpError(err);
+      return this.refuse(request, reply, status, body.error);
+    }
+    const status = err.statusCode;
+    if (status !== undefined && status >= 400 && status < 500) {
+      // fastify's and our refusals (body, content type, validation): their status, a bounded message.
+      const message = err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? unsupportedMediaType(request.headers['content-type'], sentPath(request.raw)).message : err.message;
+      return this.refuse(request, reply, status, message);
+    }
+    // Anything else is the server's fault.
+    this.refuse(request, reply, 500, toHttpError(internal(`internal error: ${err.message}`)).body.error);
+  }
+
+  /** A JSON {error} answer through fastify, closing the connection if announced body bytes are left unread. */
+  private refuse(request: FastifyRequest, reply: FastifyReply, status: number, message: string): void {
+    if (request.raw.socket?.destroyed) return;
+    if (bodyLeftUnread(request.raw)) void reply.header('connection', 'close');
+    void reply
+      .code(status)
+      .type('application/json')
+      .send({ error: clip(message, MAX_ERROR_CHARS) });
+  }
+
+  /** An addRoute handler: it owns the raw response (fastify steps aside); its failures are answered here. */
+  private async runRaw(handler: HttpHandler, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    reply.hijack();
+    const res = reply.raw;
+    try {
+      await handler(request.raw, res, new URL(`http://localhost${request.url}`), Buffer.isBuffer(request.body) ? request.body : EMPTY);
+    } catch (err) {
+      const { status, body } = toHttpError(err instanceof ServingError ? err : internal(`internal error: ${err instanceof Error ? err.message : String(err)}`));
+      if (!res.headersSent && !res.destroyed) sendError(res, status, body.error);
+      else res.destroy();
+    }
   }
 }
