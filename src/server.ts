@@ -21,6 +21,7 @@ import { MODEL_SERVICE_NAME, modelServiceDefinition, reflectionPackageDefinition
 import type { ServerConfig } from './config/server-config';
 import { logAccess, type Logger } from './log';
 import { HttpFrontDoor } from './api/http/http-server';
+import { OPENAI_PREFIX, openAiRoutes } from './api/openai/openai-routes';
 import { ServerMetrics } from './telemetry/metrics';
 import type { RequestRecord } from './api/request-record';
 import { ModelRepository, type ModelEntry, type ModelVersionEntry } from './repository/model-repository';
@@ -159,6 +160,10 @@ export class TensorgateServer {
       inflight: (protocol, delta) => this.metrics.inflight(protocol, delta),
       calls: this.inflightCalls,
     });
+    this.http.mount(
+      openAiRoutes({ generation: this.generation, repository: this.repository, envelope: this.envelope, maxBodyBytes: config.maxTextBytes * 2 + 65_536 }),
+      { prefix: OPENAI_PREFIX },
+    );
     this.grpcServer.addService(modelServiceDefinition(), createModelService({ predict: this.pipeline, generate: this.generation }, { repository: this.repository, breakers: this.breakers, scheduler: this.scheduler }, log, this.envelope));
     this.health.addToServer(this.grpcServer);
     new ReflectionService(reflectionPackageDefinition()).addToServer(this.grpcServer);
