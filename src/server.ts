@@ -201,13 +201,16 @@ export class TensorgateServer {
     try {
       this.boundHttpPort = await this.http.listen();
     } catch (err) {
+      // A route plugin that fails to load is our bug, not a port problem: no port advice for it.
+      const portProblem = typeof (err as NodeJS.ErrnoException).code === 'string' && /^E[A-Z]+$/.test((err as NodeJS.ErrnoException).code!);
       throw new StartupError(
-        `cannot listen for HTTP on ${this.config.host}:${this.config.httpPort}: ${bindReason(err as Error)}; choose another port with --http-port N or TENSORGATE_HTTP_PORT (0 picks a free one)`,
+        `cannot listen for HTTP on ${this.config.host}:${this.config.httpPort}: ${bindReason(err as Error)}` +
+          (portProblem ? '; choose another port with --http-port N or TENSORGATE_HTTP_PORT (0 picks a free one)' : ''),
       );
     }
     this.log.info(
       { address: `${this.config.host}:${this.boundPort}`, httpPort: this.boundHttpPort, workers: this.pool.workerCount },
-      `listening: gRPC ${this.config.host}:${this.boundPort}, HTTP ${this.config.host}:${this.boundHttpPort} (/metrics, /healthz, /readyz); loading models`,
+      `listening: gRPC ${this.config.host}:${this.boundPort}, HTTP ${this.config.host}:${this.boundHttpPort} (/metrics, /healthz, /readyz, /v1 OpenAI-compatible); loading models`,
     );
     return this.boundPort;
   }
