@@ -6,7 +6,7 @@
  * How the commands are run:
  * - Port: the README talks to 127.0.0.1:50051. Rather than take 50051 (a developer's own `npm start` or another
  *   test may hold it), the server listens on an ephemeral port and every `127.0.0.1:50051` in the extracted text
- *   is rewritten to it; commands that name no address (`npx tensorgate ...`) get it from TENSORGATE_ADDRESS,
+ *   is rewritten to it (and `127.0.0.1:8080`, the HTTP port, to the server's HTTP port); commands that name no address (`npx tensorgate ...`) get it from TENSORGATE_ADDRESS,
  *   the variable the README documents for that.
  * - Working directory: a temp folder standing in for the root of a clone. It links the clone's top-level files
  *   and folders (proto/, node_modules/, package.json, dist/, ...), so `npx buf` resolves to the repo's
@@ -29,6 +29,8 @@ const PROCESS_TIMEOUT_MS = 120_000;
 const README = path.join(PACKAGE_ROOT, 'README.md');
 const SECTION = '## Calling it';
 const README_ADDRESS = '127.0.0.1:50051';
+/** The HTTP port the README's curl commands use (the OpenAI-compatible API); rewritten to the test server's. */
+const README_HTTP_ADDRESS = '127.0.0.1:8080';
 const PYTHON = '/usr/bin/python3';
 const DEBIAN_PACKAGES = ['python3-grpcio', 'python3-protobuf', 'protobuf-compiler'];
 // What a clone's root holds that the commands may read; the rest of the repo is not needed.
@@ -174,6 +176,40 @@ const EXPECTATIONS: { name: string; when: (s: Snippet) => boolean; check: (stdou
     },
   },
   {
+    name: 'tensorgate generate',
+    when: (s) => /tensorgate generate/.test(s.text),
+    check: (out) => assert.match(out, /[A-Za-z]{2,}.*[A-Za-z]{2,}/, `generated text: ${out}`),
+  },
+  {
+    name: 'buf curl Generate',
+    when: (s) => /ModelService\/Generate/.test(s.text),
+    check: (out) => {
+      // buf curl prints each stream message as its own JSON document
+      const messages = out.trim().split(/\n(?=\{)/).map((m) => json(m, 'buf curl Generate'));
+      assert.ok(messages.length >= 2, `${messages.length} messages`);
+      assert.equal(messages.at(-1).finishReason, 'LENGTH');
+      assert.ok(messages.at(-1).usage.completionTokens > 0);
+    },
+  },
+  {
+    name: 'curl /v1/completions',
+    when: (s) => /curl[\s\S]*\/v1\/completions/.test(s.text),
+    check: (out) => {
+      const res = json(out, 'curl /v1/completions');
+      assert.equal(res.object, 'text_completion');
+      assert.ok(res.choices[0].text.length > 0);
+      assert.ok(res.usage.completion_tokens > 0);
+    },
+  },
+  {
+    name: 'curl /v1/chat/completions streamed',
+    when: (s) => /curl[\s\S]*\/v1\/chat\/completions/.test(s.text) && s.text.includes('"stream": true'),
+    check: (out) => {
+      assert.match(out, /^data: \{.*"chat\.completion\.chunk"/m);
+      assert.ok(out.trimEnd().endsWith('data: [DONE]'), out.slice(-80));
+    },
+  },
+  {
     name: 'protoc --python_out',
     when: (s) => /^protoc\s/.test(s.text),
     check: (_out, cwd) => assert.ok(fs.existsSync(path.join(cwd, 'gen/tensorgate/v1/model_service_pb2.py')), 'protoc wrote gen/tensorgate/v1/model_service_pb2.py'),
@@ -274,7 +310,7 @@ test('the Calling it section has commands for bash and a Python example', () => 
 for (const snippet of SNIPPETS.filter((s) => !isSkipped(s))) {
   const title = snippet.kind === 'python' ? 'the Python example' : snippet.text.replace(/\s*\\?\n\s*/g, ' ').replace(/\s+#.*$/, '').slice(0, 90);
   test(`README line ${snippet.line}: ${title}`, async () => {
-    const text = snippet.text.replaceAll(README_ADDRESS, ts.address);
+    const text = snippet.text.replaceAll(README_ADDRESS, ts.address).replaceAll(README_HTTP_ADDRESS, `127.0.0.1:${ts.server.httpPort}`);
     let r: RunResult;
     if (snippet.kind === 'python') {
       await requirePythonToolchain(clone, env);

@@ -75,74 +75,114 @@ export function argmax(values: Float32Array): number {
   return best;
 }
 
-/** A candidate token with its (unnormalised, then normalised) probability. */
+/** A candidate token with its probability. */
 interface Candidate {
   token: number;
   p: number;
 }
 
 /**
- * The distribution sampling draws from after temperature, top-k, top-p and min-p: candidates sorted by
- * probability, descending, probabilities summing to 1. Exported so tests can check each filter's effect.
+ * The tokens sampling may draw from after temperature, top-k, top-p and min-p, with unnormalised weights
+ * (exp((logit - max) / temperature), so the most likely token weighs 1); undefined `tokens` = every token,
+ * weighted by `all`. Every filter keeps the tokens whose weight is at least some cut, so one pass files each
+ * token into a power-of-two weight band, the bands tell how far down top-k and top-p can reach, and only
+ * the tokens above that are sorted: sorting a whole 8,000-token vocabulary per token measured ~2 ms, more
+ * than a decode step (bench/sampling-cost.ts).
  */
-export function filteredDistribution(logits: Float32Array, p: SamplingParams): Candidate[] {
-  const t = p.temperature;
+function candidates(logits: Float32Array, p: SamplingParams): { tokens: number[] | undefined; weights: number[]; all: Float64Array } {
   let max = -Infinity;
   for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
-  // exp((l - max) / t): the most likely token gets 1, so nothing overflows.
-  const weights = new Float64Array(logits.length);
+  const all = new Float64Array(logits.length);
+  const bandCount = new Float64Array(BANDS);
+  const bandMass = new Float64Array(BANDS);
+  const perBand = 1 / (p.temperature * Math.LN2); // band = floor(-log2(weight))
   let total = 0;
   for (let i = 0; i < logits.length; i++) {
-    const w = Math.exp((logits[i]! - max) / t);
-    weights[i] = w;
+    const drop = max - logits[i]!;
+    // Below e^-50 of the top token a weight cannot change a draw (< 2e-22 of the mass): skip its exp.
+    const w = drop * perBand > FAR_BAND ? 0 : Math.exp(-drop / p.temperature);
+    all[i] = w;
     total += w;
+    const band = Math.min(BANDS - 1, Math.floor(drop * perBand));
+    bandCount[band]!++;
+    bandMass[band]! += w;
   }
-  // Sorting all of a large vocabulary per token is the cost here; tokens below 1e-9 of the most likely
-  // cannot matter to any filter unless the candidates above them do not reach top_p, checked below.
-  const floor = 1e-9;
-  let candidates: Candidate[] = [];
-  for (let i = 0; i < weights.length; i++) if (weights[i]! >= floor) candidates.push({ token: i, p: weights[i]! / total });
-  candidates.sort(byProbability);
-  let mass = 0;
-  for (const c of candidates) mass += c.p;
-  if (p.topP < 1 && mass < p.topP) {
-    candidates = Array.from(weights, (w, token) => ({ token, p: w / total })).sort(byProbability);
+  // min-p keeps tokens of at least minP x the most likely one's probability: weight >= minP, whatever
+  // top-k and top-p do before it (they scale every kept probability alike).
+  if (p.topK === 0 && p.topP >= 1) {
+    if (p.minP === 0) return { tokens: undefined, weights: [], all };
+    const tokens: number[] = [];
+    for (let i = 0; i < all.length; i++) if (all[i]! >= p.minP) tokens.push(i);
+    return { tokens, weights: tokens.map((t) => all[t]!), all };
   }
-  if (p.topK > 0 && candidates.length > p.topK) candidates.length = p.topK;
+  // The lowest band top-k and top-p can reach: enough tokens for k, enough mass for p (of the whole, or of
+  // the k kept when top-k applies first; those k are all above the cut, so their mass is counted then).
+  let last = 0;
+  for (let count = 0, mass = 0; last < BANDS; last++) {
+    count += bandCount[last]!;
+    mass += bandMass[last]!;
+    if (p.topK > 0 ? count >= p.topK : mass >= p.topP * total) break;
+  }
+  const cut = last >= BANDS - 1 ? 0 : 2 ** -(last + 1);
+  let tokens: number[] = [];
+  for (let i = 0; i < all.length; i++) if (all[i]! >= cut) tokens.push(i);
+  tokens.sort((a, b) => all[b]! - all[a]! || a - b);
+  if (p.topK > 0 && tokens.length > p.topK) tokens.length = p.topK;
   if (p.topP < 1) {
+    let base = total;
+    if (p.topK > 0) {
+      base = 0;
+      for (const t of tokens) base += all[t]!;
+    }
     let sum = 0;
-    for (let i = 0; i < candidates.length; i++) {
-      sum += candidates[i]!.p;
-      if (sum >= p.topP) {
-        candidates.length = i + 1;
+    for (let i = 0; i < tokens.length; i++) {
+      sum += all[tokens[i]!]!;
+      if (sum >= p.topP * base) {
+        tokens.length = i + 1;
         break;
       }
     }
   }
-  if (p.minP > 0) {
-    const cut = candidates[0]!.p * p.minP;
-    let keep = 1;
-    while (keep < candidates.length && candidates[keep]!.p >= cut) keep++;
-    candidates.length = keep;
-  }
-  let kept = 0;
-  for (const c of candidates) kept += c.p;
-  for (const c of candidates) c.p /= kept;
-  return candidates;
+  if (p.minP > 0) tokens = tokens.filter((t) => all[t]! >= p.minP);
+  return { tokens, weights: tokens.map((t) => all[t]!), all };
 }
 
-const byProbability = (a: Candidate, b: Candidate) => b.p - a.p || a.token - b.token;
+/** Power-of-two weight bands for candidates(); the last holds everything below 2^-63 of the top token. */
+const BANDS = 64;
+/** 50 / ln 2: the band below which weights are taken as 0. */
+const FAR_BAND = 50 / Math.LN2;
+
+/**
+ * The distribution sampling draws from, sorted by probability (descending), probabilities summing to 1.
+ * For tests and tools: sampling itself draws from the unsorted candidates.
+ */
+export function filteredDistribution(logits: Float32Array, p: SamplingParams): Candidate[] {
+  const c = candidates(logits, p);
+  const tokens = c.tokens ?? Array.from(c.all.keys());
+  const weights = c.tokens ? c.weights : Array.from(c.all);
+  const kept = weights.reduce((a, b) => a + b, 0);
+  return tokens.map((token, i) => ({ token, p: weights[i]! / kept })).sort((a, b) => b.p - a.p || a.token - b.token);
+}
 
 /** The next token: penalties applied to `logits` (in place), then greedy or a draw from the filtered distribution. */
 export function chooseToken(logits: Float32Array, history: TokenHistory, p: SamplingParams, random: SeededRandom): number {
   applyPenalties(logits, history, p);
   if (p.temperature === 0) return argmax(logits);
-  const candidates = filteredDistribution(logits, p);
-  const u = random.next();
+  const { tokens, weights, all } = candidates(logits, p);
+  if (!tokens) return draw(all, random.next());
+  const picked = draw(weights, random.next());
+  return tokens[picked]!;
+}
+
+/** The index a uniform draw `u` in [0, 1) picks from unnormalised `weights`. */
+function draw(weights: ArrayLike<number>, u: number): number {
+  let total = 0;
+  for (let i = 0; i < weights.length; i++) total += weights[i]!;
+  const target = u * total;
   let sum = 0;
-  for (const c of candidates) {
-    sum += c.p;
-    if (u < sum) return c.token;
+  for (let i = 0; i < weights.length; i++) {
+    sum += weights[i]!;
+    if (target < sum) return i;
   }
-  return candidates[candidates.length - 1]!.token;
+  return weights.length - 1;
 }
