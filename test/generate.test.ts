@@ -241,3 +241,16 @@ test('tensorgate generate streams the text to stdout and ends with tokens/s and 
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /top_k must be an integer >= 0/);
 });
+
+test('generation metrics: time to first token, inter-token gaps, tokens in and out, finish reasons, sequences', async () => {
+  await generate(ts, { model: 'gqa', prompt_token_ids: HELLO, max_tokens: 6, temperature: 0, ignore_eos: true });
+  const text = await ts.server.metrics.registry.metrics();
+  const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? NaN);
+  assert.ok(value(/^tensorgate_generate_time_to_first_token_seconds_count\{model="gqa"\} (\d+)/m) >= 1, 'TTFT observed');
+  assert.ok(value(/^tensorgate_generate_inter_token_seconds_count\{model="gqa"\} (\d+)/m) >= 5, 'gaps between tokens observed');
+  assert.ok(value(/^tensorgate_generate_tokens_total\{model="gqa",direction="in"\} (\d+)/m) >= 5);
+  assert.ok(value(/^tensorgate_generate_tokens_total\{model="gqa",direction="out"\} (\d+)/m) >= 6);
+  assert.ok(value(/^tensorgate_generate_finished_total\{model="gqa",reason="length"\} (\d+)/m) >= 1);
+  assert.equal(value(/^tensorgate_generate_sequences\{model="gqa",version="1",state="running"\} (\d+)/m), 0, 'no sequence left running');
+  assert.match(text, /^tensorgate_requests_total\{protocol="grpc",method="Generate",model="gqa",version="1",code="OK"\} \d+/m);
+});
