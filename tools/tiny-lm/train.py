@@ -1,6 +1,7 @@
 """Trains model.py's LlamaLM on the token-id corpus written by train_tokenizer.mjs.
 
-  /usr/bin/python3 train.py --preset full --minutes 45      # wall-time budget
+  /usr/bin/python3 train.py --preset full --minutes 45      # wall-time budget (schedule and stop
+                                                            # follow steps or time, whichever is ahead)
   /usr/bin/python3 train.py --preset full --steps N         # fixed step count
   /usr/bin/python3 train.py ... --resume                    # continue from CKPT/last.pt
 
@@ -100,10 +101,20 @@ def evaluate(max_tokens=None):
     return nll / n, nll, n
 
 
-def lr_at(step, total):
+def progress(step, total, elapsed):
+    """Fraction of the run done: by steps, or with --minutes by wall time if that is
+    further along (the machine is shared: steps slow down when it is busy)."""
+    f = step / total if total else 0.0
+    if args.minutes:
+        f = max(f, elapsed / (args.minutes * 60 * 0.97))
+    return f
+
+
+def lr_at(step, total, elapsed):
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
-    f = min(1.0, (step - args.warmup) / max(1, total - args.warmup))
+    p0 = progress(args.warmup, total, 0.0) if total else 0.0
+    f = min(1.0, max(0.0, (progress(step, total, elapsed) - p0) / max(1e-9, 1 - p0)))
     return args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * f)))
 
 
@@ -136,9 +147,9 @@ while True:
         per = (time.time() - t10) / 30
         total = 40 + int((args.minutes * 60 - (time.time() - t_start)) * 0.96 / per)
         print(f"measured {per:.3f} s/step -> total steps {total}")
-    if total is not None and step >= total:
+    if total is not None and progress(step, total, time.time() - t_start) >= 1.0:
         break
-    lr = lr_at(step, total if total is not None else 10 ** 9)
+    lr = lr_at(step, total if total is not None else 10 ** 9, time.time() - t_start)
     for g in opt.param_groups:
         g["lr"] = lr
     x, y = batch()

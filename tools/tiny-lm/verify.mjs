@@ -114,7 +114,7 @@ if (fs.existsSync(refPath)) {
 }
 
 // 1. KV cache == no cache; batched (left padding) == solo
-const prompts = ['And God said', 'In the beginning', 'The LORD is my shepherd; I shall not', 'Jesus wept.'];
+const prompts = ['And God said', 'In the beginning', 'The LORD is my shepherd; I shall not', 'Jesus wept.', ''];  // '' = <s> alone
 const solo = {};
 for (const p of prompts) {
   const ids = enc(p);
