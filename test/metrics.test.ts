@@ -110,7 +110,7 @@ test('known traffic gives exact request, batch, row, cache, queue, model and bre
   assert.ok(value(samples, 'tensorgate_cache_bytes') > 3 * 40, 'three 10-float results are held');
   assert.equal(value(samples, 'tensorgate_inflight_requests', { protocol: 'grpc' }), 0);
   const bundled = fs.readdirSync(BUNDLED_MODELS_DIR).filter((n) => !n.startsWith('.')).sort();
-  assert.deepEqual(bundled, ['convnet', 'mlp', 'sentiment']);
+  assert.deepEqual(bundled, ['convnet', 'mlp', 'sentiment', 'tiny-lm']);
   for (const model of bundled) {
     const labels = { model, version: '1' };
     assert.equal(value(samples, 'tensorgate_queue_depth', labels), 0);

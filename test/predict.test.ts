@@ -74,7 +74,7 @@ test('explicit version and requested outputs are honoured', async () => {
 
 test('ListModels and GetModel describe versions, states, tensors and config', async () => {
   const list = await unary(ts.client, 'ListModels', {});
-  assert.deepEqual(list.models.map((m: { name: string }) => m.name), ['convnet', 'mlp', 'sentiment']);
+  assert.deepEqual(list.models.map((m: { name: string }) => m.name), ['convnet', 'mlp', 'sentiment', 'tiny-lm']);
   const mlp = await unary(ts.client, 'GetModel', { model: 'mlp' });
   assert.equal(mlp.platform, 'onnxruntime');
   assert.equal(mlp.default_version, '1');

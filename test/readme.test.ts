@@ -151,7 +151,7 @@ const EXPECTATIONS: { name: string; when: (s: Snippet) => boolean; check: (stdou
     name: 'tensorgate models',
     when: (s) => /tensorgate models/.test(s.text),
     check: (out) => {
-      for (const n of ['convnet', 'mlp', 'sentiment']) assert.match(out, new RegExp(`^${n}\\s+v1 READY$`, 'm'));
+      for (const n of ['convnet', 'mlp', 'sentiment', 'tiny-lm']) assert.match(out, new RegExp(`^${n}\\s+v1 READY$`, 'm'));
     },
   },
   {
@@ -187,7 +187,7 @@ const EXPECTATIONS: { name: string; when: (s: Snippet) => boolean; check: (stdou
       // buf curl prints each stream message as its own JSON document
       const messages = out.trim().split(/\n(?=\{)/).map((m) => json(m, 'buf curl Generate'));
       assert.ok(messages.length >= 2, `${messages.length} messages`);
-      assert.equal(messages.at(-1).finishReason, 'LENGTH');
+      assert.equal(messages.at(-1).finishReason, 'LENGTH'); // ignore_eos: exactly max_tokens
       assert.ok(messages.at(-1).usage.completionTokens > 0);
     },
   },

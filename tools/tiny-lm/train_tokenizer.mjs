@@ -92,7 +92,10 @@ const tokJson = {
 fs.mkdirSync(MODEL_DIR, { recursive: true });
 fs.writeFileSync(path.join(MODEL_DIR, 'tokenizer.json'), JSON.stringify(tokJson));
 
+// Starts with the bos token, as the model saw every verse during training: a chat is rendered and then
+// tokenised without special tokens (transformers' apply_chat_template and tensorgate alike).
 const CHAT_TEMPLATE =
+  "{{ bos_token }}" +
   "{% for message in messages %}" +
   "{% if message['role'] == 'system' %}{{ message['content'] }}\n" +
   "{% elif message['role'] == 'user' %}User: {{ message['content'] }}\n" +
