@@ -22,7 +22,6 @@ import { telemetry } from '../src/telemetry/bootstrap';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { SERVER_SETTINGS, serverConfigSchema } from '../src/config/server-config';
-import type { GenStepReply, GenStepRequest } from '../src/generation/step-messages';
 import { createLogger } from '../src/log';
 import { TensorgateServer } from '../src/server';
 import { serveIpc, type EntryExtras } from './entry-ipc';
@@ -82,27 +81,25 @@ async function main(): Promise<void> {
   const workers = server.pool.workerCount;
   let w = emptyWindow(workers);
   let threadBase = threadCpu();
-  /** Per worker: when its last step's reply arrived (undefined: the lane went idle, so no gap is counted). */
-  const repliedAt: (number | undefined)[] = Array.from({ length: workers }, () => undefined);
-  const step = server.pool.generateStep.bind(server.pool);
-  server.pool.generateStep = async (index: number, request: GenStepRequest): Promise<GenStepReply> => {
-    const sent = performance.now();
-    const last = repliedAt[index];
-    if (last !== undefined) {
-      w.gapMs += sent - last;
-      w.gaps++;
-    }
-    const reply = await step(index, request);
+  // Workers step their sequences on their own and report every step ('gen-tokens'): the interval between two
+  // reports of one worker is its step as the main thread sees it; what is not session.run in it is the gap
+  // (engine work, sampling, the hop back to the main thread).
+  const lastAt: (number | undefined)[] = Array.from({ length: workers }, () => undefined);
+  server.pool.on('gen-tokens', (index, tokens) => {
     const now = performance.now();
     w.steps++;
     w.perWorker[index]!++;
-    w.tokens += reply.tokens.length;
-    w.computeMs += reply.computeMs;
-    w.stepWallMs += now - sent;
-    // A lane with rows left steps again at once; one that emptied waits for new work (not a gap).
-    repliedAt[index] = reply.active > 0 ? now : undefined;
-    return reply;
-  };
+    w.tokens += tokens.tokens.length;
+    w.computeMs += tokens.computeMs;
+    const last = lastAt[index];
+    if (last !== undefined) {
+      w.stepWallMs += now - last;
+      w.gapMs += Math.max(0, now - last - tokens.computeMs);
+      w.gaps++;
+    }
+    // A worker with rows left steps again at once; one that emptied waits for new work (not a step).
+    lastAt[index] = tokens.active > 0 ? now : undefined;
+  });
   const ipc = serveIpc(() => server.shutdown(1000).finally(() => telemetry?.shutdown().catch(() => undefined)), workers, {
     reset: () => {
       w = emptyWindow(workers);

@@ -176,10 +176,13 @@ export function prefillFeeds(layout: DecoderLayout, prompt: readonly number[]): 
   });
 }
 
-/** The logits of the last position of `row` in a [rows, S, V] logits output, copied (they are modified by penalties). */
+/**
+ * The logits of the last position of `row` in a [rows, S, V] logits output: a view, not a copy (penalties
+ * change it in place, which is fine: ONNX Runtime gives every run fresh output buffers, used once).
+ */
 export function lastLogits(logits: InferTensor, row: number): Float32Array {
   const [, length, vocab] = logits.shape as [number, number, number];
   const all = new Float32Array(logits.data.buffer, logits.data.byteOffset, logits.data.byteLength / 4);
   const start = (row * length + length - 1) * vocab;
-  return all.slice(start, start + vocab);
+  return all.subarray(start, start + vocab);
 }

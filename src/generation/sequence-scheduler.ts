@@ -1,17 +1,17 @@
 /**
  * SequenceScheduler: the main thread's side of continuous batching. A sequence is pinned to one worker
- * for its whole life (its KV cache lives there); each worker with sequences of a model runs one decode
- * step after another, and sequences join and leave between steps. Admission is bounded per worker by the
+ * for its whole life (its KV cache lives there); each worker with sequences of a model steps them on its
+ * own, one decode step after another (generation/decode-loop.ts), and sequences join and leave between steps. Admission is bounded per worker by the
  * model's max_concurrent_sequences; beyond it, sequences wait (up to max_waiting_sequences, else
  * RESOURCE_EXHAUSTED) for a place on any worker.
  *
  * The scheduler delivers each sequence's tokens to its listener; ending a sequence early (a stop string,
  * a cancelled call) is `end()`: it leaves the batch at the next step and gets no more tokens.
  */
-import { deadlineExceeded, internal, ModelRunError, resourceExhausted, ServingError } from '../core/errors';
+import { deadlineExceeded, internal, ModelRunError, resourceExhausted, ServingError, unavailable } from '../core/errors';
 import type { ExecutionPool } from '../runtime/execution-pool';
 import type { DecoderLayout } from './decoder-layout';
-import type { AdmitRow, GenStepReply, StepToken } from './step-messages';
+import type { AdmitRow, GenTokens, StepToken } from './step-messages';
 
 export interface SequenceListener {
   /** One generated token; with `finish` it is the last. */
@@ -32,11 +32,8 @@ export interface SequenceHandle {
 
 interface Lane {
   index: number;
-  /** Sequences admitted (sent or about to be) and not finished, with their listeners. */
+  /** Sequences sent to the worker and not finished, with their listeners. */
   owners: Map<number, SequenceListener>;
-  admits: AdmitRow[];
-  drops: number[];
-  stepping: boolean;
 }
 
 interface Waiting {
@@ -52,19 +49,29 @@ interface ModelLanes {
   waiting: Waiting[];
 }
 
-export interface SequenceEvents {
-  /** After every step: for metrics (the step's compute, the rows now decoding). */
-  step?: (key: string, reply: GenStepReply) => void;
-}
-
 export class SequenceScheduler {
   private readonly models = new Map<string, ModelLanes>();
   private nextSeq = 1;
 
-  constructor(
-    private readonly pool: ExecutionPool,
-    private readonly events: SequenceEvents = {},
-  ) {}
+  constructor(private readonly pool: ExecutionPool) {
+    pool.on('gen-tokens', (index, tokens) => {
+      const lane = this.models.get(tokens.key)?.lanes[index];
+      if (!lane) return;
+      this.deliver(lane, tokens);
+      this.fill(tokens.key, this.models.get(tokens.key)!);
+    });
+    pool.on('worker-exit', (index) => {
+      const error = unavailable(`inference worker ${index} exited while generating this sequence; retry`);
+      for (const [key, model] of this.models) {
+        const lane = model.lanes[index];
+        if (!lane || lane.owners.size === 0) continue;
+        const listeners = [...lane.owners.values()];
+        lane.owners.clear();
+        for (const l of listeners) l.fail(error);
+        this.fill(key, model);
+      }
+    });
+  }
 
   /**
    * Starts a sequence of `key`. Throws RESOURCE_EXHAUSTED when every worker is full and the waiting line
@@ -110,7 +117,6 @@ export class SequenceScheduler {
     for (const lane of model.lanes) {
       const listeners = [...lane.owners.values()];
       lane.owners.clear();
-      lane.admits.length = 0;
       for (const l of listeners) l.fail(error);
     }
   }
@@ -118,7 +124,7 @@ export class SequenceScheduler {
   private lanesOf(key: string, layout: DecoderLayout, policy: SequencePolicy): ModelLanes {
     let model = this.models.get(key);
     if (!model || model.layout !== layout) {
-      model = { layout, policy, waiting: [], lanes: Array.from({ length: this.pool.workerCount }, (_, index) => ({ index, owners: new Map(), admits: [], drops: [], stepping: false })) };
+      model = { layout, policy, waiting: [], lanes: Array.from({ length: this.pool.workerCount }, (_, index) => ({ index, owners: new Map() })) };
       this.models.set(key, model);
     }
     model.policy = policy;
@@ -135,20 +141,30 @@ export class SequenceScheduler {
 
   private admit(key: string, model: ModelLanes, lane: Lane, row: AdmitRow, listener: SequenceListener): void {
     lane.owners.set(row.seq, listener);
-    lane.admits.push(row);
-    this.kick(key, model, lane);
+    try {
+      this.pool.joinSequences(lane.index, { key, layout: model.layout, admit: [row] });
+    } catch (err) {
+      lane.owners.delete(row.seq);
+      throw err;
+    }
   }
 
   private end(key: string, model: ModelLanes, seq: number): void {
     if (this.unwait(model, seq)) return;
     for (const lane of model.lanes) {
       if (!lane.owners.delete(seq)) continue;
-      const queued = lane.admits.findIndex((r) => r.seq === seq);
-      if (queued >= 0) lane.admits.splice(queued, 1);
-      else lane.drops.push(seq);
-      this.kick(key, model, lane);
+      this.dropSafely(key, lane, seq);
       this.fill(key, model);
       return;
+    }
+  }
+
+  /** Tells the worker a sequence left (nothing to tell once the pool is closing: the worker goes too). */
+  private dropSafely(key: string, lane: Lane, seq: number): void {
+    try {
+      this.pool.dropSequences(lane.index, { key, drop: [seq] });
+    } catch {
+      // closing
     }
   }
 
@@ -171,41 +187,18 @@ export class SequenceScheduler {
     }
   }
 
-  /** Runs the lane's next step unless one is running or there is nothing to do. */
-  private kick(key: string, model: ModelLanes, lane: Lane): void {
-    if (lane.stepping || (lane.owners.size === 0 && lane.admits.length === 0 && lane.drops.length === 0)) return;
-    lane.stepping = true;
-    const admit = lane.admits.splice(0);
-    const drop = lane.drops.splice(0);
-    this.pool.generateStep(lane.index, { key, admit, drop, ...(admit.length > 0 ? { layout: model.layout } : {}) }).then(
-      (reply) => {
-        lane.stepping = false;
-        this.deliver(lane, reply);
-        this.events.step?.(key, reply);
-        this.fill(key, model);
-        this.kick(key, model, lane);
-      },
-      (err: unknown) => {
-        lane.stepping = false;
-        // The worker's batch is gone (it died, or the model's run failed outside any one row): every
-        // sequence on it fails; the lane starts empty.
-        const error = err instanceof ServingError ? err : new ModelRunError(String(err));
-        const listeners = [...lane.owners.values()];
-        lane.owners.clear();
-        lane.admits.length = 0;
-        lane.drops.length = 0;
-        for (const l of listeners) l.fail(error);
-        this.fill(key, model);
-      },
-    );
-  }
-
-  private deliver(lane: Lane, reply: GenStepReply): void {
+  private deliver(lane: Lane, reply: GenTokens): void {
     for (const t of reply.tokens) {
       const listener = lane.owners.get(t.seq);
-      if (!listener) continue; // ended by the main thread meanwhile; the worker drops it next step
+      if (!listener) continue; // ended by the main thread meanwhile; the worker drops it before its next step
       if (t.finish) lane.owners.delete(t.seq);
-      deliverSafely(() => listener.token(t), listener, lane, t.seq);
+      try {
+        listener.token(t);
+      } catch (err) {
+        // A listener that throws fails its own sequence (which leaves the batch), never the others in the step.
+        if (lane.owners.delete(t.seq)) this.dropSafely(reply.key, lane, t.seq);
+        failSafely(listener, internal(`generation failed: ${err instanceof Error ? err.message : String(err)}`));
+      }
     }
     for (const f of reply.failed) {
       const listener = lane.owners.get(f.seq);
@@ -215,16 +208,10 @@ export class SequenceScheduler {
   }
 }
 
-/** A listener that throws fails its own sequence (which leaves the batch), never the others in the step. */
-function deliverSafely(call: () => void, listener: SequenceListener, lane: Lane, seq: number): void {
+function failSafely(listener: SequenceListener, error: ServingError): void {
   try {
-    call();
-  } catch (err) {
-    if (lane.owners.delete(seq)) lane.drops.push(seq);
-    try {
-      listener.fail(internal(`generation failed: ${err instanceof Error ? err.message : String(err)}`));
-    } catch {
-      // nothing more can be done for this sequence
-    }
+    listener.fail(error);
+  } catch {
+    // nothing more can be done for this sequence
   }
 }

@@ -1,7 +1,8 @@
 /**
- * What the main thread's sequence scheduler and a worker's decode engine say to each other once per
- * decode step. The KV cache never crosses: only the rows joining (their prompt and sampling settings),
- * the rows leaving, and the one token per row each step chose.
+ * What the main thread's sequence scheduler and a worker's decode loop say to each other. The KV cache
+ * never crosses: only the rows joining (their prompt and sampling settings), the rows leaving, and, after
+ * every step, the one token per row it chose. The worker steps on its own while it has rows (see
+ * decode-loop.ts); joins and drops reach it between steps.
  */
 import type { DecoderLayout } from './decoder-layout';
 import type { SamplingParams } from './sampling';
@@ -22,12 +23,22 @@ export interface AdmitRow {
   ignoreEos: boolean;
 }
 
-export interface GenStepRequest {
+/** Main thread -> worker: rows joining `key`'s batch (the engine is created from `layout` on first use). */
+export interface GenJoin {
   key: string;
-  /** Sent with every step that admits rows (the engine is created from it on first use). */
-  layout?: DecoderLayout;
+  layout: DecoderLayout;
   admit: AdmitRow[];
-  /** Rows to drop before this step: cancelled, or their stop string matched on the main thread. */
+}
+
+/** Main thread -> worker: rows to drop before the next step (cancelled, or their stop string matched). */
+export interface GenDrop {
+  key: string;
+  drop: number[];
+}
+
+/** One step's work, as the engine takes it. */
+export interface GenStepRequest {
+  admit: AdmitRow[];
   drop: number[];
 }
 
@@ -49,4 +60,9 @@ export interface GenStepReply {
   computeMs: number;
   /** Rows in the worker's batch after the step. */
   active: number;
+}
+
+/** Worker -> main thread, after every step of `key`. */
+export interface GenTokens extends GenStepReply {
+  key: string;
 }

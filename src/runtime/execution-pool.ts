@@ -23,7 +23,7 @@ import { clampDelay } from '../core/timers';
 import type { InferTensor, TensorSpec } from '../core/tensor';
 import { InlineSessions } from './inline-sessions';
 import type { SessionSettings, WireTensor, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
-import type { GenStepReply, GenStepRequest } from '../generation/step-messages';
+import type { GenDrop, GenJoin, GenTokens } from '../generation/step-messages';
 
 export interface ExecutionPoolOptions {
   /** Number of worker threads; default: one per core, at most 4. */
@@ -70,6 +70,8 @@ interface WorkerHandle {
   retired: boolean;
   /** Called whenever `pending` becomes empty. */
   onIdle: (() => void)[];
+  /** Sequences the worker is decoding, per session key (from its last step of each): it steps on its own meanwhile. */
+  decoding: Map<string, number>;
 }
 
 const WORKER_SCRIPT = path.join(__dirname, 'worker.js');
@@ -91,6 +93,10 @@ export interface ExecutionPoolEvents {
   'worker-error': [event: { index: number; error: Error }];
   'execution-timeout': [key: string, index: number];
   'worker-stuck': [index: number, key: string];
+  /** A worker's decode step finished (generation/decode-loop.ts). */
+  'gen-tokens': [index: number, tokens: GenTokens];
+  /** A worker thread exited: whatever it held (sequences being decoded) is gone. */
+  'worker-exit': [index: number];
 }
 
 export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
@@ -116,8 +122,14 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
 
   private spawn(index: number): WorkerHandle {
     const worker = new Worker(WORKER_SCRIPT);
-    const handle: WorkerHandle = { index, worker, inflight: 0, pending: new Map(), ready: Promise.resolve(), retired: false, onIdle: [] };
+    const handle: WorkerHandle = { index, worker, inflight: 0, pending: new Map(), ready: Promise.resolve(), retired: false, onIdle: [], decoding: new Map() };
     worker.on('message', (message: WorkerResponse) => {
+      if (message.type === 'gen-tokens') {
+        if (message.active > 0) handle.decoding.set(message.key, message.active);
+        else handle.decoding.delete(message.key);
+        this.emit('gen-tokens', index, message);
+        return;
+      }
       const pending = handle.pending.get(message.id);
       if (!pending) return;
       handle.pending.delete(message.id);
@@ -134,7 +146,9 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     for (const pending of handle.pending.values()) pending.reject(failure);
     handle.pending.clear();
     handle.inflight = 0;
+    handle.decoding.clear();
     for (const f of handle.onIdle.splice(0)) f();
+    if (!handle.retired) this.emit('worker-exit', handle.index);
     if (this.closed || handle.retired) return;
     this.replace(handle);
   }
@@ -189,9 +203,11 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
   private freeWorker(): WorkerHandle | undefined {
     // Closing: no new run may start, since a worker is terminated once idle and terminating one inside a run aborts the process.
     if (this.closed) return undefined;
+    // A worker decoding sequences steps them between other runs: it takes work, but one that is not decoding goes first.
+    const load = (h: WorkerHandle) => h.inflight * 2 + (h.decoding.size > 0 ? 1 : 0);
     let best: WorkerHandle | undefined;
     for (const h of this.handles) {
-      if (h.inflight < this.slotsPerWorker && (!best || h.inflight < best.inflight)) best = h;
+      if (h.inflight < this.slotsPerWorker && (!best || load(h) < load(best))) best = h;
     }
     return best;
   }
@@ -237,26 +253,25 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
   }
 
   /**
-   * One decode step of the sequences worker `index` generates for `key` (they live in that worker: their
-   * KV caches never move). The step occupies the worker like a run does, so the scheduler sends other
-   * work elsewhere meanwhile; it is sent even when the worker is busy (it then follows that run), since
-   * the sequences cannot move to another worker. Rejects UNAVAILABLE if the worker dies (its sequences are lost).
+   * Sequences join the batch worker `index` decodes for `key`; they stay on that worker (their KV caches live
+   * there), which steps them on its own and reports each step as a 'gen-tokens' event. Throws UNAVAILABLE
+   * while the pool closes.
    */
-  async generateStep(index: number, step: GenStepRequest): Promise<GenStepReply> {
+  joinSequences(index: number, join: GenJoin): void {
+    this.post(index, { type: 'gen-join', id: 0, ...join });
+  }
+
+  /** Sequences leave `key`'s batch on worker `index` before its next step. */
+  dropSequences(index: number, drop: GenDrop): void {
+    this.post(index, { type: 'gen-drop', id: 0, ...drop });
+  }
+
+  /** A message with no reply; a worker being replaced gets it once its sessions are back. */
+  private post(index: number, message: WorkerRequest): void {
     if (this.closed) throw unavailable('the server is shutting down; retry on another replica');
     const handle = this.handles[index];
     if (!handle) throw internal(`no inference worker ${index}`);
-    await handle.ready;
-    handle.inflight++;
-    try {
-      const reply = await this.request(handle, { type: 'gen-step', id: 0, ...step });
-      if (reply.type === 'gen-step') return reply;
-      if (reply.type === 'error') throw new ModelRunError(`decode step failed: ${reply.message}`);
-      throw internal(`unexpected reply '${reply.type}' to gen-step`);
-    } finally {
-      handle.inflight = Math.max(0, handle.inflight - 1);
-      this.emit('slot-free');
-    }
+    void handle.ready.then(() => handle.worker.postMessage(message));
   }
 
   /**

@@ -4,7 +4,7 @@
  */
 import type { DataTypeName } from '../core/dtype';
 import type { TensorSpec } from '../core/tensor';
-import type { GenStepReply, GenStepRequest } from '../generation/step-messages';
+import type { GenDrop, GenJoin, GenTokens } from '../generation/step-messages';
 
 /** A tensor crossing the thread boundary: `buffer` holds exactly the element bytes, from offset 0. */
 export interface WireTensor {
@@ -36,8 +36,9 @@ export type WorkerRequest =
       deadline: number | undefined;
     }
   | { type: 'stats'; id: number }
-  /** One decode step of the sequences this worker generates for `key` (generation/decode-engine.ts). */
-  | ({ type: 'gen-step'; id: number } & GenStepRequest)
+  /** Sequences joining or leaving the batch this worker decodes for `key` (generation/decode-loop.ts); no reply. */
+  | ({ type: 'gen-join'; id: number } & GenJoin)
+  | ({ type: 'gen-drop'; id: number } & GenDrop)
   /** For tests of recovery: the worker thread exits (from JavaScript) when it next starts a run of `key`. */
   | { type: 'exit-on-run'; id: number; key: string };
 
@@ -54,6 +55,7 @@ export type WorkerResponse =
   | { type: 'armed'; id: number }
   | { type: 'result'; id: number; outputs: WireTensor[]; computeMs: number }
   | { type: 'stats'; id: number; stats: WorkerStats }
-  | ({ type: 'gen-step'; id: number } & GenStepReply)
+  /** Unsolicited (id 0), after every decode step. */
+  | ({ type: 'gen-tokens'; id: number } & GenTokens)
   /** `kind` tells the pool how to map the failure to a status: a load problem, a run failure, or expiry. */
   | { type: 'error'; id: number; kind: 'load' | 'run' | 'expired' | 'protocol'; message: string };

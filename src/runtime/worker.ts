@@ -7,14 +7,21 @@ import { parentPort } from 'node:worker_threads';
 import type { SessionSettings, WireTensor, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
 import type { InferTensor } from '../core/tensor';
 import { NativeSession } from './ort-session';
-import { DecodeEngine } from '../generation/decode-engine';
+import { DecodeLoop } from '../generation/decode-loop';
 
 if (!parentPort) throw new Error('runtime/worker must be started as a worker thread');
 const port = parentPort;
 
 const sessions = new Map<string, NativeSession>();
-/** The sequences this worker generates, per session key; their KV caches live here and never cross threads. */
-const engines = new Map<string, DecodeEngine>();
+/** The sequences this worker generates; their KV caches live here and never cross threads. */
+const decoding = new DecodeLoop(
+  (key) => sessions.get(key),
+  (tokens) => reply({ type: 'gen-tokens', id: 0, ...tokens }),
+  (key) => {
+    if (exitOnRun.has(key)) process.exit(70); // as for runs: the thread dies mid-generation
+    stats.runs[key] = (stats.runs[key] ?? 0) + 1;
+  },
+);
 const stats: WorkerStats = { runs: {}, skippedExpired: 0 };
 /** Session keys whose next run ends this thread instead (see 'exit-on-run'). */
 const exitOnRun = new Set<string>();
@@ -26,7 +33,7 @@ function reply(message: WorkerResponse, transfer: ArrayBuffer[] = []): void {
 function load(key: string, path: string, settings: SessionSettings): WorkerResponse & { type: 'loaded' } {
   const session = new NativeSession(path, settings);
   sessions.get(key)?.dispose();
-  engines.delete(key);
+  decoding.forget(key);
   sessions.set(key, session);
   return { type: 'loaded', id: 0, inputs: session.inputs, outputs: session.outputs };
 }
@@ -63,23 +70,6 @@ function run(message: WorkerRequest & { type: 'run' }): void {
   reply({ type: 'result', id: message.id, outputs, computeMs: result.computeMs }, transfer);
 }
 
-function genStep(message: WorkerRequest & { type: 'gen-step' }): void {
-  const session = sessions.get(message.key);
-  if (!session) {
-    reply({ type: 'error', id: message.id, kind: 'protocol', message: `session '${message.key}' is not loaded in this worker` });
-    return;
-  }
-  if (exitOnRun.has(message.key)) process.exit(70);
-  let engine = engines.get(message.key);
-  if (!engine) {
-    if (!message.layout) throw new Error(`no decoder layout for '${message.key}' (the first step must carry it)`);
-    engine = new DecodeEngine(session, message.layout);
-    engines.set(message.key, engine);
-  }
-  stats.runs[message.key] = (stats.runs[message.key] ?? 0) + 1;
-  reply({ type: 'gen-step', id: message.id, ...engine.step(message) });
-}
-
 function handle(message: WorkerRequest): void {
   switch (message.type) {
     case 'load':
@@ -93,7 +83,7 @@ function handle(message: WorkerRequest): void {
     case 'unload': {
       const session = sessions.get(message.key);
       sessions.delete(message.key);
-      engines.delete(message.key);
+      decoding.forget(message.key);
       session?.dispose();
       reply({ type: 'unloaded', id: message.id });
       return;
@@ -105,12 +95,11 @@ function handle(message: WorkerRequest): void {
         reply({ type: 'error', id: message.id, kind: 'run', message: errorMessage(err) });
       }
       return;
-    case 'gen-step':
-      try {
-        genStep(message);
-      } catch (err) {
-        reply({ type: 'error', id: message.id, kind: 'run', message: errorMessage(err) });
-      }
+    case 'gen-join':
+      decoding.join(message);
+      return;
+    case 'gen-drop':
+      decoding.drop(message);
       return;
     case 'exit-on-run':
       exitOnRun.add(message.key);
