@@ -254,3 +254,38 @@ test('generation metrics: time to first token, inter-token gaps, tokens in and o
   assert.equal(value(/^tensorgate_generate_sequences\{model="gqa",version="1",state="running"\} (\d+)/m), 0, 'no sequence left running');
   assert.match(text, /^tensorgate_requests_total\{protocol="grpc",method="Generate",model="gqa",version="1",code="OK"\} \d+/m);
 });
+
+test('a sequence waiting for a place fails DEADLINE_EXCEEDED at its deadline without generating; the running one is unharmed', async () => {
+  const small = generationRepository('generation:\n  max_concurrent_sequences: 1\n  max_waiting_sequences: 1\n  max_tokens: 250\n');
+  const one = await startTestServer({ modelRepository: small.dir, workers: 1 });
+  try {
+    const running = generate(one, { model: 'gqa', prompt: 'Hello', max_tokens: 250, temperature: 0, ignore_eos: true });
+    while (!one.server.sequences.counts().some((c) => c.running === 1)) await new Promise((r) => setImmediate(r));
+    const waiting = generate(one, { model: 'gqa', prompt: 'Hi', max_tokens: 5 }, { deadline: Date.now() + 20 });
+    const err = await expectStatus(waiting, grpc.status.DEADLINE_EXCEEDED);
+    assert.ok(!/\d+ tokens/.test(err.details));
+    assert.equal((await running).at(-1)!.finish_reason, 'LENGTH');
+  } finally {
+    await one.close();
+    small.cleanup();
+  }
+});
+
+test('a worker that dies mid-generation fails its sequences UNAVAILABLE; the replacement serves the next ones', async () => {
+  const small = generationRepository();
+  const one = await startTestServer({ modelRepository: small.dir, workers: 1 });
+  try {
+    const call = one.client.Generate({ model: 'gqa', prompt: 'Hello', max_tokens: 120, temperature: 0, ignore_eos: true });
+    await new Promise((resolve, reject) => call.once('data', resolve).once('error', reject));
+    const failed = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+    await one.server.pool.exitOnNextRunForTest('gqa@1');
+    const err = await failed;
+    assert.equal(err.code, grpc.status.UNAVAILABLE);
+    assert.match(err.details, /worker 0 exited while generating/);
+    const next = await generate(one, { model: 'gqa', prompt_token_ids: HELLO, max_tokens: 30, temperature: 0 });
+    assert.deepEqual(tokensOf(next), await greedyWithoutCache(HELLO, 30));
+  } finally {
+    await one.close();
+    small.cleanup();
+  }
+});
