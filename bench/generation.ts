@@ -12,7 +12,7 @@
  *
  * Then tables, targets, and bench/results/generation-<date>-<time>.{md,json}.
  *
- *   npm run build && node dist/bench/generation.js
+ *   npm run bench:generate     (or: npm run build && node dist/bench/generation.js)
  *
  * Knobs: BENCH_GEN_MODEL_DIR (default models/tiny-lm if present, else the gqa-decoder test fixture),
  * BENCH_GEN_TOKENS (64 new tokens), BENCH_GEN_PROMPT_TOKENS (16), BENCH_GEN_CONCURRENCY (1,2,4,8,16),
