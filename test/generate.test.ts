@@ -289,3 +289,22 @@ test('a worker that dies mid-generation fails its sequences UNAVAILABLE; the rep
     small.cleanup();
   }
 });
+
+test('a sequence waiting when a worker dies takes the freed place on its replacement', async () => {
+  const small = generationRepository('generation:\n  max_concurrent_sequences: 1\n  max_waiting_sequences: 1\n  max_tokens: 120\n');
+  const one = await startTestServer({ modelRepository: small.dir, workers: 1 });
+  try {
+    const call = one.client.Generate({ model: 'gqa', prompt: 'Hello', max_tokens: 120, temperature: 0, ignore_eos: true });
+    await new Promise((resolve, reject) => call.once('data', resolve).once('error', reject));
+    const failed = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+    // (a deadline, so that a sequence lost with the dead worker fails the test instead of hanging it)
+    const waiting = generate(one, { model: 'gqa', prompt_token_ids: HELLO, max_tokens: 30, temperature: 0 }, { deadline: Date.now() + 30_000 });
+    while (!one.server.sequences.counts().some((c) => c.waiting === 1)) await new Promise((r) => setImmediate(r));
+    await one.server.pool.exitOnNextRunForTest('gqa@1');
+    assert.equal((await failed).code, grpc.status.UNAVAILABLE);
+    assert.deepEqual(tokensOf(await waiting), await greedyWithoutCache(HELLO, 30));
+  } finally {
+    await one.close();
+    small.cleanup();
+  }
+});

@@ -1,9 +1,9 @@
 /**
  * SequenceScheduler: the main thread's side of continuous batching. A sequence is pinned to one worker
  * for its whole life (its KV cache lives there); each worker with sequences of a model steps them on its
- * own, one decode step after another (generation/decode-loop.ts), and sequences join and leave between steps. Admission is bounded per worker by the
- * model's max_concurrent_sequences; beyond it, sequences wait (up to max_waiting_sequences, else
- * RESOURCE_EXHAUSTED) for a place on any worker.
+ * own, one decode step after another (generation/decode-loop.ts), and sequences join and leave between
+ * steps. Admission is bounded per worker by the model's max_concurrent_sequences; beyond it, sequences
+ * wait (up to max_waiting_sequences, else RESOURCE_EXHAUSTED) for a place on any worker.
  *
  * The scheduler delivers each sequence's tokens to its listener; ending a sequence early (a stop string,
  * a cancelled call) is `end()`: it leaves the batch at the next step and gets no more tokens.
@@ -176,14 +176,18 @@ export class SequenceScheduler {
     return true;
   }
 
-  /** Moves waiting sequences onto workers with room. */
+  /** Moves waiting sequences onto workers with room (one that cannot be sent fails, the others go on). */
   private fill(key: string, model: ModelLanes): void {
     while (model.waiting.length > 0) {
       const lane = this.laneWithRoom(model);
       if (!lane) return;
       const next = model.waiting.shift()!;
       clearTimeout(next.timer);
-      this.admit(key, model, lane, next.row, next.listener);
+      try {
+        this.admit(key, model, lane, next.row, next.listener);
+      } catch (err) {
+        failSafely(next.listener, ServingError.from(err));
+      }
     }
   }
 

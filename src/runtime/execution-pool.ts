@@ -148,9 +148,10 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     handle.inflight = 0;
     handle.decoding.clear();
     for (const f of handle.onIdle.splice(0)) f();
-    if (!handle.retired) this.emit('worker-exit', handle.index);
-    if (this.closed || handle.retired) return;
-    this.replace(handle);
+    if (handle.retired) return;
+    // After replace(), so that what listeners send to this index goes to the replacement (once it is ready).
+    if (!this.closed) this.replace(handle);
+    this.emit('worker-exit', handle.index);
   }
 
   /** Puts a fresh worker in `handle`'s place and gives it every session back before it takes work. */
