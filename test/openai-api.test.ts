@@ -41,6 +41,12 @@ test('a completion equals what Generate streams for the same request', async () 
   assert.equal(completion.choices[0]!.text, text);
   assert.equal(completion.choices[0]!.finish_reason, 'length');
   assert.deepEqual(completion.usage, { prompt_tokens: 5, completion_tokens: 16, total_tokens: 21 });
+  // the seed used comes back as a number and repeats the run
+  const seeded = await client.completions.create({ model: 'gqa', prompt: 'Hello', max_tokens: 8, temperature: 1 });
+  const seed = (seeded as unknown as { seed: number }).seed;
+  assert.equal(typeof seed, 'number');
+  const again = await client.completions.create({ model: 'gqa', prompt: 'Hello', max_tokens: 8, temperature: 1, seed });
+  assert.equal(again.choices[0]!.text, seeded.choices[0]!.text);
   assert.equal(tokensOf(grpc).length, 16);
 });
 

@@ -150,7 +150,8 @@ function serveGeneration(deps: OpenAiDeps, request: FastifyRequest, reply: Fasti
       const u = finish!.usage;
       const reason = FINISH[finish!.reason];
       const choice = kind === 'chat' ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: reason } : { index: 0, text, logprobs: null, finish_reason: reason };
-      sendJson(res, 200, { id, object: kind === 'chat' ? 'chat.completion' : 'text_completion', created: Math.floor(Date.now() / 1000), model, choices: [choice], usage: usageOf(u), seed }, requestId);
+      // The seed as a JSON number, like the request's (server-picked seeds stay below 2^53, so it is exact).
+      sendJson(res, 200, { id, object: kind === 'chat' ? 'chat.completion' : 'text_completion', created: Math.floor(Date.now() / 1000), model, choices: [choice], usage: usageOf(u), seed: Number(seed) }, requestId);
     },
   );
 }
