@@ -180,6 +180,16 @@ test('every bad parameter is refused with INVALID_ARGUMENT naming it and its ran
   await expectStatus(generate(ts, { ...base, model: 'mlp' }), grpc.status.INVALID_ARGUMENT, /not a generation model/);
 });
 
+test('GetModel describes what Generate accepts for a generation model', async () => {
+  const info = await new Promise<any>((resolve, reject) => ts.client.GetModel({ model: 'gqa' }, (err: Error | null, v: unknown) => (err ? reject(err) : resolve(v))));
+  assert.deepEqual(
+    { ...info.generation, eos_token_ids: info.generation.eos_token_ids.map(Number) },
+    { context_tokens: 256, max_tokens: 128, default_max_tokens: 64, max_concurrent_sequences: 4, max_waiting_sequences: 256, eos_token_ids: [EOS], chat_template: true, default_temperature: 0, default_top_k: 0, default_top_p: 1 }, // do_sample: false -> greedy
+  );
+  const mlp = await new Promise<any>((resolve, reject) => ts.client.GetModel({ model: 'mlp' }, (err: Error | null, v: unknown) => (err ? reject(err) : resolve(v))));
+  assert.equal(mlp.generation, null);
+});
+
 test('a model whose graph is not a decoder is UNAVAILABLE at load, naming what is missing', async () => {
   const bad = tempDir('generate-bad');
   try {

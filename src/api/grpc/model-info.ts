@@ -45,6 +45,25 @@ export function modelInfoToProto(entry: ModelEntry, { repository, breakers, sche
     text_pipeline: config?.text_pipeline ? { kind: config.text_pipeline.kind, labels: config.text_pipeline.labels } : null,
     config_json: config ? JSON.stringify(config) : '',
     reason: entry.reason,
+    generation: generationInfo(entry, repository),
+  };
+}
+
+function generationInfo(entry: ModelEntry, repository: ModelRepository) {
+  const g = entry.generation;
+  if (!g) return null;
+  const layout = repository.defaultVersion(entry)?.decoder;
+  return {
+    context_tokens: layout ? g.contextTokens(layout.maxPositions) : (g.config.max_context_tokens ?? 0),
+    max_tokens: g.config.max_tokens,
+    default_max_tokens: g.config.default_max_tokens,
+    max_concurrent_sequences: g.config.max_concurrent_sequences,
+    max_waiting_sequences: g.config.max_waiting_sequences,
+    eos_token_ids: g.eosTokenIds,
+    chat_template: g.tokenizer.hasChatTemplate,
+    default_temperature: g.defaults.temperature,
+    default_top_k: g.defaults.topK,
+    default_top_p: g.defaults.topP,
   };
 }
 
