@@ -318,3 +318,19 @@ test('a sequence waiting when a worker dies takes the freed place on its replace
     small.cleanup();
   }
 });
+
+test('shutting down while sequences are decoding stops the workers cleanly (no abort inside a run)', async () => {
+  const small = generationRepository('generation:\n  max_concurrent_sequences: 4\n  max_tokens: 250\n');
+  const one = await startTestServer({ modelRepository: small.dir, workers: 1 });
+  try {
+    const calls = [0, 1, 2].map(() => one.client.Generate({ model: 'gqa', prompt: 'Hello', max_tokens: 250, temperature: 0, ignore_eos: true }));
+    const ended = calls.map((c) => new Promise<void>((resolve) => c.on('error', () => resolve()).on('end', () => resolve())));
+    await Promise.all(calls.map((c) => new Promise((resolve) => c.once('data', resolve))));
+    // No grace: the pool closes while the worker is stepping; terminating it inside a run would abort this process.
+    await one.server.shutdown(0);
+    await Promise.all(ended);
+  } finally {
+    await one.close();
+    small.cleanup();
+  }
+});

@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
-import { copyBundledModel, startTestServer, type TestServer } from './common';
+import { addModel, copyBundledModel, slowRequest, startRun, startTestServer, type TestServer } from './common';
+import { SLOW_MODEL_CONFIG } from './fixtures/configs';
+import { writeSlowModel } from './fixtures/onnx-fixtures';
 import { generate, generationRepository, tokensOf } from './generation-helpers';
 
 let ts: TestServer;
@@ -17,6 +19,7 @@ let base: string;
 before(async () => {
   repo = generationRepository('generation:\n  max_concurrent_sequences: 2\n  max_waiting_sequences: 0\n  max_tokens: 128\n');
   copyBundledModel(repo.dir, 'mlp');
+  addModel(repo.dir, 'slow', SLOW_MODEL_CONFIG, { 1: writeSlowModel });
   ts = await startTestServer({ modelRepository: repo.dir, workers: 1 });
   base = `http://127.0.0.1:${ts.server.httpPort}/v1`;
   client = new OpenAI({ baseURL: base, apiKey: 'unused', maxRetries: 0 });
@@ -124,21 +127,22 @@ test('errors have the API shape and status: 400 naming the param, 404 for an unk
   const bad = await fetch(`${base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model": "gqa", ' });
   assert.equal(bad.status, 400);
   assert.equal(typeof ((await bad.json()) as { error: { message: string } }).error.message, 'string');
-  // Both places taken by streams that are still running: the third is refused with 429.
+  // Both places taken: the third is refused with 429. The one worker is held busy by a slow Predict run so
+  // the two streams cannot finish meanwhile (their places are taken the moment they are admitted).
+  const busy = (await startRun(ts, slowRequest(4096))).done;
   const long = { model: 'gqa', prompt: 'Hello', max_tokens: 120, temperature: 0, ignore_eos: true, stream: true } as OpenAI.CompletionCreateParamsStreaming;
   const first = await client.completions.create(long);
   const second = await client.completions.create(long);
-  const firstIterator = first[Symbol.asyncIterator]();
-  const secondIterator = second[Symbol.asyncIterator]();
-  await firstIterator.next();
-  await secondIterator.next();
+  while (!ts.server.sequences.counts().some((c) => c.running === 2)) await new Promise((r) => setImmediate(r));
   await assert.rejects(client.completions.create({ model: 'gqa', prompt: 'Hello', max_tokens: 2 }), (e: InstanceType<typeof OpenAI.APIError>) => {
     assert.equal(e.status, 429);
+    assert.equal(e.type, 'rate_limit_error');
     return true;
   });
   // Walking away from a stream (the client aborts the request) frees its place.
   first.controller.abort();
   second.controller.abort();
+  await busy;
   while (ts.server.sequences.counts().some((c) => c.running > 0)) await new Promise((r) => setImmediate(r));
   const after = await client.completions.create({ model: 'gqa', prompt: 'Hello', max_tokens: 2 });
   assert.equal(after.choices[0]!.finish_reason, 'length');

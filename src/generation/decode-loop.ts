@@ -48,6 +48,15 @@ export class DecodeLoop {
     this.queued.delete(key);
   }
 
+  /**
+   * Drops every sequence and steps no more (before the worker is terminated: terminating a thread inside
+   * an ONNX Runtime run aborts the process). A step already scheduled finds nothing to do.
+   */
+  halt(): void {
+    this.engines.clear();
+    this.queued.clear();
+  }
+
   private queue(key: string): GenStepRequest {
     let q = this.queued.get(key);
     if (!q) this.queued.set(key, (q = { admit: [], drop: [] }));

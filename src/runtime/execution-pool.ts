@@ -331,9 +331,18 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     this.retired.add(handle);
     this.replace(handle);
     void this.whenIdle(handle).then(async () => {
+      await this.haltDecoding(handle);
       await handle.worker.terminate();
       this.retired.delete(handle);
     });
+  }
+
+  /**
+   * Stops the worker's decode loop and resolves once it has (the worker answers between steps, never
+   * inside one, and steps no more): after that, and with no run in flight, terminating it is safe.
+   */
+  private async haltDecoding(handle: WorkerHandle): Promise<void> {
+    await this.request(handle, { type: 'gen-halt', id: 0 }).catch(() => undefined);
   }
 
   private whenIdle(handle: WorkerHandle): Promise<void> {
@@ -361,6 +370,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     this.closed = true;
     this.inline.close();
     await Promise.all([...this.handles, ...this.retired].map(async (h) => {
+      await this.haltDecoding(h);
       await this.whenIdle(h);
       await h.worker.terminate();
     }));

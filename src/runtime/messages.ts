@@ -39,6 +39,8 @@ export type WorkerRequest =
   /** Sequences joining or leaving the batch this worker decodes for `key` (generation/decode-loop.ts); no reply. */
   | ({ type: 'gen-join'; id: number } & GenJoin)
   | ({ type: 'gen-drop'; id: number } & GenDrop)
+  /** Every sequence of this worker is dropped and its decode loop stops; answered 'halted' (between steps). */
+  | { type: 'gen-halt'; id: number }
   /** For tests of recovery: the worker thread exits (from JavaScript) when it next starts a run of `key`. */
   | { type: 'exit-on-run'; id: number; key: string };
 
@@ -53,6 +55,7 @@ export type WorkerResponse =
   | { type: 'loaded'; id: number; inputs: TensorSpec[]; outputs: TensorSpec[] }
   | { type: 'unloaded'; id: number }
   | { type: 'armed'; id: number }
+  | { type: 'halted'; id: number }
   | { type: 'result'; id: number; outputs: WireTensor[]; computeMs: number }
   | { type: 'stats'; id: number; stats: WorkerStats }
   /** Unsolicited (id 0), after every decode step. */

@@ -101,6 +101,10 @@ function handle(message: WorkerRequest): void {
     case 'gen-drop':
       decoding.drop(message);
       return;
+    case 'gen-halt':
+      decoding.halt();
+      reply({ type: 'halted', id: message.id });
+      return;
     case 'exit-on-run':
       exitOnRun.add(message.key);
       reply({ type: 'armed', id: message.id });

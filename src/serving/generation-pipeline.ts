@@ -117,8 +117,8 @@ export class GenerationPipeline {
             span?.setAttributes({ [ATTR_GEN_COMPLETION_TOKENS]: completion, [ATTR_GEN_FINISH_REASON]: reason });
             return { ...usage(), finishReason: reason };
           };
-          sink.start({ model: entry.name, version: version.version, seed, promptTokens: prompt.length });
-          observer?.tokens(entry.name, 'in', prompt.length);
+          // Admission first: a refusal (RESOURCE_EXHAUSTED) rejects before the sink has started anything, so a
+          // front door can still answer it with a status; tokens only ever arrive later, from a worker.
           const handle = this.parts.sequences.start(
             version.key,
             layout,
@@ -158,6 +158,8 @@ export class GenerationPipeline {
             },
             request.deadline,
           );
+          sink.start({ model: entry.name, version: version.version, seed, promptTokens: prompt.length });
+          observer?.tokens(entry.name, 'in', prompt.length);
           const stopListening = listen(request.signal, () => {
             if (done) return;
             handle.end();

@@ -125,6 +125,8 @@ function serveGeneration(deps: OpenAiDeps, request: FastifyRequest, reply: Fasti
           model = info.model;
           record.version = info.version;
           seed = info.seed.toString();
+          // Admitted: the stream's headers go out now, so a client sees its 200 before the first token.
+          writer?.open();
           if (writer && kind === 'chat') writer.send({ ...head(), choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
         },
         chunk(c: GenerationChunk) {
@@ -178,12 +180,17 @@ class EventStream {
     private readonly requestId: string,
   ) {}
 
+  /** Sends the 200 and the event-stream headers (once). */
+  open(): void {
+    if (this.started || this.res.destroyed) return;
+    this.started = true;
+    this.res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-request-id': this.requestId });
+    this.res.flushHeaders();
+  }
+
   send(event: unknown): void {
     if (this.res.destroyed) return;
-    if (!this.started) {
-      this.started = true;
-      this.res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-request-id': this.requestId });
-    }
+    this.open();
     this.res.write(`data: ${JSON.stringify(event)}\n\n`);
   }
 
@@ -191,7 +198,7 @@ class EventStream {
   end(error?: unknown): void {
     if (error !== undefined) this.send(error);
     if (this.res.destroyed) return;
-    if (!this.started) this.send({ choices: [] });
+    this.open();
     this.res.end('data: [DONE]\n\n');
   }
 }
