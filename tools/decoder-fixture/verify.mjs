@@ -4,8 +4,8 @@
 //   (b) two prompts of different lengths, batched with LEFT padding == each prompt alone
 //   (c) transformers.js 4.3.1 loads the folder and its greedy generate matches ours
 // Usage (from the repository root; transformers.js lives outside the repo):
-//   mkdir -p /tmp/tfjs && (cd /tmp/tfjs && npm init -y && npm install @huggingface/transformers@4.3.1)
-//   nice -n 10 node tools/decoder-fixture/verify.mjs            # TFJS_DIR=/tmp/tfjs by default
+//   (transformers.js comes from the repository's dev dependencies; TFJS_DIR=DIR uses another install)
+//   nice -n 10 node tools/decoder-fixture/verify.mjs            # TFJS_DIR defaults to the repository
 // Exits non-zero when a check fails (transformers.js missing is reported and skipped).
 import { createRequire } from 'node:module';
 import * as fs from 'node:fs';
@@ -16,7 +16,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MODEL_DIR = path.join(REPO, 'test', 'fixtures', 'models', 'gqa-decoder');
 const MODEL_FILE = path.join(MODEL_DIR, '1', 'model.onnx');
-const TFJS_DIR = process.env.TFJS_DIR ?? '/tmp/tfjs';
+// transformers.js is a dev dependency of the repository; TFJS_DIR may point at another install.
+const TFJS_DIR = process.env.TFJS_DIR ?? REPO;
 const STEPS = 30;
 const LAYERS = 2, KV_HEADS = 2, HEAD_DIM = 8;
 const BOS = 256, EOS = 257, PAD = 258;

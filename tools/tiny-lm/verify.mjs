@@ -3,7 +3,7 @@
 //
 //   node verify.mjs [MODEL_DIR]     (default out/tiny-lm)
 //   env: TOK_TOOLS (default /tmp/tok-tools: node_modules/@huggingface/tokenizers),
-//        TFJS (default /tmp/tfjs: node_modules/@huggingface/transformers@4.3.1),
+//        TFJS (default: the repository, whose dev dependencies hold @huggingface/transformers@4.3.1),
 //        SAMPLES (default 30), SAMPLE_TOKENS (default 120)
 // Exits 1 if any check fails. Writes ../samples.json (beside the model folder).
 import ort from 'onnxruntime-node';
@@ -14,7 +14,8 @@ import { pathToFileURL } from 'url';
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 const MODEL_DIR = path.resolve(process.argv[2] || path.join(HERE, 'out', 'tiny-lm'));
 const TOK_TOOLS = process.env.TOK_TOOLS || '/tmp/tok-tools';
-const TFJS = process.env.TFJS || '/tmp/tfjs';
+// transformers.js is a dev dependency of the repository; TFJS may point at another install.
+const TFJS = process.env.TFJS || path.resolve(HERE, '..', '..');
 const N_SAMPLES = Number(process.env.SAMPLES || 30);
 const SAMPLE_TOKENS = Number(process.env.SAMPLE_TOKENS || 120);
 const STEPS = 40;
