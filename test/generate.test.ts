@@ -214,15 +214,29 @@ test('a model whose graph is not a decoder is UNAVAILABLE at load, naming what i
   }
 });
 
+/**
+ * Runs `body` against a server with one inference worker (every stream shares its batch) over the fixture
+ * with `config` (default GQA_CONFIG); `setup` may add models to the repository first.
+ */
+async function withOneWorker(config: string | undefined, body: (one: TestServer) => Promise<void>, setup?: (dir: string) => void): Promise<void> {
+  const repo = generationRepository(config);
+  setup?.(repo.dir);
+  const one = await startTestServer({ modelRepository: repo.dir, workers: 1 });
+  try {
+    await body(one);
+  } finally {
+    await one.close();
+    repo.cleanup();
+  }
+}
+
 /** Resolves once the server reports no sequence of any model decoding or waiting. */
 async function sequencesDrained(server: TestServer): Promise<void> {
   while (server.server.sequences.counts().some((c) => c.running > 0 || c.waiting > 0)) await new Promise((r) => setImmediate(r));
 }
 
 test('a cancelled stream, or one past its deadline, leaves the batch and frees its place for the next', async () => {
-  const small = generationRepository('generation:\n  max_concurrent_sequences: 1\n  max_waiting_sequences: 0\n  max_tokens: 250\n');
-  const one = await startTestServer({ modelRepository: small.dir, workers: 1 });
-  try {
+  await withOneWorker('generation:\n  max_concurrent_sequences: 1\n  max_waiting_sequences: 0\n  max_tokens: 250\n', async (one) => {
     const long = { model: 'gqa', prompt: 'Hello', max_tokens: 250, temperature: 0, ignore_eos: true };
     // The one place is taken: another stream is refused at once.
     const first = one.client.Generate(long);
@@ -237,10 +251,7 @@ test('a cancelled stream, or one past its deadline, leaves the batch and frees i
     await sequencesDrained(one);
     const after = await generate(one, { ...long, max_tokens: 5 });
     assert.equal(after.at(-1)!.finish_reason, 'LENGTH');
-  } finally {
-    await one.close();
-    small.cleanup();
-  }
+  });
 });
 
 test('tensorgate generate streams the text to stdout and ends with tokens/s and the seed on stderr', async () => {
@@ -268,10 +279,7 @@ test('generation metrics: time to first token, inter-token gaps, tokens in and o
 });
 
 test('a sequence waiting for a place fails DEADLINE_EXCEEDED at its deadline without generating; the running one is unharmed', async () => {
-  const small = generationRepository('generation:\n  max_concurrent_sequences: 1\n  max_waiting_sequences: 1\n  max_tokens: 120\n');
-  addModel(small.dir, 'slow', SLOW_MODEL_CONFIG, { 1: writeSlowModel });
-  const one = await startTestServer({ modelRepository: small.dir, workers: 1 });
-  try {
+  await withOneWorker('generation:\n  max_concurrent_sequences: 1\n  max_waiting_sequences: 1\n  max_tokens: 120\n', async (one) => {
     // The one worker is held by a slow Predict run (~0.4 s), so the running sequence cannot finish and free
     // its place before the waiting one's deadline, however fast the machine.
     const busy = (await startRun(one, slowRequest(4096))).done;
@@ -281,16 +289,11 @@ test('a sequence waiting for a place fails DEADLINE_EXCEEDED at its deadline wit
     await expectStatus(waiting, grpc.status.DEADLINE_EXCEEDED);
     await busy;
     assert.equal((await running).at(-1)!.finish_reason, 'LENGTH');
-  } finally {
-    await one.close();
-    small.cleanup();
-  }
+  }, (dir) => addModel(dir, 'slow', SLOW_MODEL_CONFIG, { 1: writeSlowModel }));
 });
 
 test('a worker that dies mid-generation fails its sequences UNAVAILABLE; the replacement serves the next ones', async () => {
-  const small = generationRepository();
-  const one = await startTestServer({ modelRepository: small.dir, workers: 1 });
-  try {
+  await withOneWorker(undefined, async (one) => {
     const call = one.client.Generate({ model: 'gqa', prompt: 'Hello', max_tokens: 120, temperature: 0, ignore_eos: true });
     await new Promise((resolve, reject) => call.once('data', resolve).once('error', reject));
     const failed = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
@@ -300,16 +303,11 @@ test('a worker that dies mid-generation fails its sequences UNAVAILABLE; the rep
     assert.match(err.details, /worker 0 exited while generating/);
     const next = await generate(one, { model: 'gqa', prompt_token_ids: HELLO, max_tokens: 30, temperature: 0 });
     assert.deepEqual(tokensOf(next), await greedyWithoutCache(HELLO, 30));
-  } finally {
-    await one.close();
-    small.cleanup();
-  }
+  });
 });
 
 test('a sequence waiting when a worker dies takes the freed place on its replacement', async () => {
-  const small = generationRepository('generation:\n  max_concurrent_sequences: 1\n  max_waiting_sequences: 1\n  max_tokens: 120\n');
-  const one = await startTestServer({ modelRepository: small.dir, workers: 1 });
-  try {
+  await withOneWorker('generation:\n  max_concurrent_sequences: 1\n  max_waiting_sequences: 1\n  max_tokens: 120\n', async (one) => {
     const call = one.client.Generate({ model: 'gqa', prompt: 'Hello', max_tokens: 120, temperature: 0, ignore_eos: true });
     await new Promise((resolve, reject) => call.once('data', resolve).once('error', reject));
     const failed = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
@@ -319,24 +317,16 @@ test('a sequence waiting when a worker dies takes the freed place on its replace
     await one.server.pool.exitOnNextRunForTest('gqa@1');
     assert.equal((await failed).code, grpc.status.UNAVAILABLE);
     assert.deepEqual(tokensOf(await waiting), await greedyWithoutCache(HELLO, 30));
-  } finally {
-    await one.close();
-    small.cleanup();
-  }
+  });
 });
 
 test('shutting down while sequences are decoding stops the workers cleanly (no abort inside a run)', async () => {
-  const small = generationRepository('generation:\n  max_concurrent_sequences: 4\n  max_tokens: 250\n');
-  const one = await startTestServer({ modelRepository: small.dir, workers: 1 });
-  try {
+  await withOneWorker('generation:\n  max_concurrent_sequences: 4\n  max_tokens: 250\n', async (one) => {
     const calls = [0, 1, 2].map(() => one.client.Generate({ model: 'gqa', prompt: 'Hello', max_tokens: 250, temperature: 0, ignore_eos: true }));
     const ended = calls.map((c) => new Promise<void>((resolve) => c.on('error', () => resolve()).on('end', () => resolve())));
     await Promise.all(calls.map((c) => new Promise((resolve) => c.once('data', resolve))));
     // No grace: the pool closes while the worker is stepping; terminating it inside a run would abort this process.
     await one.server.shutdown(0);
     await Promise.all(ended);
-  } finally {
-    await one.close();
-    small.cleanup();
-  }
+  });
 });

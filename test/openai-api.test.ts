@@ -139,6 +139,12 @@ test('errors have the API shape and status: 400 naming the param, 404 for an unk
     assert.equal(e.type, 'rate_limit_error');
     return true;
   });
+  // A streamed request is refused the same way: admission comes before the stream's headers.
+  const streamed = await fetch(`${base}/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gqa', prompt: 'Hi', max_tokens: 2, stream: true }) });
+  assert.equal(streamed.status, 429);
+  assert.equal(((await streamed.json()) as { error: { type: string } }).error.type, 'rate_limit_error');
+  const chatStreamed = await fetch(`${base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gqa', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2, stream: true }) });
+  assert.equal(chatStreamed.status, 429);
   // Walking away from a stream (the client aborts the request) frees its place.
   first.controller.abort();
   second.controller.abort();
