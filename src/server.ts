@@ -232,6 +232,8 @@ export class TensorgateServer {
         else this.log.warn(fields, `model ${m.name} version ${v.version} ${v.state}: ${v.reason}`);
       }
       if (m.versions.length === 0) this.log.warn({ model: m.name, reason: m.reason }, `model ${m.name} UNAVAILABLE: ${m.reason}`);
+      // Once per load: what a config.pbtxt asks for that this server ignores or does differently.
+      for (const w of m.warnings) this.log.warn({ model: m.name, config: m.configFile, warning: w }, `model ${m.name} ${m.configFile}: ${w}`);
     }
     const summary = models.map((m) => `${m.name} [${m.versions.map((v) => `v${v.version} ${v.state}`).join(', ') || 'no versions'}]`).join(', ');
     this.log.info(

@@ -5,6 +5,7 @@
  * @example
  *   tensorgate serve --models ./models --port 50051
  *   tensorgate models --address 127.0.0.1:50051
+ *   tensorgate models convert models/resnet > models/resnet/config.yaml   # from a Triton config.pbtxt
  *   tensorgate predict --model sentiment --text "I love this"
  *   tensorgate predict --model sentiment --input '{"name":"token_ids","dtype":"INT64","shape":[1,2],"values":[1963,1]}'
  *   tensorgate predict --model convnet --input @batch.json      # or --input - to read stdin
@@ -22,6 +23,9 @@ const USAGE = `Usage: tensorgate <command> [options]
 Commands:
   serve     serve a model repository over gRPC
   models    list the models a server serves
+  models convert PATH
+            print the config.yaml equivalent of a Triton config.pbtxt (PATH: a model folder or the
+            file), its warnings as comments; exit 1 with the problems when it cannot be served
   predict   call Predict on a server (tensor from JSON with --input, or --text)
   generate  stream text from a generation model: tensorgate generate --model NAME "prompt"
 
@@ -69,7 +73,7 @@ async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: rest,
     strict: true,
-    allowPositionals: command === 'generate',
+    allowPositionals: command === 'generate' || command === 'models',
     options: {
       ...Object.fromEntries(SERVER_SETTINGS.map((s) => [s.flag, { type: 'string' as const }])),
       address: { type: 'string' },
@@ -99,6 +103,12 @@ async function main(argv: string[]): Promise<void> {
       await serveCommand(values as Record<string, string | undefined>);
       return;
     case 'models':
+      if (positionals[0] === 'convert') {
+        if (positionals.length > 2) throw new Error(`models convert takes one PATH, got: ${positionals.slice(1).join(' ')}`);
+        await (require('./convert-command') as typeof import('./convert-command')).convertCommand(positionals[1]);
+        return;
+      }
+      if (positionals.length > 0) throw new Error(`unknown models subcommand '${positionals[0]}' (models lists a server's models; models convert PATH converts a config.pbtxt)`);
       await clientCommands().modelsCommand(address, timeoutMs);
       return;
     case 'predict':

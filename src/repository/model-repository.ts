@@ -1,5 +1,6 @@
 /**
- * ModelRepository: the folder of models (models/<name>/config.yaml, models/<name>/<version>/model.onnx),
+ * ModelRepository: the folder of models (models/<name>/config.yaml, or Triton's config.pbtxt converted by
+ * triton/, and models/<name>/<version>/model.onnx),
  * what is loaded from it, and the state of every model version. A model or version that fails to load
  * (missing file, corrupt ONNX, bad config, absent execution provider) is kept with state UNAVAILABLE and
  * the reason, and everything else is served: one broken model never takes the server down.
@@ -22,7 +23,8 @@ import type { ModelSchedule } from '../scheduling/scheduler';
 import type { SessionSettings } from '../runtime/messages';
 import { checkSpecs, checkTextPipeline } from './spec-check';
 import { batchingProblems, schedulePolicy } from './schedule-policy';
-import { CONFIG_FILE, readModelConfig, type ModelConfig } from './model-config';
+import { CONFIG_FILE, type ModelConfig } from './model-config';
+import { readFolderConfig } from './folder-config';
 import { describePolicy, selectVersions } from './version-policy';
 
 export const MODEL_FILE = 'model.onnx';
@@ -45,8 +47,12 @@ export interface ModelVersionEntry {
 export interface ModelEntry {
   name: string;
   dir: string;
-  /** Undefined when config.yaml is invalid (see `reason`). */
+  /** Undefined when the config is invalid (see `reason`). */
   config: ModelConfig | undefined;
+  /** The file the config came from: config.yaml or config.pbtxt. */
+  configFile: string;
+  /** Config settings accepted but not honoured, or honoured differently (a Triton config.pbtxt's); logged at load. */
+  warnings: string[];
   reason: string;
   settings: SessionSettings | undefined;
   textPipeline: TextClassificationPipeline | undefined;
@@ -108,14 +114,17 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
   async loadModel(name: string): Promise<ModelEntry> {
     const dir = path.join(this.options.root, name);
     const started = performance.now();
-    const entry: ModelEntry = { name, dir, config: undefined, reason: '', settings: undefined, textPipeline: undefined, generation: undefined, versions: [], loadMs: 0 };
+    const entry: ModelEntry = { name, dir, config: undefined, configFile: CONFIG_FILE, warnings: [], reason: '', settings: undefined, textPipeline: undefined, generation: undefined, versions: [], loadMs: 0 };
     const previous = this.models.get(name);
     this.models.set(name, entry);
     if (previous) await this.unloadVersions(previous);
 
     const onDisk = await listVersionFolders(dir);
     try {
-      entry.config = await readModelConfig(path.join(dir, CONFIG_FILE), name);
+      const folder = await readFolderConfig(dir, name);
+      entry.config = folder.config;
+      entry.configFile = folder.file;
+      entry.warnings = folder.warnings;
     } catch (err) {
       entry.reason = (err as Error).message;
       entry.versions = onDisk.sort((a, b) => b - a).map((v) => this.versionEntry(name, v, 'UNAVAILABLE', entry.reason));
@@ -202,7 +211,7 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
     }
     if (problems.length > 0) {
       await this.options.pool.unload(v.key);
-      return { ...v, state: 'UNAVAILABLE', reason: `model does not match ${CONFIG_FILE}: ${problems.join('; ')}` };
+      return { ...v, state: 'UNAVAILABLE', reason: `model does not match ${entry.configFile}: ${problems.join('; ')}` };
     }
     const ready: ModelVersionEntry = { ...v, state: 'READY', inputs: inputs.specs, outputs: outputs.specs, ...(decoder ? { decoder } : {}) };
     this.emit('version-ready', ready, schedulePolicy(config, modelBytes));

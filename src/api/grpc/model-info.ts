@@ -46,6 +46,7 @@ export function modelInfoToProto(entry: ModelEntry, { repository, breakers, sche
     config_json: config ? JSON.stringify(config) : '',
     reason: entry.reason,
     generation: generationInfo(entry, repository),
+    warnings: entry.warnings,
   };
 }
 
