@@ -145,6 +145,8 @@ class Parser {
       if (!this.eat('{') && !this.eat('<')) this.fail(`expected '{' or '<' to open ${messageName(field.resolvedType as protobuf.Type)} '${field.name}', found ${describe(open)}`);
       return this.message(field.resolvedType as protobuf.Type, path + index, CLOSERS[open.text]);
     };
+    // `dims: []` sets the field (to no elements), which differs from leaving it out.
+    if (field.repeated && this.atPunct('[')) out[field.name] ??= [];
     this.oneOrList(field, nameTok, () => {
       const value = read();
       if (field.repeated) ((out[field.name] ??= []) as unknown[]).push(value);
