@@ -13,11 +13,13 @@ import { InferencePipeline } from './serving/inference-pipeline';
 import { GenerationPipeline } from './serving/generation-pipeline';
 import { SequenceScheduler } from './generation/sequence-scheduler';
 import { createModelService } from './api/grpc/model-service';
+import { createInferenceService } from './api/grpc/inference-service';
+import { modelConfigView, repositoryControl, type ModelConfigView, type RepositoryControl } from './api/v2/v2-control';
 import { InflightCalls } from './api/inflight-calls';
 import { RequestEnvelope, shuttingDown } from './api/envelope';
 import { unavailable } from './core/errors';
 import { clampDelay } from './core/timers';
-import { MODEL_SERVICE_NAME, modelServiceDefinition, reflectionPackageDefinition } from './api/grpc/protos';
+import { INFERENCE_SERVICE_NAME, inferenceServiceDefinition, MODEL_SERVICE_NAME, modelServiceDefinition, reflectionPackageDefinition } from './api/grpc/protos';
 import type { ServerConfig } from './config/server-config';
 import { logAccess, type Logger } from './log';
 import { HttpFrontDoor } from './api/http/http-server';
@@ -49,7 +51,7 @@ function bindReason(err: Error): string {
 const SHUTDOWN_FLUSH_MS = 1000;
 
 /** Services whose health is reported besides the overall "" entry. */
-export const HEALTH_SERVICES = ['', MODEL_SERVICE_NAME];
+export const HEALTH_SERVICES = ['', MODEL_SERVICE_NAME, INFERENCE_SERVICE_NAME];
 
 export class TensorgateServer {
   readonly grpcServer: grpc.Server;
@@ -68,6 +70,9 @@ export class TensorgateServer {
   /** Unanswered calls: a drain that runs out of grace answers them UNAVAILABLE. */
   readonly inflightCalls = new InflightCalls();
   readonly envelope: RequestEnvelope;
+  /** The v2 protocol's model control (RepositoryModelLoad/Unload, REST load/unload) and configuration views. */
+  readonly repositoryControl: RepositoryControl;
+  readonly modelConfig: ModelConfigView;
   private boundPort = 0;
   private boundHttpPort = 0;
   private shuttingDown: Promise<void> | undefined;
@@ -165,6 +170,20 @@ export class TensorgateServer {
       { prefix: OPENAI_PREFIX },
     );
     this.grpcServer.addService(modelServiceDefinition(), createModelService({ predict: this.pipeline, generate: this.generation }, { repository: this.repository, breakers: this.breakers, scheduler: this.scheduler }, log, this.envelope));
+    this.repositoryControl = repositoryControl(this.repository, (key) => this.pipeline.drained(key));
+    this.modelConfig = modelConfigView(this.repository, { workers: this.pool.workerCount, cacheEnabled: this.cache !== undefined });
+    this.grpcServer.addService(
+      inferenceServiceDefinition(),
+      createInferenceService({
+        pipeline: this.pipeline,
+        repository: this.repository,
+        readiness: this.readiness,
+        statistics: this.metrics.statistics,
+        control: this.repositoryControl,
+        config: this.modelConfig,
+        envelope: this.envelope,
+      }),
+    );
     this.health.addToServer(this.grpcServer);
     new ReflectionService(reflectionPackageDefinition()).addToServer(this.grpcServer);
   }

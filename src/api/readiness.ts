@@ -83,6 +83,11 @@ export class Readiness extends EventEmitter {
     return this.why;
   }
 
+  /** Whether a health entry ("<model>" or "<model>/<version>") is SERVING; an unknown entry is not. */
+  isServing(service: string): boolean {
+    return this.published.get(service) === 'SERVING';
+  }
+
   /** The repository has been through loading (whatever the outcome): readiness now follows the models. */
   markLoaded(): void {
     this.loaded = true;

@@ -12,6 +12,8 @@ export interface RequestRecord {
   /** gRPC status name ("OK", "INVALID_ARGUMENT"...). */
   code: string;
   seconds: number;
+  /** An inference request (Predict, ModelInfer, REST infer): counted by the v2 statistics extension. */
+  inference?: boolean;
   requestId?: string;
   traceId?: string;
   cached?: boolean;

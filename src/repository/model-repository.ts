@@ -228,6 +228,25 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
     }
   }
 
+  /**
+   * Unloads a model on request. Its READY versions stop taking requests first (UNLOADING: resolve() refuses
+   * them UNAVAILABLE), `drained` waits until each has no request in flight, and only then are the sessions
+   * released and the model taken off the list (so readiness no longer waits for it). A reload that starts
+   * meanwhile wins: its versions are left alone.
+   */
+  async unloadModel(name: string, drained: (key: string) => Promise<void>): Promise<void> {
+    const entry = this.entry(name);
+    const serving = entry.versions.filter((v) => v.state === 'READY');
+    for (const v of serving) v.state = 'UNLOADING';
+    await Promise.all(serving.map((v) => drained(v.key)));
+    if (this.models.get(name) !== entry) return;
+    this.models.delete(name);
+    for (const v of serving) {
+      this.emit('version-unloaded', v);
+      await this.options.pool.unload(v.key);
+    }
+  }
+
   list(): ModelEntry[] {
     return [...this.models.values()].sort((a, b) => a.name.localeCompare(b.name));
   }

@@ -37,10 +37,44 @@ interface Prepared {
 }
 
 export class InferencePipeline {
+  /** Requests in flight (past resolution, not yet answered) per version key, and who waits for none. */
+  private readonly inflight = new Map<string, number>();
+  private readonly drainWaiters = new Map<string, (() => void)[]>();
+
   constructor(private readonly parts: PipelineParts) {}
 
   async predict(request: InferenceRequest): Promise<InferenceResult> {
     const prepared = this.prepare(request);
+    const key = prepared.version.key;
+    this.inflight.set(key, (this.inflight.get(key) ?? 0) + 1);
+    try {
+      return await this.predictPrepared(request, prepared);
+    } finally {
+      const left = this.inflight.get(key)! - 1;
+      if (left > 0) this.inflight.set(key, left);
+      else this.released(key);
+    }
+  }
+
+  /** Resolves once no request for the version is in flight: an unload waits for it after stopping new ones. */
+  drained(key: string): Promise<void> {
+    if (!this.inflight.has(key)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiters = this.drainWaiters.get(key) ?? [];
+      waiters.push(resolve);
+      this.drainWaiters.set(key, waiters);
+    });
+  }
+
+  private released(key: string): void {
+    this.inflight.delete(key);
+    const waiters = this.drainWaiters.get(key);
+    if (!waiters) return;
+    this.drainWaiters.delete(key);
+    for (const w of waiters) w();
+  }
+
+  private async predictPrepared(request: InferenceRequest, prepared: Prepared): Promise<InferenceResult> {
     const { entry, version } = prepared;
     // The request's span (the front door's SERVER span) carries the model, the cache outcome and, from
     // the scheduler, the queue wait: attributes rather than child spans of their own, which doubled the

@@ -25,6 +25,7 @@ import type { ExecutionPool } from '../runtime/execution-pool';
 import type { RequestScheduler } from '../scheduling/scheduler';
 import type { SequenceScheduler } from '../generation/sequence-scheduler';
 import type { GenerationObserver } from '../serving/generation-pipeline';
+import { ModelStatistics } from './model-statistics';
 
 /** End-to-end, queue and compute latencies: 100 us (a cache hit) to 10 s (a big batch on a slow model). */
 export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -58,6 +59,8 @@ export function splitKey(key: string): { model: string; version: string } {
 
 export class ServerMetrics {
   readonly registry = new Registry();
+  /** The v2 statistics extension's view of the same observations (ModelStatistics, GET /v2/models/stats). */
+  readonly statistics = new ModelStatistics();
   private parts: MetricsParts | undefined;
   private unsubscribe: (() => void)[] = [];
 
@@ -172,7 +175,9 @@ export class ServerMetrics {
       this.batchRequests.observe(key(b.key), b.requests);
     });
     this.listen(parts.scheduler, 'batch-done', (b: { key: string; rows: number; computeMs: number; ok: boolean }) => {
-      this.batchSeconds.observe(key(b.key), b.computeMs / 1000);
+      const k = key(b.key);
+      this.statistics.observeExecution(k.model, k.version, b.rows, b.computeMs, b.ok);
+      this.batchSeconds.observe(k, b.computeMs / 1000);
       if (b.ok) this.rows.inc(key(b.key), b.rows);
       else this.batchFailures.inc(key(b.key));
     });
@@ -180,6 +185,14 @@ export class ServerMetrics {
     this.listen(parts.pool, 'execution-timeout', (k: string) => this.timeouts.inc(key(k)));
     this.listen(parts.pool, 'worker-stuck', (_index: number, k: string) => this.stuck.inc(key(k)));
     this.listen(parts.breakers, 'state', (t: BreakerTransition) => this.breakerTransitions.inc({ ...key(t.key), to: t.to }));
+    this.listen(parts.repository, 'version-unloaded', (v: { model: string; version: string }) => this.statistics.forget(v.model, v.version));
+    this.statistics.bind({
+      versions: (model) => parts.repository.get(model)?.versions.filter((v) => v.state === 'READY').map((v) => v.version),
+      cached: (model) => {
+        const config = parts.repository.get(model)?.config;
+        return parts.cache !== undefined && config !== undefined && config.deterministic && config.result_cache.enabled;
+      },
+    });
     if (parts.cache) {
       const off = parts.cache.onEvict((_key, reason) => this.evictions.inc({ reason }));
       this.unsubscribe.push(off);
@@ -190,9 +203,11 @@ export class ServerMetrics {
   unbind(): void {
     for (const off of this.unsubscribe.splice(0)) off();
     this.parts = undefined;
+    this.statistics.bind(undefined);
   }
 
   observeRequest(r: RequestObservation): void {
+    this.statistics.observeRequest(r);
     const { model, version } = this.bounded(r.model, r.version);
     this.requests.inc({ protocol: r.protocol, method: r.method, model, version, code: r.code });
     this.requestSeconds.observe({ protocol: r.protocol, method: r.method, model, code: r.code }, r.seconds);

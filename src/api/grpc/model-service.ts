@@ -3,6 +3,7 @@
  * Nothing here decides anything about inference; the pipeline does.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { ServerSurfaceCall } from '@grpc/grpc-js/build/src/server-call';
 import type { Span } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
 import { Cancellation, type CancelSignal } from '../../core/cancellation';
@@ -12,7 +13,8 @@ import type { GenerationPipeline } from '../../serving/generation-pipeline';
 import { generateRequestFromProto, generateResponses, type GenerateRequestMessage } from './generate-codec';
 import { modelInfoToProto, type ServingState } from './model-info';
 import { MODEL_SERVICE_NAME, UndecodableRequest } from './protos';
-import { answerUnary, grpcCallStart } from './call-start';
+import { grpcCallStart } from './call-start';
+import { unaryCalls } from './unary-calls';
 import type { Outcome, RequestEnvelope } from '../envelope';
 import { ATTR_REQUEST_ID } from '../../telemetry/semconv';
 import type { InferenceResult } from '../../core/request';
@@ -36,7 +38,7 @@ interface PredictRequestMessage {
  * 'cancelled'). grpc-js also emits 'cancelled' after a call finished normally, so `release()` must be
  * called once the answer is known, or every finished call would run the pipeline's abort listeners.
  */
-export function callSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): {
+export function callSignal(call: ServerSurfaceCall): {
   signal: CancelSignal;
   release: () => void;
 } {
@@ -47,7 +49,7 @@ export function callSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.S
   return { signal: controller, release: () => call.removeListener('cancelled', onCancelled) };
 }
 
-export function callDeadline(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): number | undefined {
+export function callDeadline(call: ServerSurfaceCall): number | undefined {
   const d = call.getDeadline();
   const ms = d instanceof Date ? d.getTime() : d;
   return Number.isFinite(ms) ? ms : undefined;
@@ -62,41 +64,10 @@ export function createModelService(
   const { repository } = state;
   const pipeline = pipelines.predict;
 
-  /**
-   * Every unary RPC goes through the envelope: SERVER span, answer-once, access log, metrics, drain.
-   * `settled` runs once the outcome is known, before the answer is written.
-   */
-  const serveUnary = (
-    call: grpc.ServerUnaryCall<unknown, unknown>,
-    callback: grpc.sendUnaryData<unknown>,
-    record: RequestRecord,
-    body: (span: Span) => Promise<unknown>,
-    settled: () => void = () => undefined,
-  ): void => {
-    const answer = answerUnary(callback);
-    envelope.serve(grpcCallStart(call, MODEL_SERVICE_NAME, record), body, (outcome) => {
-      settled();
-      answer(outcome);
-    });
-  };
-
-  const newRecord = (method: string, model = '', version = '', requestId?: string): RequestRecord => ({
-    protocol: 'grpc',
-    method,
-    model,
-    version,
-    code: 'OK',
-    seconds: 0,
-    ...(requestId ? { requestId } : {}),
-  });
-
-  /** A request that did not decode is refused before its handler: INVALID_ARGUMENT, logged and counted like any other. */
-  const refuseUndecodable = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>): boolean => {
-    const request = call.request;
-    if (!(request instanceof UndecodableRequest)) return false;
-    envelope.refuse(grpcCallStart(call, MODEL_SERVICE_NAME, newRecord(request.method)), invalidArgument(request.describe()), answerUnary(callback));
-    return true;
-  };
+  const unary = unaryCalls(envelope, MODEL_SERVICE_NAME);
+  const serveUnary = unary.serve;
+  const newRecord = unary.record;
+  const refuseUndecodable = unary.refuseUndecodable;
 
   const service: grpc.UntypedServiceImplementation = {
     Predict(call: grpc.ServerUnaryCall<PredictRequestMessage, unknown>, callback: grpc.sendUnaryData<unknown>) {
@@ -104,6 +75,7 @@ export function createModelService(
       const req = call.request;
       const requestId = req.options?.request_id || randomUUID();
       const record = newRecord('Predict', req.model, req.version, requestId);
+      record.inference = true;
       log.debug({ rpc: 'Predict', model: req.model, requestId }, 'request received');
       const cancellation = callSignal(call);
       serveUnary(

@@ -29,50 +29,68 @@ export function loadProtos() {
   return cached;
 }
 
+export const INFERENCE_PROTO = path.join(PROTO_DIR, 'inference/grpc_service.proto');
+export const INFERENCE_SERVICE_NAME = 'inference.GRPCInferenceService';
+
 /**
- * The ModelService definition the server registers. Two differences from the clients' one:
+ * The definition of one of our services as the server registers it. Two differences from the clients' one:
  * - int64 fields decode as exact decimal strings, so a shape of 2^63-1 is quoted back as sent, not as the
- *   nearest double (9223372036854776000); the tensor codec turns them into numbers, refusing unsafe ones.
+ *   nearest double (9223372036854776000); the tensor codecs turn them into numbers, refusing unsafe ones.
  * - a request whose bytes do not decode is handed to the handler as an UndecodableRequest instead of
  *   throwing: grpc-js answers a throwing deserializer with INTERNAL ("Error deserializing request"), a
  *   server fault, where the client sent garbage (INVALID_ARGUMENT), and the call would bypass our access
  *   log and metrics.
  */
-export function modelServiceDefinition(): grpc.ServiceDefinition {
-  serverDefinition ??= (() => {
-    const packageDefinition = protoLoader.loadSync([MODEL_SERVICE_PROTO], { ...LOADER_OPTIONS, longs: String });
-    const service = (packageDefinition[MODEL_SERVICE_NAME] ?? {}) as grpc.ServiceDefinition;
-    const guarded: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
-    for (const [method, definition] of Object.entries(service)) {
-      const decode = definition.requestDeserialize;
-      guarded[method] = {
-        ...definition,
-        requestDeserialize: (bytes: Buffer) => {
-          try {
-            return decode(bytes);
-          } catch (err) {
-            return new UndecodableRequest(method, bytes.length, err instanceof Error ? err.message : String(err));
-          }
-        },
-      };
-    }
-    return guarded as grpc.ServiceDefinition;
-  })();
-  return serverDefinition;
+function guardedServiceDefinition(protoFile: string, serviceName: string): grpc.ServiceDefinition {
+  const packageDefinition = protoLoader.loadSync([protoFile], { ...LOADER_OPTIONS, longs: String });
+  const service = (packageDefinition[serviceName] ?? {}) as grpc.ServiceDefinition;
+  const guarded: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [method, definition] of Object.entries(service)) {
+    const decode = definition.requestDeserialize;
+    guarded[method] = {
+      ...definition,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return decode(bytes);
+        } catch (err) {
+          return new UndecodableRequest(`${serviceName}/${method}`, bytes.length, err instanceof Error ? err.message : String(err));
+        }
+      },
+    };
+  }
+  return guarded as grpc.ServiceDefinition;
 }
 
-let serverDefinition: grpc.ServiceDefinition | undefined;
+const serverDefinitions = new Map<string, grpc.ServiceDefinition>();
+
+function cachedDefinition(protoFile: string, serviceName: string): grpc.ServiceDefinition {
+  let d = serverDefinitions.get(serviceName);
+  if (!d) serverDefinitions.set(serviceName, (d = guardedServiceDefinition(protoFile, serviceName)));
+  return d;
+}
+
+/** tensorgate.v1.ModelService as the server registers it (see guardedServiceDefinition). */
+export const modelServiceDefinition = () => cachedDefinition(MODEL_SERVICE_PROTO, MODEL_SERVICE_NAME);
+
+/** inference.GRPCInferenceService (the v2 protocol) as the server registers it. */
+export const inferenceServiceDefinition = () => cachedDefinition(INFERENCE_PROTO, INFERENCE_SERVICE_NAME);
 
 /** What a handler receives instead of a message when the request bytes are not a valid message. */
 export class UndecodableRequest {
   constructor(
-    readonly method: string,
+    /** "service/Method" */
+    readonly path: string,
     readonly bytes: number,
     readonly reason: string,
   ) {}
 
+  /** The method's name alone, for the access log and metrics. */
+  get method(): string {
+    return this.path.slice(this.path.lastIndexOf('/') + 1);
+  }
+
   describe(): string {
-    return `the request (${this.bytes} bytes) is not a valid ${MODEL_SERVICE_NAME}/${this.method} request message: ${this.reason}`;
+    return `the request (${this.bytes} bytes) is not a valid ${this.path} request message: ${this.reason}`;
   }
 }
 

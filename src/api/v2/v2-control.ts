@@ -1,0 +1,73 @@
+/**
+ * The v2 protocol's model-control and reporting extensions, for the gRPC and REST front doors alike:
+ * statistics, model configuration, and the repository's load/unload.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { Code, ServingError, echo, notFound } from '../../core/errors';
+import type { ModelRepository } from '../../repository/model-repository';
+import type { ModelStatistics } from '../../telemetry/model-statistics';
+import { tritonConfigFromModel } from '../../repository/triton/triton-config';
+import { repositoryModelName } from './v2-models';
+
+/** The ModelConfig extension: a model's configuration as Triton's ModelConfig message. */
+export type ModelConfigView = (name: string, version: string) => unknown;
+
+export interface RepositoryControl {
+  /** Loads (or reloads) the model folder; refuses when no version of it could be made READY. */
+  load(name: string): Promise<void>;
+  /** Stops new requests for the model, waits for its queued and running ones, then releases its sessions. */
+  unload(name: string): Promise<void>;
+}
+
+/** Statistics of every READY version of every model (no name), of one model, or of one version of it. */
+export function statisticsOf(repository: ModelRepository, statistics: ModelStatistics, name: string, version: string) {
+  const ready = (model: string) => (repository.get(model)?.versions ?? []).filter((v) => v.state === 'READY').map((v) => ({ model, version: v.version }));
+  if (!name) return statistics.snapshot(repository.list().flatMap((m) => ready(m.name)));
+  if (!version) {
+    repository.entry(name); // NOT_FOUND for an unknown model
+    return statistics.snapshot(ready(name));
+  }
+  const resolved = repository.resolve(name, version);
+  return statistics.snapshot([{ model: resolved.entry.name, version: resolved.version.version }]);
+}
+
+/** The ModelConfig of the asked version (or the one a request without a version gets), as it is served. */
+export function modelConfigView(repository: ModelRepository, server: { workers: number; cacheEnabled: boolean }): ModelConfigView {
+  return (name, version) => {
+    const { entry, version: v } = repository.resolve(name, version || undefined);
+    return tritonConfigFromModel({
+      name: entry.name,
+      config: entry.config!,
+      inputs: v.inputs,
+      outputs: v.outputs,
+      defaultInstanceCount: server.workers,
+      cacheEnabled: server.cacheEnabled,
+    });
+  };
+}
+
+/**
+ * Load and unload through the repository. `drained(key)` resolves once the pipeline has no request of that
+ * version in flight (queued or running), which unload waits for after the version stopped taking requests.
+ */
+export function repositoryControl(repository: ModelRepository, drained: (key: string) => Promise<void>): RepositoryControl {
+  return {
+    async load(name) {
+      repositoryModelName(name);
+      const dir = path.join(repository.root, name);
+      const stat = await fs.stat(dir).catch(() => undefined);
+      if (!stat?.isDirectory()) throw notFound(`no model folder ${echo(name)} in the model repository`);
+      const entry = await repository.loadModel(name);
+      if (!entry.versions.some((v) => v.state === 'READY')) {
+        const why = entry.reason || entry.versions.map((v) => `version ${v.version}: ${v.reason}`).join('; ') || 'no versions';
+        throw new ServingError(Code.FAILED_PRECONDITION, `model '${name}' was loaded but no version is READY: ${why}`);
+      }
+    },
+    async unload(name) {
+      repositoryModelName(name);
+      repository.entry(name); // NOT_FOUND for a model that is not loaded
+      await repository.unloadModel(name, drained);
+    },
+  };
+}
