@@ -66,6 +66,7 @@ export function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string)
     const keys = issue.keys.slice(0, 3).map((k) => echo(k, 40));
     throw invalidArgument(`${where ? `${where}: ` : `${what}: `}unknown field${keys.length > 1 ? 's' : ''} ${keys.join(', ')}; tensorgate refuses fields it would otherwise ignore`);
   }
+  if (issue.code === 'invalid_type' && /received undefined$/.test(issue.message)) throw invalidArgument(`${where || what} is missing`);
   throw invalidArgument(`${where || what}: ${clip(issue.message, 160)}`);
 }
 
