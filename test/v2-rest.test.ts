@@ -182,6 +182,14 @@ describe('infer', () => {
     }
   });
 
+  test('float NaN and infinities travel as the strings "NaN", "Infinity", "-Infinity" (JSON has none)', async () => {
+    const special = ['NaN', 'Infinity', '-Infinity'];
+    const inputs = identityInputs(['fp16', 'fp32', 'fp64'].map((s) => ({ name: `x_${s}`, shape: [1, 3], datatype: s.toUpperCase(), data: special })));
+    const r = await post('/models/identity/infer', { inputs, outputs: ['fp16', 'fp32', 'fp64'].map((s) => ({ name: `y_${s}` })) });
+    assert.equal(r.status, 200, r.bytes.toString());
+    for (const out of r.json.outputs) assert.deepEqual(out.data, special, out.name);
+  });
+
   test('binary and JSON inputs mixed in one request; BYTES binary in and out (length-prefixed)', async () => {
     const strings = ['', 'héllo', '😀', 'tensor'];
     const encoded = Buffer.concat(strings.map((s) => {
@@ -269,6 +277,9 @@ describe('metadata, health, configuration, statistics, repository', () => {
       assert.equal(now.success.count - before.success.count, 3, path);
       assert.equal(now.fail.count - before.fail.count, 1, path);
     }
+    // The same calls reach the request metrics under the route's template.
+    const metrics = await (await fetch(`http://127.0.0.1:${ts.server.httpPort}/metrics`)).text();
+    assert.match(metrics, /tensorgate_requests_total\{protocol="http",method="POST \/v2\/models\/\{name\}\/infer",model="identity",version="1",code="OK"\} [3-9]/);
     const all = await call('/models/stats');
     assert.ok(all.json.model_stats.some((s: { name: string }) => s.name === 'mlp'));
     assertError(await call('/models/nope/stats'), 404, /nope/);
@@ -361,7 +372,7 @@ describe('errors', () => {
   });
 
   test('unknown routes under /v2 are 404, a known path with another method 405, in the same shape', async () => {
-    assertError(await call('/nothing/here'), 404, /no route GET \/v2\/nothing\/here; the v2 API serves GET \/v2,/);
+    assertError(await call('/nothing/here'), 404, /no route GET \/v2\/nothing\/here; the v2 API serves GET \/v2, .*POST \/v2\/models\/\{name\}\[\/versions\/\{version\}\]\/infer/);
     assertError(await call('/models/mlp/infer'), 405, /allowed: POST/);
   });
 

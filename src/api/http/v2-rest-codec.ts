@@ -6,7 +6,8 @@
  *             or, with header `Inference-Header-Content-Length: N`, the first N bytes of the body are that
  *             JSON and the rest are the binary inputs back to back, in the order of the inputs that carry
  *             `parameters.binary_data_size` (their sizes must add up to the rest exactly).
- *   response  JSON {model_name, model_version, id?, outputs: [{name, datatype, shape, data}]}; when any output
+ *   response  JSON {model_name, model_version, id?, outputs: [{name, datatype, shape, data}]} (float NaN and
+ *             infinities as "NaN", "Infinity", "-Infinity", as inputs may send them); when any output
  *             is binary (its `binary_data: true`, or the request's `binary_data_output: true`), an
  *             application/octet-stream body: the JSON header (its length in Inference-Header-Content-Length),
  *             binary outputs carrying `parameters.binary_data_size` instead of `data`, then their bytes in order.
@@ -180,6 +181,11 @@ export function binaryOutputChoice(req: V2InferRequest): (name: string) => boole
   return (name) => per.get(name) ?? all;
 }
 
+const FLOATS = new Set(['FP16', 'FP32', 'FP64']);
+
+/** JSON has no NaN or infinities (JSON.stringify writes null): written as the strings the inputs accept for them. */
+const jsonFloat = (v: number | boolean | string) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v);
+
 export interface RestInferAnswer {
   contentType: string;
   /** Inference-Header-Content-Length, for a binary answer. */
@@ -191,7 +197,7 @@ export function inferResponseToRest(res: V2InferResponse, binary: (name: string)
   const raws: Buffer[] = [];
   const outputs = res.outputs.map((t) => {
     const head = { name: t.name, datatype: v2Datatype(t.dtype), shape: t.shape };
-    if (!binary(t.name)) return { ...head, data: outputValues(t) };
+    if (!binary(t.name)) return { ...head, data: FLOATS.has(t.dtype) ? outputValues(t).map(jsonFloat) : outputValues(t) };
     const bytes = outputToRaw(t);
     raws.push(bytes);
     return { ...head, parameters: { binary_data_size: bytes.length } };

@@ -17,6 +17,7 @@
  * format is translated here. Every error is {"error": "..."} (the key Triton's and KServe's clients read)
  * with the HTTP status of our code (src/api/http/status.ts); fastify's refusals and unknown routes too.
  */
+import type { Span } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorCodes } from 'fastify';
 import { z } from 'zod';
@@ -25,6 +26,7 @@ import { clip, echo, internal, invalidArgument, ServingError } from '../../core/
 import type { ModelRepository } from '../../repository/model-repository';
 import type { InferencePipeline } from '../../serving/inference-pipeline';
 import type { ModelStatistics } from '../../telemetry/model-statistics';
+import { ATTR_REQUEST_ID } from '../../telemetry/semconv';
 import type { RequestEnvelope } from '../envelope';
 import { resultFields } from '../grpc/model-service';
 import type { Readiness } from '../readiness';
@@ -57,6 +59,11 @@ export const V2_PREFIX = '/v2';
 const CONTROL_BODY_BYTES = 64 * 1024;
 const MAX_ERROR_CHARS = 1024;
 
+/** The routes, for a 404 (the module comment has them in full). */
+const SERVED =
+  'GET /v2, GET /v2/health/{live,ready}, GET /v2/models/{name}[/versions/{version}][/ready|/config|/stats], GET /v2/models/stats, ' +
+  'POST /v2/models/{name}[/versions/{version}]/infer, POST /v2/repository/index, POST /v2/repository/models/{name}/{load,unload}';
+
 /** What a route answers: a status and a payload of a content type, and extra headers. */
 interface Answer {
   status: number;
@@ -71,7 +78,7 @@ const flag = (key: 'live' | 'ready', value: boolean): Answer => json({ [key]: va
 const errorAnswer = (status: number, message: string): Answer => json({ error: clip(message, MAX_ERROR_CHARS) }, status);
 
 type Params = { name?: string; version?: string };
-type RouteBody = (ctx: { request: FastifyRequest; params: Params; record: RequestRecord; signal: Cancellation }) => Answer | Promise<Answer>;
+type RouteBody = (ctx: { request: FastifyRequest; params: Params; record: RequestRecord; signal: Cancellation; span: Span }) => Answer | Promise<Answer>;
 
 const repositoryIndexSchema = z.strictObject({ ready: z.boolean().nullish() });
 const repositoryModelSchema = z.strictObject({ parameters: z.record(z.string(), z.unknown()).nullish() });
@@ -99,7 +106,7 @@ export function v2Routes(deps: V2RestDeps): FrontDoorPlugin {
         void reply.header('allow', allowed.join(', '));
         return send(reply, errorAnswer(405, `method ${request.method} is not allowed on ${shown}; allowed: ${allowed.join(', ')}`));
       }
-      send(reply, errorAnswer(404, `no route ${request.method} ${shown}; the v2 API serves ${served.map(([m, t]) => `${m} ${t}`).join(', ')}`));
+      send(reply, errorAnswer(404, `no route ${request.method} ${shown}; the v2 API serves ${SERVED}`));
     });
 
     const route = (method: 'GET' | 'POST', paths: string[], body: RouteBody, options: { infer?: boolean; bodyLimit?: number } = {}) => {
@@ -151,8 +158,9 @@ export function v2Routes(deps: V2RestDeps): FrontDoorPlugin {
 }
 
 /** One inference: the REST body through the shared v2 request and the pipeline, answered in the asked output form. */
-async function infer(deps: V2RestDeps, { request, params, record, signal }: Parameters<RouteBody>[0]): Promise<Answer> {
+async function infer(deps: V2RestDeps, { request, params, record, signal, span }: Parameters<RouteBody>[0]): Promise<Answer> {
   const v2 = inferRequestFromRest(bodyBytes(request), request.headers[HEADER_LENGTH], params.name ?? '', params.version ?? '');
+  if (v2.id) span.setAttribute(ATTR_REQUEST_ID, clip(v2.id));
   const inference = toInferenceRequest(v2, REST_PARAMETERS, { signal });
   const binary = binaryOutputChoice(v2);
   record.requestId = inference.requestId;
@@ -178,7 +186,7 @@ function serve(deps: V2RestDeps, request: FastifyRequest, reply: FastifyReply, m
   res.once('close', onClose);
   deps.envelope.serve(
     httpCallStart(request.headers, method, template, record),
-    async () => body({ request, params, record, signal }),
+    async (span) => body({ request, params, record, signal, span }),
     (outcome) => {
       if (outcome.ok) return send(reply, outcome.value);
       const { status, body: error } = toHttpError(outcome.error);
