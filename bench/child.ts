@@ -47,6 +47,8 @@ export class ServerChild {
     readonly name: string,
     private readonly child: ChildProcess,
     readonly port: number,
+    /** 0 when the entry serves no HTTP port. */
+    readonly httpPort: number,
   ) {
     child.on('message', (m: { id?: number }) => {
       const w = m.id !== undefined ? this.waiting.get(m.id) : undefined;
@@ -81,12 +83,12 @@ export class ServerChild {
       }, options.timeoutMs ?? 60_000);
       const onExit = (code: number | null, signal: NodeJS.Signals | null) => (clearTimeout(timer), reject(exitError(script, code, signal)));
       child.once('exit', onExit);
-      child.on('message', function onReady(m: { type?: string; port?: number }) {
+      child.on('message', function onReady(m: { type?: string; port?: number; httpPort?: number }) {
         if (m.type !== 'ready') return;
         clearTimeout(timer);
         child.off('exit', onExit);
         child.off('message', onReady);
-        resolve(new ServerChild(entry, child, m.port!));
+        resolve(new ServerChild(entry, child, m.port!, m.httpPort ?? 0));
       });
     });
   }

@@ -77,7 +77,8 @@ export interface EntryStats extends EntryCounters, EntryExtras {
 
 export interface EntryIpc {
   counters: EntryCounters;
-  ready(port: number): void;
+  /** `httpPort`: the HTTP port, for entries that serve one (REST load). */
+  ready(port: number, httpPort?: number): void;
 }
 
 /** An entry's own window: `reset` at the window's start, `read` (figures since then) at its end. */
@@ -122,5 +123,5 @@ export function serveIpc(shutdown: () => Promise<void>, workers = 0, extra?: Ext
   });
   // The parent went away (crash, Ctrl-C): never outlive it.
   process.on('disconnect', stop);
-  return { counters, ready: (port) => send({ type: 'ready', port }) };
+  return { counters, ready: (port, httpPort) => send({ type: 'ready', port, ...(httpPort ? { httpPort } : {}) }) };
 }

@@ -27,6 +27,8 @@ export interface LoadOptions {
    * server; their CPU counts as the benchmark's own, not as interference.
    */
   companions?: LoadTarget[];
+  /** The RPC the load threads call (default Predict). */
+  rpc?: LoadWorkerData['rpc'];
 }
 
 export interface LoadPoint {
@@ -67,7 +69,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadPoint> {
   const phase = new SharedArrayBuffer(4);
   const flag = new Int32Array(phase);
   const workers = spread(o.concurrency, o.threads).map((c) => {
-    const data: LoadWorkerData = { address: o.server.address, model: o.model, concurrency: c, phase };
+    const data: LoadWorkerData = { address: o.server.address, model: o.model, concurrency: c, phase, ...(o.rpc ? { rpc: o.rpc } : {}) };
     return new Worker(path.join(__dirname, 'load-worker.js'), { workerData: data });
   });
   const failed = new Promise<never>((_, reject) => {

@@ -10,13 +10,16 @@
 import * as grpc from '@grpc/grpc-js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createModelClient } from '../src/client/model-client';
-import { predictRequest, type BenchModel } from './workload';
+import { createInferenceClient } from '../src/client/inference-client';
+import { modelInferRequest, predictRequest, type BenchModel } from './workload';
 
 export interface LoadWorkerData {
   address: string;
   model: BenchModel;
   concurrency: number;
   phase: SharedArrayBuffer;
+  /** The RPC to load: ModelService Predict (default) or the v2 protocol's ModelInfer with raw contents. */
+  rpc?: 'Predict' | 'ModelInfer';
 }
 
 export interface LoadWorkerReport {
@@ -27,11 +30,12 @@ export interface LoadWorkerReport {
   latencies: Float64Array;
 }
 
-const { address, model, concurrency, phase } = workerData as LoadWorkerData;
+const { address, model, concurrency, phase, rpc = 'Predict' } = workerData as LoadWorkerData;
 const flag = new Int32Array(phase);
-const client = createModelClient(address, { 'grpc.use_local_subchannel_pool': 1 });
-const request = predictRequest(model);
-const predict = client.Predict as (req: object, cb: (err: grpc.ServiceError | null) => void) => void;
+const channelOptions = { 'grpc.use_local_subchannel_pool': 1 };
+const client = rpc === 'ModelInfer' ? createInferenceClient(address, false, channelOptions) : createModelClient(address, channelOptions);
+const request = rpc === 'ModelInfer' ? modelInferRequest(model) : predictRequest(model);
+const predict = client[rpc] as (req: object, cb: (err: grpc.ServiceError | null) => void) => void;
 
 let latencies = new Float64Array(1 << 14);
 let ok = 0;

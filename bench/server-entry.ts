@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   const port = await server.start();
   const broken = server.repository.list().filter((m) => m.versions.every((v) => v.state !== 'READY'));
   if (broken.length > 0) throw new Error(`models not READY: ${broken.map((m) => `${m.name} (${m.reason || m.versions.map((v) => v.reason).join('; ')})`).join(', ')}`);
-  ipc.ready(port);
+  ipc.ready(port, server.httpPort);
 }
 
 main().catch((err: unknown) => {

@@ -36,6 +36,18 @@ export function predictRequest(model: BenchModel): Record<string, unknown> {
   return { model, inputs: [{ name, dtype: 'FP32', shape: [1, ...dims], data, string_data: [] }] };
 }
 
+/** The same input as predictRequest, as a v2 ModelInferRequest with raw contents (tensor models only). */
+export function modelInferRequest(model: BenchModel): Record<string, unknown> {
+  if (model === 'sentiment') throw new Error('ModelInfer takes tensors: the sentiment model is measured through Predict input_text');
+  const { name, dims } = TENSOR_INPUTS[model];
+  const values = seededFloats(rowElements(model), 42);
+  return {
+    model_name: model,
+    inputs: [{ name, datatype: 'FP32', shape: [1, ...dims] }],
+    raw_input_contents: [Buffer.from(values.buffer, values.byteOffset, values.byteLength)],
+  };
+}
+
 export function parseModels(spec: string | undefined): BenchModel[] {
   if (!spec) return [...ALL_MODELS];
   const names = spec.split(',').map((s) => s.trim()).filter(Boolean);

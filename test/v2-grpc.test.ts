@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { addModel, copyBundledModel, expectStatus, f32Tensor, float32s, seededFloats, slowRequest, startTestServer, tempDir, unary, type TestServer } from './common';
 import { SLOW_MODEL_CONFIG } from './fixtures/configs';
 import { IDENTITY_DTYPES, identityModelOf, writeIdentityModel, writeSlowModel } from './fixtures/onnx-fixtures';
-import { boolParam, createInferenceClient, int64Param, stringParam, v2Call, type InferenceClient } from './v2-client';
+import { boolParam, createInferenceClient, int64Param, stringParam, v2Call, type InferenceClient } from '../src/client/inference-client';
 import { dataTypeByName, type DataTypeName } from '../src/core/dtype';
 import { bytesToValues } from '../src/core/tensor-values';
 

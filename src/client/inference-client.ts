@@ -1,18 +1,19 @@
 /**
  * A grpc-js client for inference.GRPCInferenceService (the v2 protocol) built from our proto, as any
- * generated client would be; int64 fields decode as numbers (test shapes and counts are small).
+ * generated client would be; used by the tests and the benchmark. int64 fields decode as numbers unless
+ * `exactLongs` asks for decimal strings.
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { INFERENCE_PROTO, LOADER_OPTIONS } from '../src/api/grpc/protos';
+import { INFERENCE_PROTO, LOADER_OPTIONS } from '../api/grpc/protos';
 
 export type InferenceClient = grpc.Client & Record<string, Function>;
 
 /** `exactLongs`: int64/uint64 fields as decimal strings (exact), instead of numbers. */
-export function createInferenceClient(address: string, exactLongs = false): InferenceClient {
+export function createInferenceClient(address: string, exactLongs = false, options: grpc.ClientOptions = {}): InferenceClient {
   const definition = protoLoader.loadSync([INFERENCE_PROTO], { ...LOADER_OPTIONS, ...(exactLongs ? { longs: String } : {}) });
   const Ctor = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
-  return new Ctor(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 }) as unknown as InferenceClient;
+  return new Ctor(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1, ...options }) as unknown as InferenceClient;
 }
 
 export function v2Call<T = any>(client: InferenceClient, method: string, request: object, deadlineMs?: number): Promise<T> {
