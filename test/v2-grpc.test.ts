@@ -305,3 +305,43 @@ test('RepositoryIndex lists every version; unload drains the running request fir
   await expectStatus(v2Call(v2, 'RepositoryModelLoad', { model_name: 'absent' }), grpc.status.NOT_FOUND, /no model folder 'absent'/);
   await expectStatus(v2Call(v2, 'RepositoryModelUnload', { model_name: 'absent' }), grpc.status.NOT_FOUND);
 });
+
+test('the timeout and priority parameters reach the queue as Predict options do', async () => {
+  const started = once(ts.server.pool, 'run-start');
+  const running = unary(ts.client, 'Predict', slowRequest(2048));
+  await started;
+  const x = { name: 'x', datatype: 'FP32', shape: [1, 256] };
+  const raw = [Buffer.alloc(256 * 4)];
+  // 1 ms in the queue behind a run of many ms: refused unrun, as a Predict with timeout_us would be.
+  await expectStatus(
+    v2Call(v2, 'ModelInfer', { model_name: 'slow', parameters: { timeout: int64Param(1000) }, inputs: [x], raw_input_contents: raw }),
+    grpc.status.DEADLINE_EXCEEDED,
+    /queue timeout passed while queued; the request was not run/,
+  );
+  await expectStatus(
+    v2Call(v2, 'ModelInfer', { model_name: 'slow', parameters: { priority: int64Param(5) }, inputs: [x], raw_input_contents: raw }),
+    grpc.status.INVALID_ARGUMENT,
+    /priority 5/,
+  );
+  await running;
+});
+
+test('concurrent unloads of one model both finish after one drain; unloading again is a no-op; a load brings it back', async () => {
+  const started = once(ts.server.pool, 'run-start');
+  const running = unary(ts.client, 'Predict', slowRequest(2048));
+  await started;
+  const released: string[] = [];
+  const onUnload = (v: { key: string }) => released.push(v.key);
+  ts.server.repository.on('version-unloaded', onUnload);
+  try {
+    const unloads = [v2Call(v2, 'RepositoryModelUnload', { model_name: 'slow' }), v2Call(v2, 'RepositoryModelUnload', { model_name: 'slow' })];
+    await Promise.all([running, ...unloads]);
+  } finally {
+    ts.server.repository.off('version-unloaded', onUnload);
+  }
+  assert.equal(released.length, 1, `the version's sessions are released exactly once: ${released.join(', ')}`);
+  assert.equal(ts.server.repository.get('slow'), undefined);
+  await v2Call(v2, 'RepositoryModelUnload', { model_name: 'slow' });
+  await v2Call(v2, 'RepositoryModelLoad', { model_name: 'slow' });
+  assert.deepEqual((await unary(ts.client, 'Predict', slowRequest(1))).outputs[0].shape, [1, 256]);
+});

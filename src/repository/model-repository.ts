@@ -80,6 +80,9 @@ export interface RepositoryEvents {
 
 export class ModelRepository extends EventEmitter<RepositoryEvents> {
   private readonly models = new Map<string, ModelEntry>();
+  /** Versions an unload request has stopped and is draining, not yet released; and the unloads under way. */
+  private readonly draining = new Set<ModelVersionEntry>();
+  private readonly unloads = new Map<ModelEntry, Promise<void>>();
   /** True while loadAll() runs: an unknown model may simply not be loaded yet. */
   private loading = false;
 
@@ -220,7 +223,8 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
 
   private async unloadVersions(entry: ModelEntry): Promise<void> {
     for (const v of entry.versions) {
-      if (v.state === 'READY') {
+      // A version an unload request is still draining is released now: the reload wins.
+      if (v.state === 'READY' || this.draining.delete(v)) {
         v.state = 'UNLOADING';
         this.emit('version-unloaded', v);
         await this.options.pool.unload(v.key);
@@ -236,12 +240,24 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
    */
   async unloadModel(name: string, drained: (key: string) => Promise<void>): Promise<void> {
     const entry = this.entry(name);
+    let unloading = this.unloads.get(entry);
+    if (!unloading) {
+      unloading = this.drainAndRelease(entry, drained).finally(() => this.unloads.delete(entry));
+      this.unloads.set(entry, unloading);
+    }
+    return unloading;
+  }
+
+  private async drainAndRelease(entry: ModelEntry, drained: (key: string) => Promise<void>): Promise<void> {
     const serving = entry.versions.filter((v) => v.state === 'READY');
-    for (const v of serving) v.state = 'UNLOADING';
-    await Promise.all(serving.map((v) => drained(v.key)));
-    if (this.models.get(name) !== entry) return;
-    this.models.delete(name);
     for (const v of serving) {
+      v.state = 'UNLOADING';
+      this.draining.add(v);
+    }
+    await Promise.all(serving.map((v) => drained(v.key)));
+    if (this.models.get(entry.name) === entry) this.models.delete(entry.name);
+    for (const v of serving) {
+      if (!this.draining.delete(v)) continue; // a reload released it meanwhile
       this.emit('version-unloaded', v);
       await this.options.pool.unload(v.key);
     }

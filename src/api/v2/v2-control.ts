@@ -52,12 +52,15 @@ export function modelConfigView(repository: ModelRepository, server: { workers: 
  * version in flight (queued or running), which unload waits for after the version stopped taking requests.
  */
 export function repositoryControl(repository: ModelRepository, drained: (key: string) => Promise<void>): RepositoryControl {
+  /** The model's folder in the repository, or NOT_FOUND. */
+  const folder = async (name: string) => {
+    repositoryModelName(name);
+    const stat = await fs.stat(path.join(repository.root, name)).catch(() => undefined);
+    if (!stat?.isDirectory()) throw notFound(`no model folder ${echo(name)} in the model repository`);
+  };
   return {
     async load(name) {
-      repositoryModelName(name);
-      const dir = path.join(repository.root, name);
-      const stat = await fs.stat(dir).catch(() => undefined);
-      if (!stat?.isDirectory()) throw notFound(`no model folder ${echo(name)} in the model repository`);
+      await folder(name);
       const entry = await repository.loadModel(name);
       if (!entry.versions.some((v) => v.state === 'READY')) {
         const why = entry.reason || entry.versions.map((v) => `version ${v.version}: ${v.reason}`).join('; ') || 'no versions';
@@ -66,7 +69,9 @@ export function repositoryControl(repository: ModelRepository, drained: (key: st
     },
     async unload(name) {
       repositoryModelName(name);
-      repository.entry(name); // NOT_FOUND for a model that is not loaded
+      // Unloading a model that is not loaded is done already (idempotent, for scripts and operators);
+      // a name with no folder in the repository is NOT_FOUND.
+      if (!repository.get(name)) return folder(name);
       await repository.unloadModel(name, drained);
     },
   };
