@@ -372,7 +372,7 @@ describe('errors', () => {
   });
 
   test('unknown routes under /v2 are 404, a known path with another method 405, in the same shape', async () => {
-    assertError(await call('/nothing/here'), 404, /no route GET \/v2\/nothing\/here; the v2 API serves GET \/v2, .*POST \/v2\/models\/\{name\}\[\/versions\/\{version\}\]\/infer/);
+    assertError(await call('/nothing/here'), 404, /no route for \/v2\/nothing\/here; the v2 API serves GET \/v2, .*POST \/v2\/models\/\{name\}\[\/versions\/\{version\}\]\/infer/);
     assertError(await call('/models/mlp/infer'), 405, /allowed: POST/);
   });
 

@@ -36,7 +36,7 @@ import { toInferenceRequest, toV2Response } from '../v2/v2-infer';
 import { modelMetadata, modelReady, repositoryIndex, serverMetadata, serverReady } from '../v2/v2-models';
 import { httpCallStart } from './call-start';
 import { MAX_ECHO_CHARS, overLimit, readBody } from './http-body';
-import type { FrontDoorPlugin } from './http-server';
+import type { FrontDoorPlugin, FrontDoorRouteConfig } from './http-server';
 import { toHttpError } from './status';
 import { binaryOutputChoice, HEADER_LENGTH, inferRequestFromRest, inferResponseToRest, parseJsonText, parseWith, REST_PARAMETERS } from './v2-rest-codec';
 
@@ -106,7 +106,7 @@ export function v2Routes(deps: V2RestDeps): FrontDoorPlugin {
         void reply.header('allow', allowed.join(', '));
         return send(reply, errorAnswer(405, `method ${request.method} is not allowed on ${shown}; allowed: ${allowed.join(', ')}`));
       }
-      send(reply, errorAnswer(404, `no route ${request.method} ${shown}; the v2 API serves ${SERVED}`));
+      send(reply, errorAnswer(404, `no route for ${shown}; the v2 API serves ${SERVED}`));
     });
 
     const route = (method: 'GET' | 'POST', paths: string[], body: RouteBody, options: { infer?: boolean; bodyLimit?: number } = {}) => {
@@ -117,6 +117,8 @@ export function v2Routes(deps: V2RestDeps): FrontDoorPlugin {
         app.route({
           method,
           url: path,
+          // The port's own 404 (for paths outside /v2) lists the whole API once, not each of its routes.
+          config: { servedAs: `${V2_PREFIX}/*` } satisfies FrontDoorRouteConfig,
           ...spec,
           handler: (request, reply) => {
             const params = request.params as Params;
