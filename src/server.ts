@@ -24,6 +24,7 @@ import type { ServerConfig } from './config/server-config';
 import { logAccess, type Logger } from './log';
 import { HttpFrontDoor } from './api/http/http-server';
 import { OPENAI_PREFIX, openAiRoutes } from './api/openai/openai-routes';
+import { V2_PREFIX, v2Routes } from './api/http/v2-routes';
 import { ServerMetrics } from './telemetry/metrics';
 import type { RequestRecord } from './api/request-record';
 import { ModelRepository, type ModelEntry, type ModelVersionEntry } from './repository/model-repository';
@@ -183,6 +184,20 @@ export class TensorgateServer {
         config: this.modelConfig,
         envelope: this.envelope,
       }),
+    );
+    // The same v2 protocol on the HTTP port (KServe v2 / Triton REST), with the same control and config views.
+    this.http.mount(
+      v2Routes({
+        pipeline: this.pipeline,
+        repository: this.repository,
+        readiness: this.readiness,
+        statistics: this.metrics.statistics,
+        control: this.repositoryControl,
+        config: this.modelConfig,
+        envelope: this.envelope,
+        maxBodyBytes: config.maxMessageBytes,
+      }),
+      { prefix: V2_PREFIX },
     );
     this.health.addToServer(this.grpcServer);
     new ReflectionService(reflectionPackageDefinition()).addToServer(this.grpcServer);
