@@ -244,7 +244,7 @@ export class TensorgateServer {
     }
     this.log.info(
       { address: `${this.config.host}:${this.boundPort}`, httpPort: this.boundHttpPort, workers: this.pool.workerCount },
-      `listening: gRPC ${this.config.host}:${this.boundPort}, HTTP ${this.config.host}:${this.boundHttpPort} (/metrics, /healthz, /readyz, /v1 OpenAI-compatible); loading models`,
+      `listening: gRPC ${this.config.host}:${this.boundPort}, HTTP ${this.config.host}:${this.boundHttpPort} (/metrics, /healthz, /readyz, /v1 OpenAI-compatible, /v2 Open Inference Protocol); loading models`,
     );
     return this.boundPort;
   }

@@ -44,11 +44,11 @@ interface Snippet {
   line: number;
 }
 
-/** The text of the `## Calling it` section, up to the next `## ` heading. */
-function callingItSection(markdown: string): { text: string; firstLine: number } {
+/** The text of a `## ` section, up to the next `## ` heading. */
+function readmeSection(markdown: string, heading: string): { text: string; firstLine: number } {
   const lines = markdown.split('\n');
-  const start = lines.findIndex((l) => l.trim() === SECTION);
-  assert.ok(start >= 0, `README.md has no "${SECTION}" section`);
+  const start = lines.findIndex((l) => l.trim() === heading);
+  assert.ok(start >= 0, `README.md has no "${heading}" section`);
   let end = lines.findIndex((l, i) => i > start && /^## /.test(l));
   if (end < 0) end = lines.length;
   return { text: lines.slice(start, end).join('\n'), firstLine: start + 1 };
@@ -92,8 +92,11 @@ function shellCommands(body: string[], firstLine: number): Snippet[] {
   return out;
 }
 
-const section = callingItSection(fs.readFileSync(README, 'utf8'));
-const SNIPPETS = snippets(section.text, section.firstLine);
+const markdown = fs.readFileSync(README, 'utf8');
+const section = readmeSection(markdown, SECTION);
+/** Sections whose commands run too, after "Calling it" (which the checks on addresses and apt-get are about). */
+const MORE_SECTIONS = ['## Coming from Triton'];
+const SNIPPETS = [section, ...MORE_SECTIONS.map((h) => readmeSection(markdown, h))].flatMap((s) => snippets(s.text, s.firstLine));
 const isSkipped = (s: Snippet) => s.kind === 'sh' && /^\s*(sudo\s+)?apt-get\s/.test(s.text);
 
 // ---------------------------------------------------------------------------------------------- expectations
@@ -149,7 +152,7 @@ const EXPECTATIONS: { name: string; when: (s: Snippet) => boolean; check: (stdou
   },
   {
     name: 'tensorgate models',
-    when: (s) => /tensorgate models/.test(s.text),
+    when: (s) => /tensorgate models(?!\s+convert)/.test(s.text),
     check: (out) => {
       for (const n of ['convnet', 'mlp', 'sentiment', 'tiny-lm']) assert.match(out, new RegExp(`^${n}\\s+v1 READY$`, 'm'));
     },
@@ -211,12 +214,48 @@ const EXPECTATIONS: { name: string; when: (s: Snippet) => boolean; check: (stdou
   },
   {
     name: 'protoc --python_out',
-    when: (s) => /^protoc\s/.test(s.text),
+    when: (s) => /^protoc\s[\s\S]*tensorgate\/v1/.test(s.text),
     check: (_out, cwd) => assert.ok(fs.existsSync(path.join(cwd, 'gen/tensorgate/v1/model_service_pb2.py')), 'protoc wrote gen/tensorgate/v1/model_service_pb2.py'),
   },
   {
+    name: 'tensorgate models convert',
+    when: (s) => /tensorgate models convert/.test(s.text),
+    check: (out) => {
+      assert.match(out, /^max_batch_size: 256$/m);
+      assert.match(out, /^#\s+- instance_group\[0\] \(KIND_GPU\) runs as 1 CPU instance/m);
+      assert.match(out, /^\s+shape: \[ -1, 64 \]$/m);
+    },
+  },
+  {
+    name: 'curl /v2 model metadata',
+    when: (s) => /curl[\s\S]*\/v2\/models\/mlp$/.test(s.text),
+    check: (out) => {
+      const res = json(out, 'curl /v2/models/mlp');
+      assert.deepEqual([res.name, res.platform, res.inputs[0].name, res.inputs[0].shape], ['mlp', 'onnxruntime_onnx', 'input', [-1, 64]]);
+    },
+  },
+  {
+    name: 'curl /v2 infer with JSON',
+    when: (s) => /curl[\s\S]*\/v2\/models\/mlp\/infer/.test(s.text),
+    check: (out) => {
+      const res = json(out, 'curl /v2/models/mlp/infer');
+      assert.deepEqual([res.model_name, res.outputs[0].name, res.outputs[0].shape], ['mlp', 'logits', [1, 10]]);
+      assert.equal(res.outputs[0].data.length, 10);
+    },
+  },
+  {
+    name: 'protoc --python_out for the v2 protos',
+    when: (s) => /^protoc\s[\s\S]*proto\/inference/.test(s.text),
+    check: (_out, cwd) => assert.ok(fs.existsSync(path.join(cwd, 'gen/inference/grpc_service_pb2.py')), 'protoc wrote gen/inference/grpc_service_pb2.py'),
+  },
+  {
+    name: 'Python v2 client',
+    when: (s) => s.kind === 'python' && s.text.includes('GRPCInferenceService'),
+    check: (out) => assert.match(out, /^42 1 \[1, 10\] \((-?[\d.e+-]+, ){9}-?[\d.e+-]+\)$/m, 'id, version, shape [1, 10] and ten floats'),
+  },
+  {
     name: 'Python client',
-    when: (s) => s.kind === 'python',
+    when: (s) => s.kind === 'python' && s.text.includes('ModelService'),
     check: (out) => {
       assert.match(out, /^positive$/m);
       assert.match(out, /^\[1, 10\] \((-?[\d.e+-]+, ){9}-?[\d.e+-]+\)$/m, 'mlp logits: shape [1, 10] and ten floats');

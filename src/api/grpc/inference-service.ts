@@ -16,7 +16,7 @@ import type { Readiness } from '../readiness';
 import type { RequestRecord } from '../request-record';
 import { toInferenceRequest, toV2Response } from '../v2/v2-infer';
 import { modelMetadata, modelReady, repositoryIndex, serverMetadata, serverReady } from '../v2/v2-models';
-import { statisticsOf, type RepositoryControl, type ModelConfigView } from '../v2/v2-control';
+import { refuseRepositoryParameters, statisticsOf, type RepositoryControl, type ModelConfigView } from '../v2/v2-control';
 import { grpcCallStart } from './call-start';
 import { GRPC_PARAMETERS, inferRequestFromProto, inferResponseToProto, rawOutputs, type ModelInferRequestMessage } from './infer-codec';
 import { callDeadline, callSignal, resultFields } from './model-service';
@@ -77,7 +77,7 @@ export function createInferenceService(parts: InferenceServiceParts): grpc.Untyp
     RepositoryModelLoad: simple<{ model_name: string; parameters: Record<string, unknown> }>(
       'RepositoryModelLoad',
       async (r) => {
-        refuseParameters(r.parameters);
+        refuseRepositoryParameters(r.parameters);
         await parts.control.load(r.model_name);
         return {};
       },
@@ -86,7 +86,7 @@ export function createInferenceService(parts: InferenceServiceParts): grpc.Untyp
     RepositoryModelUnload: simple<{ model_name: string; parameters: Record<string, unknown> }>(
       'RepositoryModelUnload',
       async (r) => {
-        refuseParameters(r.parameters);
+        refuseRepositoryParameters(r.parameters);
         await parts.control.unload(r.model_name);
         return {};
       },
@@ -151,14 +151,4 @@ export function createInferenceService(parts: InferenceServiceParts): grpc.Untyp
       });
     },
   };
-}
-
-/** Triton's load parameters (a config override, model files) are not supported: refused by name. */
-function refuseParameters(parameters: Record<string, unknown> | undefined): void {
-  const names = Object.keys(parameters ?? {});
-  if (names.length > 0) {
-    throw invalidArgument(
-      `load/unload parameters are not supported (got ${names.map((n) => `'${clip(n, 64)}'`).join(', ')}); tensorgate loads the model folder as it is on disk`,
-    );
-  }
 }

@@ -31,7 +31,7 @@ import type { RequestEnvelope } from '../envelope';
 import { resultFields } from '../grpc/model-service';
 import type { Readiness } from '../readiness';
 import type { RequestRecord } from '../request-record';
-import { statisticsOf, type ModelConfigView, type RepositoryControl } from '../v2/v2-control';
+import { refuseRepositoryParameters, statisticsOf, type ModelConfigView, type RepositoryControl } from '../v2/v2-control';
 import { toInferenceRequest, toV2Response } from '../v2/v2-infer';
 import { modelMetadata, modelReady, repositoryIndex, serverMetadata, serverReady } from '../v2/v2-models';
 import { httpCallStart } from './call-start';
@@ -150,7 +150,7 @@ export function v2Routes(deps: V2RestDeps): FrontDoorPlugin {
     });
     const control = (action: 'load' | 'unload'): RouteBody =>
       async ({ request, params }) => {
-        refuseParameters(parseWith(repositoryModelSchema, jsonBody(request), 'the request body').parameters);
+        refuseRepositoryParameters(parseWith(repositoryModelSchema, jsonBody(request), 'the request body').parameters);
         await deps.control[action](nameOf(params));
         return json({});
       };
@@ -210,16 +210,6 @@ const bodyBytes = (request: FastifyRequest): Buffer => (Buffer.isBuffer(request.
 function jsonBody(request: FastifyRequest): unknown {
   const bytes = bodyBytes(request);
   return bytes.length === 0 ? {} : parseJsonText(bytes, 'the request body');
-}
-
-/** Triton's load parameters (a config override, model files) and unload_dependents are not supported: refused by name. */
-function refuseParameters(parameters: Record<string, unknown> | null | undefined): void {
-  const names = Object.keys(parameters ?? {});
-  if (names.length > 0) {
-    throw invalidArgument(
-      `load/unload parameters are not supported (got ${names.slice(0, 5).map((n) => echo(n)).join(', ')}); tensorgate loads the model folder as it is on disk`,
-    );
-  }
 }
 
 const templateCache = new Map<string, RegExp>();

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { Code, ServingError, echo, notFound } from '../../core/errors';
+import { Code, ServingError, echo, invalidArgument, notFound } from '../../core/errors';
 import type { ModelRepository } from '../../repository/model-repository';
 import type { ModelStatistics } from '../../telemetry/model-statistics';
 import { tritonConfigFromModel } from '../../repository/triton/triton-config';
@@ -18,6 +18,16 @@ export interface RepositoryControl {
   load(name: string): Promise<void>;
   /** Stops new requests for the model, waits for its queued and running ones, then releases its sessions. */
   unload(name: string): Promise<void>;
+}
+
+/** Triton's load/unload parameters (a config override, model files) are not supported: refused by name. */
+export function refuseRepositoryParameters(parameters: Record<string, unknown> | null | undefined): void {
+  const names = Object.keys(parameters ?? {});
+  if (names.length > 0) {
+    throw invalidArgument(
+      `load/unload parameters are not supported (got ${names.slice(0, 5).map((n) => echo(n)).join(', ')}); tensorgate loads the model folder as it is on disk`,
+    );
+  }
 }
 
 /** Statistics of every READY version of every model (no name), of one model, or of one version of it. */
