@@ -6,7 +6,8 @@
  * `npm run build && BENCH_PROFILE_MODEL=mlp BENCH_PROFILE_BATCHING=on BENCH_PROFILE_CONCURRENCY=64 \
  *    node dist/bench/profile.js` (BENCH_SECONDS: measured window, default 10; BENCH_PROFILE_DIR: /tmp/prof;
  * BENCH_PROFILE_SERVER=noop profiles the no-op gRPC server instead, =naive the naive server, for comparison;
- * BENCH_PROFILE_CACHE_BYTES=N turns the result cache on, so the fixed payloads profile the cache-hit path)
+ * BENCH_PROFILE_CACHE_BYTES=N turns the result cache on, so the fixed payloads profile the cache-hit path;
+ * BENCH_PROFILE_RPC=ModelInfer loads the v2 protocol's ModelInfer instead of Predict)
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -40,7 +41,8 @@ async function main(): Promise<void> {
     const server = await ServerChild.start(entry, args, { execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
     const pid = server.pid;
     try {
-      const p = await runLoad({ server, model, concurrency, warmupMs: 1500, measureMs: seconds * 1000, threads: 2 });
+      const rpc = process.env.BENCH_PROFILE_RPC === 'ModelInfer' ? 'ModelInfer' : 'Predict';
+      const p = await runLoad({ server, model, concurrency, warmupMs: 1500, measureMs: seconds * 1000, threads: 2, rpc });
       console.log(
         `${noop ? 'no-op server, ' : ''}${model} batching ${batching ? 'on' : 'off'} c=${concurrency}: ${p.reqPerS.toFixed(0)} req/s, p99 ${p.p99Ms.toFixed(2)} ms, ` +
           `main ${mainUsPerReq(p).toFixed(0)} µs/req, ` +

@@ -5,7 +5,7 @@
  * Triton's binary tensor extension beside them. Every request is the same fixed payload with the result cache
  * off, so each one runs the model.
  *
- *   npm run bench:v2      BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_WARMUP_SECONDS (1.5), BENCH_CONCURRENCY (64)
+ *   npm run bench:v2      BENCH_ROUNDS (4), BENCH_SECONDS (4), BENCH_WARMUP_SECONDS (1.5), BENCH_CONCURRENCY (64)
  *
  * Writes bench/results/v2-<date>.md with the machine, command, date and commit. Target (issue "Open Inference
  * Protocol v2"): ModelInfer req/s >= 0.95 x Predict's, median over the rounds.
@@ -60,7 +60,7 @@ const median = (xs: number[]) => {
 
 async function main(): Promise<void> {
   const started = new Date();
-  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 4);
   const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 64);
   const warmupMs = Number(process.env.BENCH_WARMUP_SECONDS ?? 1.5) * 1000;
   const measureMs = Number(process.env.BENCH_SECONDS ?? 4) * 1000;
@@ -83,8 +83,13 @@ async function main(): Promise<void> {
       samples.push(fromRest(variant, round, r, r.requests > 0 ? stats.mainCpuUs / r.requests : undefined));
     };
     for (let round = 1; round <= rounds; round++) {
-      await grpcPoint('gRPC ModelService Predict', 'Predict', round);
-      await grpcPoint('gRPC v2 ModelInfer (raw)', 'ModelInfer', round);
+      // Predict and ModelInfer swap places every round (ABBA), so a drift of the machine during a round
+      // does not always favour the same one.
+      const pair: [string, 'Predict' | 'ModelInfer'][] = [
+        ['gRPC ModelService Predict', 'Predict'],
+        ['gRPC v2 ModelInfer (raw)', 'ModelInfer'],
+      ];
+      for (const [variant, rpc] of round % 2 ? pair : pair.reverse()) await grpcPoint(variant, rpc, round);
       await restPoint('REST v2 infer, JSON', false, round);
       await restPoint('REST v2 infer, binary extension', true, round);
       for (const s of samples.filter((x) => x.round === round)) {
@@ -103,9 +108,12 @@ async function main(): Promise<void> {
   console.error(`written: ${path.relative(process.cwd(), file)}`);
 }
 
+/** Table order: Predict (the reference), ModelInfer, then REST. */
+const order = (variant: string) => (variant.includes('Predict') ? 0 : variant.includes('ModelInfer') ? 1 : 2);
+
 function render(samples: Sample[], o: { started: Date; rounds: number; concurrency: number; measureMs: number }): string {
   const m = machine();
-  const variants = [...new Set(samples.map((s) => s.variant))];
+  const variants = [...new Set(samples.map((s) => s.variant))].sort((a, b) => order(a) - order(b));
   const byVariant = (v: string) => samples.filter((s) => s.variant === v);
   const predict = median(byVariant(variants[0]!).map((s) => s.reqPerS));
   const infer = median(byVariant(variants[1]!).map((s) => s.reqPerS));

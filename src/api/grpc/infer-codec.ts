@@ -38,21 +38,26 @@ export interface ModelInferRequestMessage {
  */
 export const GRPC_PARAMETERS = { request: ['binary_data_output'], input: [], output: [] } as const;
 
-export function parametersFromProto(parameters: Record<string, InferParameterMessage> | undefined, where: string): V2Parameters {
-  const out: V2Parameters = {};
-  for (const [name, p] of Object.entries(parameters ?? {})) {
+/** Shared by every message without parameters (most of them): never written to. */
+const NO_PARAMETERS: V2Parameters = Object.freeze({});
+
+export function parametersFromProto(parameters: Record<string, InferParameterMessage> | undefined, where: string | (() => string)): V2Parameters {
+  let out: V2Parameters | undefined;
+  for (const name in parameters) {
+    const p = parameters[name]!;
+    out ??= {};
     const choice = p.parameter_choice;
-    if (!choice) throw invalidArgument(`parameter ${echo(name)} of ${where} has no value set`);
+    if (!choice) throw invalidArgument(`parameter ${echo(name)} of ${typeof where === 'string' ? where : where()} has no value set`);
     const value = p[choice]!;
     if (choice === 'int64_param' || choice === 'uint64_param') {
       const n = Number(value);
-      if (!Number.isSafeInteger(n)) throw invalidArgument(`parameter ${echo(name)} of ${where} is ${echo(String(value), 24)}, beyond 2^53`);
+      if (!Number.isSafeInteger(n)) throw invalidArgument(`parameter ${echo(name)} of ${typeof where === 'string' ? where : where()} is ${echo(String(value), 24)}, beyond 2^53`);
       out[name] = n;
     } else {
       out[name] = value as boolean | string | number;
     }
   }
-  return out;
+  return out ?? NO_PARAMETERS;
 }
 
 const hasElements = (c: TypedContents | null) => c !== null && Object.values(c).some((v) => Array.isArray(v) && v.length > 0);
@@ -79,10 +84,10 @@ export function inferRequestFromProto(msg: ModelInferRequestMessage): V2InferReq
       name: t.name,
       datatype: t.datatype,
       shape: t.shape,
-      parameters: parametersFromProto(t.parameters, `input ${echo(t.name || `#${i}`)}`),
+      parameters: parametersFromProto(t.parameters, () => `input ${echo(t.name || `#${i}`)}`),
       data: raw.length > 0 ? { kind: 'raw', bytes: raw[i]! } : { kind: 'typed', contents: t.contents ?? {} },
     })),
-    outputs: msg.outputs.map((o, i) => ({ name: o.name, parameters: parametersFromProto(o.parameters, `output ${echo(o.name || `#${i}`)}`) })),
+    outputs: msg.outputs.map((o, i) => ({ name: o.name, parameters: parametersFromProto(o.parameters, () => `output ${echo(o.name || `#${i}`)}`) })),
   };
 }
 

@@ -64,14 +64,21 @@ export interface CallContext {
   signal?: CancelSignal;
 }
 
+/** Each front door's request-level names with the common ones, computed once per front door. */
+const requestParameterNames = new WeakMap<FrontDoorParameters, readonly string[]>();
+
 export function toInferenceRequest(req: V2InferRequest, allowed: FrontDoorParameters, call: CallContext): InferenceRequest {
-  checkParameters(req.parameters, [...COMMON_REQUEST_PARAMETERS, ...allowed.request], 'the request');
-  req.inputs.forEach((t, i) => checkParameters(t.parameters, allowed.input, `input ${echo(t.name || `#${i}`)}`));
-  req.outputs.forEach((o, i) => checkParameters(o.parameters, allowed.output, `output ${echo(o.name || `#${i}`)}`));
-  const outputs = req.outputs.map((o, i) => {
+  let requestNames = requestParameterNames.get(allowed);
+  if (!requestNames) requestParameterNames.set(allowed, (requestNames = [...COMMON_REQUEST_PARAMETERS, ...allowed.request]));
+  checkParameters(req.parameters, requestNames, 'the request');
+  for (let i = 0; i < req.inputs.length; i++) checkParameters(req.inputs[i]!.parameters, allowed.input, () => `input ${echo(req.inputs[i]!.name || `#${i}`)}`);
+  const outputs = new Array<string>(req.outputs.length);
+  for (let i = 0; i < req.outputs.length; i++) {
+    const o = req.outputs[i]!;
+    checkParameters(o.parameters, allowed.output, () => `output ${echo(o.name || `#${i}`)}`);
     if (!o.name) throw invalidArgument(`outputs[${i}] has no name; name the output you want, or ask for none to get them all`);
-    return o.name;
-  });
+    outputs[i] = o.name;
+  }
   return {
     model: req.model,
     version: req.version,
@@ -95,9 +102,11 @@ export function toV2Response(result: InferenceResult, req: V2InferRequest): V2In
   return { model_name: result.model, model_version: result.version, id: req.id, outputs };
 }
 
-function checkParameters(parameters: V2Parameters, allowed: readonly string[], where: string): void {
-  for (const name of Object.keys(parameters)) {
+/** `where` names the place in a message; a function when building it would cost every request. */
+function checkParameters(parameters: V2Parameters, allowed: readonly string[], place: string | (() => string)): void {
+  for (const name in parameters) {
     if (allowed.includes(name)) continue;
+    const where = typeof place === 'string' ? place : place();
     const why = UNSUPPORTED[name];
     if (why) throw invalidArgument(`parameter ${echo(name)} of ${where}: ${why}`);
     throw invalidArgument(

@@ -68,49 +68,54 @@ const INT_RANGE: Readonly<Partial<Record<DataTypeName, [number, number]>>> = {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** How a message names the tensor; built only when a check fails (this runs on every request). */
+const labelOf = (t: V2InputTensor, index: number) => (t.name ? `input ${echo(t.name)}` : `inputs[${index}]`);
+
 export function inputFromV2(t: V2InputTensor, index: number): InferTensor {
-  const label = t.name ? `input ${echo(t.name)}` : `inputs[${index}]`;
-  if (!t.name) throw invalidArgument(`${label} has no name; every input needs the model's input name`);
+  if (!t.name) throw invalidArgument(`${labelOf(t, index)} has no name; every input needs the model's input name`);
   const dtype = FROM_V2[t.datatype];
   if (!dtype) {
-    throw invalidArgument(`${label}: datatype ${echo(t.datatype)} is unknown; expected one of ${V2_DATATYPES.join(', ')}`);
+    throw invalidArgument(`${labelOf(t, index)}: datatype ${echo(t.datatype)} is unknown; expected one of ${V2_DATATYPES.join(', ')}`);
   }
   const info = dataTypeByName(dtype)!;
-  if (info.unsupported) throw invalidArgument(`${label}: ${info.unsupported}`);
-  const shape = shapeFromV2(t.shape, label);
+  if (info.unsupported) throw invalidArgument(`${labelOf(t, index)}: ${info.unsupported}`);
+  const shape = shapeFromV2(t.shape, t, index);
   const count = elementCount(shape);
-  const base = { name: t.name, dtype, shape };
-  switch (t.data.kind) {
-    case 'raw':
-      return { ...base, ...fromRaw(t.data.bytes, dtype, count, label) };
-    case 'typed':
-      return { ...base, ...fromTyped(t.data.contents, dtype, count, label) };
-    case 'json':
-      return { ...base, ...fromJson(t.data.data, dtype, count, label) };
-  }
+  // Raw numeric data, the common case, passes through as it arrived: one object of one shape, no copies.
+  if (t.data.kind === 'raw' && dtype !== 'STRING') return { name: t.name, dtype, shape, data: checkedRaw(t.data.bytes, dtype, count, t, index) };
+  const label = labelOf(t, index);
+  const elements =
+    t.data.kind === 'raw'
+      ? { data: new Uint8Array(0), strings: splitBytesElements(t.data.bytes, count, label) }
+      : t.data.kind === 'typed'
+        ? fromTyped(t.data.contents, dtype, count, label)
+        : fromJson(t.data.data, dtype, count, label);
+  return { name: t.name, dtype, shape, ...elements };
 }
 
-export function shapeFromV2(shape: readonly (number | string)[], label: string): number[] {
-  if (shape.length > MAX_RANK) throw invalidArgument(`${label}: shape has ${shape.length} dims; at most ${MAX_RANK} are accepted`);
-  return shape.map((d, i) => {
+function shapeFromV2(shape: readonly (number | string)[], t: V2InputTensor, index: number): number[] {
+  if (shape.length > MAX_RANK) throw invalidArgument(`${labelOf(t, index)}: shape has ${shape.length} dims; at most ${MAX_RANK} are accepted`);
+  const dims = new Array<number>(shape.length);
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i]!;
     const n = typeof d === 'number' ? d : Number(d);
     if (!Number.isSafeInteger(n) || n < 0) {
-      throw invalidArgument(`${label}: shape dim ${i} is ${echo(String(d), 24)}; dims are non-negative integers`);
+      throw invalidArgument(`${labelOf(t, index)}: shape dim ${i} is ${echo(String(d), 24)}; dims are non-negative integers`);
     }
-    return n;
-  });
+    dims[i] = n;
+  }
+  return dims;
 }
 
-function fromRaw(bytes: Uint8Array, dtype: DataTypeName, count: number, label: string): Pick<InferTensor, 'data' | 'strings'> {
-  if (dtype === 'STRING') return { data: new Uint8Array(0), strings: splitBytesElements(bytes, count, label) };
+function checkedRaw(bytes: Uint8Array, dtype: DataTypeName, count: number, t: V2InputTensor, index: number): Uint8Array {
   const size = dataTypeByName(dtype)!.byteSize;
   if (bytes.byteLength !== count * size) {
     throw invalidArgument(
-      `${label}: raw contents have ${bytes.byteLength} bytes; its shape needs ${count} ${dtype} elements of ${size} bytes = ${count * size} ` +
+      `${labelOf(t, index)}: raw contents have ${bytes.byteLength} bytes; its shape needs ${count} ${dtype} elements of ${size} bytes = ${count * size} ` +
         `(little-endian, row-major)`,
     );
   }
-  return { data: bytes };
+  return bytes;
 }
 
 /** BYTES raw contents: each element is a 4-byte little-endian length, then that many bytes. */
