@@ -12,6 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { modelConfigSchema } from '../src/repository/model-config';
 import { BUNDLED_MODELS_DIR, copyBundledModel, f32Tensor, seededFloats, startTestServer, tempDir, unary, type TestServer } from './common';
 import { cli, type CliResult } from './cli-process';
+import { createInferenceClient, v2Call } from '../src/client/inference-client';
 
 const MLP_PBTXT = `# Triton model configuration for the bundled mlp
 name: "mlp_triton"
@@ -135,6 +136,29 @@ test('Predict through a config.pbtxt model is byte-identical to the same model u
   ]);
   assert.deepEqual(cp.outputs[0].shape.map(Number), [3, 10]);
   assert.deepEqual(Buffer.from(cp.outputs[0].data), Buffer.from(cy.outputs[0].data));
+});
+
+test('a v2 client sees the config.pbtxt model as Triton would: ModelInfer answers as Predict does, ModelConfig gives its config back', async () => {
+  const v2 = createInferenceClient(ts.address);
+  try {
+    const data = Buffer.from(seededFloats(2 * 64, 5).buffer);
+    const [predicted, inferred] = await Promise.all([
+      unary(ts.client, 'Predict', { model: 'mlp', inputs: [{ name: 'input', dtype: 'FP32', shape: [2, 64], data }] }),
+      v2Call(v2, 'ModelInfer', { model_name: 'mlp_triton', inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 64] }], raw_input_contents: [data] }),
+    ]);
+    assert.deepEqual(Buffer.from(inferred.raw_output_contents[0]), Buffer.from(predicted.outputs[0].data));
+    const { config } = await v2Call(v2, 'ModelConfig', { name: 'mlp_triton' });
+    assert.equal(config.name, 'mlp_triton');
+    assert.equal(config.platform, 'onnxruntime_onnx');
+    assert.equal(config.max_batch_size, 256);
+    assert.deepEqual(config.input.map((t: any) => [t.name, t.data_type, t.dims]), [['input', 'TYPE_FP32', [64]]]);
+    assert.deepEqual(config.output.map((t: any) => [t.name, t.data_type, t.dims]), [['logits', 'TYPE_FP32', [10]]]);
+    assert.equal(config.dynamic_batching.max_queue_delay_microseconds, 100);
+    assert.deepEqual(config.instance_group.map((g: any) => [g.count, g.kind]), [[1, 'KIND_CPU']]);
+    assert.equal(config.response_cache.enable, true);
+  } finally {
+    v2.close();
+  }
 });
 
 test('a Triton field tensorgate ignores is a GetModel warning; one it cannot honour is the reason the model is UNAVAILABLE', async () => {
