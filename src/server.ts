@@ -14,7 +14,7 @@ import { GenerationPipeline } from './serving/generation-pipeline';
 import { SequenceScheduler } from './generation/sequence-scheduler';
 import { createModelService } from './api/grpc/model-service';
 import { createInferenceService } from './api/grpc/inference-service';
-import { modelConfigView, repositoryControl, type ModelConfigView, type RepositoryControl } from './api/v2/v2-control';
+import { modelConfigView, repositoryControl, type ModelConfigView, type RepositoryControl, type V2Parts } from './api/v2/v2-control';
 import { InflightCalls } from './api/inflight-calls';
 import { RequestEnvelope, shuttingDown } from './api/envelope';
 import { unavailable } from './core/errors';
@@ -173,30 +173,19 @@ export class TensorgateServer {
     this.grpcServer.addService(modelServiceDefinition(), createModelService({ predict: this.pipeline, generate: this.generation }, { repository: this.repository, breakers: this.breakers, scheduler: this.scheduler }, log, this.envelope));
     this.repositoryControl = repositoryControl(this.repository, (key) => this.pipeline.drained(key));
     this.modelConfig = modelConfigView(this.repository, { workers: this.pool.workerCount, cacheEnabled: this.cache !== undefined });
-    this.grpcServer.addService(
-      inferenceServiceDefinition(),
-      createInferenceService({
-        pipeline: this.pipeline,
-        repository: this.repository,
-        readiness: this.readiness,
-        statistics: this.metrics.statistics,
-        control: this.repositoryControl,
-        config: this.modelConfig,
-        envelope: this.envelope,
-      }),
-    );
-    // The same v2 protocol on the HTTP port (KServe v2 / Triton REST), with the same control and config views.
+    // The v2 protocol on both ports (gRPC GRPCInferenceService, REST /v2), built from the same parts.
+    const v2: V2Parts = {
+      pipeline: this.pipeline,
+      repository: this.repository,
+      readiness: this.readiness,
+      statistics: this.metrics.statistics,
+      control: this.repositoryControl,
+      config: this.modelConfig,
+      envelope: this.envelope,
+    };
+    this.grpcServer.addService(inferenceServiceDefinition(), createInferenceService(v2));
     this.http.mount(
-      v2Routes({
-        pipeline: this.pipeline,
-        repository: this.repository,
-        readiness: this.readiness,
-        statistics: this.metrics.statistics,
-        control: this.repositoryControl,
-        config: this.modelConfig,
-        envelope: this.envelope,
-        maxBodyBytes: config.maxMessageBytes,
-      }),
+      v2Routes({ ...v2, maxBodyBytes: config.maxMessageBytes }),
       { prefix: V2_PREFIX },
     );
     this.health.addToServer(this.grpcServer);

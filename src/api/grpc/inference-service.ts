@@ -8,30 +8,17 @@ import type { ServerSurfaceCall } from '@grpc/grpc-js/build/src/server-call';
 import { ServingError, clip, invalidArgument } from '../../core/errors';
 import type { CancelSignal } from '../../core/cancellation';
 import { ATTR_REQUEST_ID } from '../../telemetry/semconv';
-import type { InferencePipeline } from '../../serving/inference-pipeline';
-import type { ModelRepository } from '../../repository/model-repository';
-import type { ModelStatistics } from '../../telemetry/model-statistics';
-import type { RequestEnvelope } from '../envelope';
-import type { Readiness } from '../readiness';
 import type { RequestRecord } from '../request-record';
 import { toInferenceRequest, toV2Response } from '../v2/v2-infer';
 import { modelMetadata, modelReady, repositoryIndex, serverMetadata, serverReady } from '../v2/v2-models';
-import { refuseRepositoryParameters, statisticsOf, type RepositoryControl, type ModelConfigView } from '../v2/v2-control';
+import { refuseRepositoryParameters, statisticsOf, type V2Parts } from '../v2/v2-control';
 import { grpcCallStart } from './call-start';
 import { GRPC_PARAMETERS, inferRequestFromProto, inferResponseToProto, rawOutputs, type ModelInferRequestMessage } from './infer-codec';
 import { callDeadline, callSignal, resultFields } from './model-service';
 import { INFERENCE_SERVICE_NAME, UndecodableRequest } from './protos';
 import { unaryCalls } from './unary-calls';
 
-export interface InferenceServiceParts {
-  pipeline: InferencePipeline;
-  repository: ModelRepository;
-  readiness: Readiness;
-  statistics: ModelStatistics;
-  control: RepositoryControl;
-  config: ModelConfigView;
-  envelope: RequestEnvelope;
-}
+export type InferenceServiceParts = V2Parts;
 
 type Unary<Req> = (call: grpc.ServerUnaryCall<Req, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
 type NameVersion = { name: string; version: string };

@@ -22,16 +22,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorCodes } from 'fastify';
 import { z } from 'zod';
 import { Cancellation } from '../../core/cancellation';
-import { clip, echo, internal, invalidArgument, ServingError } from '../../core/errors';
-import type { ModelRepository } from '../../repository/model-repository';
-import type { InferencePipeline } from '../../serving/inference-pipeline';
-import type { ModelStatistics } from '../../telemetry/model-statistics';
+import { clip, echo, internal, ServingError } from '../../core/errors';
 import { ATTR_REQUEST_ID } from '../../telemetry/semconv';
-import type { RequestEnvelope } from '../envelope';
 import { resultFields } from '../grpc/model-service';
-import type { Readiness } from '../readiness';
 import type { RequestRecord } from '../request-record';
-import { refuseRepositoryParameters, statisticsOf, type ModelConfigView, type RepositoryControl } from '../v2/v2-control';
+import { refuseRepositoryParameters, statisticsOf, type V2Parts } from '../v2/v2-control';
 import { toInferenceRequest, toV2Response } from '../v2/v2-infer';
 import { modelMetadata, modelReady, repositoryIndex, serverMetadata, serverReady } from '../v2/v2-models';
 import { httpCallStart } from './call-start';
@@ -40,14 +35,7 @@ import type { FrontDoorPlugin, FrontDoorRouteConfig } from './http-server';
 import { toHttpError } from './status';
 import { binaryOutputChoice, HEADER_LENGTH, inferRequestFromRest, inferResponseToRest, parseJsonText, parseWith, REST_PARAMETERS } from './v2-rest-codec';
 
-export interface V2RestDeps {
-  pipeline: InferencePipeline;
-  repository: ModelRepository;
-  readiness: Readiness;
-  statistics: ModelStatistics;
-  control: RepositoryControl;
-  config: ModelConfigView;
-  envelope: RequestEnvelope;
+export interface V2RestDeps extends V2Parts {
   /** Largest infer request body, in bytes (the server's max message size, as on the gRPC port). */
   maxBodyBytes: number;
 }

@@ -7,8 +7,22 @@ import * as path from 'node:path';
 import { Code, ServingError, echo, invalidArgument, notFound } from '../../core/errors';
 import type { ModelRepository } from '../../repository/model-repository';
 import type { ModelStatistics } from '../../telemetry/model-statistics';
+import type { InferencePipeline } from '../../serving/inference-pipeline';
+import type { RequestEnvelope } from '../envelope';
+import type { Readiness } from '../readiness';
 import { tritonConfigFromModel } from '../../repository/triton/triton-config';
 import { repositoryModelName } from './v2-models';
+
+/** What both v2 front doors (gRPC and REST) are built from: the shared pipeline and the server's views. */
+export interface V2Parts {
+  pipeline: InferencePipeline;
+  repository: ModelRepository;
+  readiness: Readiness;
+  statistics: ModelStatistics;
+  control: RepositoryControl;
+  config: ModelConfigView;
+  envelope: RequestEnvelope;
+}
 
 /** The ModelConfig extension: a model's configuration as Triton's ModelConfig message. */
 export type ModelConfigView = (name: string, version: string) => unknown;
