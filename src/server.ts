@@ -33,6 +33,7 @@ import { RequestScheduler, type ModelSchedule, type PlacementEvent } from './sch
 import { ResultCache } from './cache/result-cache';
 import { BreakerRegistry, type BreakerTransition } from './resilience/circuit-breaker';
 import { Readiness } from './api/readiness';
+import { RepositoryPoller } from './repository/repository-poller';
 
 /** A failure to start that a person can act on: the CLI prints its message alone, as one line. */
 export class StartupError extends Error {
@@ -77,6 +78,8 @@ export class TensorgateServer {
   private boundPort = 0;
   private boundHttpPort = 0;
   private shuttingDown: Promise<void> | undefined;
+  /** --model-control-mode poll: the repository scanner, once models have loaded. */
+  poller: RepositoryPoller | undefined;
 
   constructor(
     readonly config: ServerConfig,
@@ -108,6 +111,10 @@ export class TensorgateServer {
       this.cache?.invalidate(v.model, v.version);
     });
     this.repository.on('model-state', (m: ModelEntry) => this.metrics.observeModelLoad(m.name, m.loadMs / 1000));
+    this.repository.on('reload-failed', (m: ModelEntry, reason: string) => {
+      log.warn({ model: m.name, reason }, `reload of model ${m.name} failed, its previous load keeps serving: ${reason}`);
+      this.metrics.observeReloadFailure(m.name);
+    });
     this.scheduler.on('placement', (e: PlacementEvent) =>
       log.info({ session: e.key, placement: e.where, reason: e.reason }, `${e.key} now runs ${e.where === 'main_thread' ? 'inline on the main thread' : 'on the inference workers'}: ${e.reason}`),
     );
@@ -171,7 +178,9 @@ export class TensorgateServer {
       { prefix: OPENAI_PREFIX },
     );
     this.grpcServer.addService(modelServiceDefinition(), createModelService({ predict: this.pipeline, generate: this.generation }, { repository: this.repository, breakers: this.breakers, scheduler: this.scheduler }, log, this.envelope));
-    this.repositoryControl = repositoryControl(this.repository, (key) => this.pipeline.drained(key));
+    // A reload or unload releases a version's sessions only once its requests in flight have finished.
+    this.repository.drainWith((key) => this.pipeline.drained(key));
+    this.repositoryControl = repositoryControl(this.repository, config.modelControlMode);
     this.modelConfig = modelConfigView(this.repository, { workers: this.pool.workerCount, cacheEnabled: this.cache !== undefined });
     // The v2 protocol on both ports (gRPC GRPCInferenceService, REST /v2), built from the same parts.
     const v2: V2Parts = {
@@ -241,9 +250,21 @@ export class TensorgateServer {
   /** Loads the repository (a broken model never fails this); health then follows the models (strict or lax). */
   async loadModels(): Promise<void> {
     const started = performance.now();
-    await this.repository.loadAll();
+    const { modelControlMode: mode, loadModels: named } = this.config;
+    // explicit: only the models named at start ('*' = all); none and poll: everything in the repository.
+    const only = mode === 'explicit' && !named.includes('*') ? named : undefined;
+    try {
+      await this.repository.loadAll(only);
+    } catch (err) {
+      throw new StartupError(`cannot load the model repository: ${(err as Error).message}`);
+    }
     this.logModels(performance.now() - started);
     this.readiness.markLoaded();
+    if (mode === 'poll') {
+      this.poller = new RepositoryPoller(this.repository, this.config.repositoryPollSecs * 1000, this.log);
+      await this.poller.start();
+      this.log.info({ pollSecs: this.config.repositoryPollSecs }, `model control mode poll: the repository is scanned every ${this.config.repositoryPollSecs} s`);
+    }
   }
 
   private logModels(loadMs: number): void {
@@ -280,6 +301,7 @@ export class TensorgateServer {
   shutdown(graceMs = this.config.shutdownGraceMs): Promise<void> {
     this.shuttingDown ??= (async () => {
       this.setHealth('NOT_SERVING');
+      await this.poller?.stop();
       this.log.info({ graceMs }, 'draining: health NOT_SERVING, finishing in-flight requests');
       await new Promise<void>((resolve) => {
         let flushTimer: NodeJS.Timeout | undefined;

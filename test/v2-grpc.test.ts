@@ -28,7 +28,7 @@ before(async () => {
   addModel(repo.dir, 'identity', undefined, { 1: writeIdentityModel });
   for (const dtype of IDENTITY_DTYPES) addModel(repo.dir, `identity_${dtype}`, undefined, { 1: identityModelOf(dtype) });
   addModel(repo.dir, 'slow', SLOW_MODEL_CONFIG, { 1: writeSlowModel });
-  ts = await startTestServer({ modelRepository: repo.dir, workers: 1 });
+  ts = await startTestServer({ modelRepository: repo.dir, workers: 1, modelControlMode: 'explicit', loadModels: ['*'] });
   v2 = createInferenceClient(ts.address);
   v2Exact = createInferenceClient(ts.address, true);
 });

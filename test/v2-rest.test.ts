@@ -23,7 +23,7 @@ before(async () => {
   copyBundledModel(repo.dir, 'mlp');
   addModel(repo.dir, 'identity', undefined, { 1: writeIdentityModel });
   addModel(repo.dir, 'spare', undefined, { 1: writeIdentityModel });
-  ts = await startTestServer({ modelRepository: repo.dir, maxMessageBytes: LIMIT });
+  ts = await startTestServer({ modelRepository: repo.dir, maxMessageBytes: LIMIT, modelControlMode: 'explicit', loadModels: ['*'] });
   base = `http://127.0.0.1:${ts.server.httpPort}/v2`;
 });
 

@@ -26,6 +26,9 @@ Commands:
   models convert PATH
             print the config.yaml equivalent of a Triton config.pbtxt (PATH: a model folder or the
             file), its warnings as comments; exit 1 with the problems when it cannot be served
+  models load|unload|reload NAME
+            model control on a server started with --model-control-mode explicit (v2 RepositoryModelLoad /
+            Unload); reload switches to the new load without failing a request, unload drains first
   predict   call Predict on a server (tensor from JSON with --input, or --text)
   generate  stream text from a generation model: tensorgate generate --model NAME "prompt"
 
@@ -108,7 +111,14 @@ async function main(argv: string[]): Promise<void> {
         await (require('./convert-command') as typeof import('./convert-command')).convertCommand(positionals[1]);
         return;
       }
-      if (positionals.length > 0) throw new Error(`unknown models subcommand '${positionals[0]}' (models lists a server's models; models convert PATH converts a config.pbtxt)`);
+      if (positionals[0] === 'load' || positionals[0] === 'unload' || positionals[0] === 'reload') {
+        if (positionals.length > 2) throw new Error(`models ${positionals[0]} takes one NAME, got: ${positionals.slice(1).join(' ')}`);
+        await (require('./model-control-command') as typeof import('./model-control-command')).modelControlCommand(positionals[0], positionals[1], address, timeoutMs);
+        return;
+      }
+      if (positionals.length > 0) {
+        throw new Error(`unknown models subcommand '${positionals[0]}' (models lists a server's models; models load|unload|reload NAME; models convert PATH converts a config.pbtxt)`);
+      }
       await clientCommands().modelsCommand(address, timeoutMs);
       return;
     case 'predict':

@@ -41,6 +41,18 @@ export const serverConfigSchema = z.strictObject({
   maxTextBytes: z.coerce.number().int().positive().default(64 * 1024),
   /** Byte bound of the result cache shared by all models; 0 turns caching off. */
   cacheMaxBytes: z.coerce.number().int().min(0).default(256 * 1024 * 1024),
+  /**
+   * Triton's model control modes. none: every model in the repository is loaded at start and stays as loaded.
+   * poll: the same, and the repository is rescanned every repositoryPollSecs: new, changed and removed models and
+   * versions are loaded, reloaded (without downtime) and unloaded. explicit: only the loadModels ones at start;
+   * then loads and unloads on request (v2 RepositoryModelLoad/Unload, REST, `tensorgate models load|unload|reload`).
+   */
+  modelControlMode: z.enum(['none', 'poll', 'explicit']).default('none'),
+  repositoryPollSecs: z.coerce.number().min(0.1).max(86_400).default(15),
+  /** explicit mode: the models loaded at start; '*' = all. */
+  loadModels: z
+    .preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string().min(1)))
+    .default([]),
   /** How long shutdown waits for in-flight requests before closing them. */
   shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
   /** One info line per request (method, model, version, status, duration, cache, batch, trace id). */
@@ -75,6 +87,9 @@ export const SERVER_SETTINGS: { flag: string; env: string; key: keyof ServerConf
   { flag: 'max-elements', env: 'TENSORGATE_MAX_ELEMENTS', key: 'maxElements', help: 'most tensor elements per request (default 16M)' },
   { flag: 'max-text-bytes', env: 'TENSORGATE_MAX_TEXT_BYTES', key: 'maxTextBytes', help: 'most UTF-8 bytes of input_text per request (default 64 KiB)' },
   { flag: 'cache-max-bytes', env: 'TENSORGATE_CACHE_MAX_BYTES', key: 'cacheMaxBytes', help: 'result cache size in bytes, 0 = off (default 256 MiB)' },
+  { flag: 'model-control-mode', env: 'TENSORGATE_MODEL_CONTROL_MODE', key: 'modelControlMode', help: 'none|poll|explicit: load all at start | and follow the folder | load on request (default none)' },
+  { flag: 'repository-poll-secs', env: 'TENSORGATE_REPOSITORY_POLL_SECS', key: 'repositoryPollSecs', help: 'poll mode: seconds between scans of the repository (default 15)' },
+  { flag: 'load-model', env: 'TENSORGATE_LOAD_MODEL', key: 'loadModels', help: 'explicit mode: models to load at start, comma-separated; * = all (default none)' },
   { flag: 'shutdown-grace-ms', env: 'TENSORGATE_SHUTDOWN_GRACE_MS', key: 'shutdownGraceMs', help: 'drain time on SIGTERM before in-flight calls are closed (default 10000)' },
   { flag: 'access-log', env: 'TENSORGATE_ACCESS_LOG', key: 'accessLog', help: 'true|false: log one line per request (default true)' },
   { flag: 'strict-readiness', env: 'TENSORGATE_STRICT_READINESS', key: 'strictReadiness', help: 'true|false: ready only while every model is READY; false: once loading finished (default true)' },

@@ -76,13 +76,16 @@ export interface RepositoryEvents {
   'version-ready': [version: ModelVersionEntry, schedule: ModelSchedule];
   'version-unloaded': [version: ModelVersionEntry];
   'model-state': [model: ModelEntry];
+  'reload-failed': [model: ModelEntry, reason: string];
 }
 
 export class ModelRepository extends EventEmitter<RepositoryEvents> {
   private readonly models = new Map<string, ModelEntry>();
-  /** Versions an unload request has stopped and is draining, not yet released; and the unloads under way. */
-  private readonly draining = new Set<ModelVersionEntry>();
-  private readonly unloads = new Map<ModelEntry, Promise<void>>();
+  /** Loads of each version so far (versionKey without generation -> count), for the next load's session key. */
+  private readonly generations = new Map<string, number>();
+  /** Per model: the end of its last queued load or unload (serially()). */
+  private readonly queues = new Map<string, Promise<void>>();
+  private drained: (key: string) => Promise<void> = () => Promise.resolve();
   /** True while loadAll() runs: an unknown model may simply not be loaded yet. */
   private loading = false;
 
@@ -94,8 +97,12 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
     return this.options.root;
   }
 
-  /** Scans the root folder and loads every model in it; never throws for a single bad model. */
-  async loadAll(): Promise<void> {
+  /**
+   * Scans the root folder and loads every model in it, or only the folders named in `only` (explicit model
+   * control); never throws for a single bad model, but names in `only` that are no folder of the repository are
+   * an error (a typo would otherwise serve nothing, silently).
+   */
+  async loadAll(only?: readonly string[]): Promise<void> {
     this.loading = true;
     let names: string[];
     try {
@@ -105,6 +112,14 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
       this.loading = false;
       throw new Error(`model repository '${this.options.root}' cannot be read: ${(err as Error).message}`);
     }
+    if (only) {
+      const absent = only.filter((n) => !names.includes(n));
+      if (absent.length > 0) {
+        this.loading = false;
+        throw new Error(`no model folder ${absent.map((n) => `'${n}'`).join(', ')} in '${this.options.root}' (folders: ${names.join(', ') || 'none'})`);
+      }
+      names = names.filter((n) => only.includes(n));
+    }
     // One model at a time: loads already use every worker, and a steady order keeps logs readable.
     try {
       for (const name of names) await this.loadModel(name);
@@ -113,15 +128,29 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
     }
   }
 
-  /** (Re)loads one model folder: config, then each version its policy selects. */
-  async loadModel(name: string): Promise<ModelEntry> {
-    const dir = path.join(this.options.root, name);
-    const started = performance.now();
-    const entry: ModelEntry = { name, dir, config: undefined, configFile: CONFIG_FILE, warnings: [], reason: '', settings: undefined, textPipeline: undefined, generation: undefined, versions: [], loadMs: 0 };
-    const previous = this.models.get(name);
-    this.models.set(name, entry);
-    if (previous) await this.unloadVersions(previous);
+  /**
+   * (Re)loads one model folder: config, then each version its policy selects. A first load is visible at once
+   * (its versions LOADING). A reload builds the new load beside the one serving, then switches (see switchTo).
+   * Loads and unloads of one model run one at a time, in the order asked.
+   */
+  loadModel(name: string): Promise<ModelEntry> {
+    return this.serially(name, async () => {
+      const previous = this.models.get(name);
+      const entry: ModelEntry = { name, dir: path.join(this.options.root, name), config: undefined, configFile: CONFIG_FILE, warnings: [], reason: '', settings: undefined, textPipeline: undefined, generation: undefined, versions: [], loadMs: 0 };
+      if (!previous) this.models.set(name, entry);
+      await this.fill(entry);
+      if (!previous) {
+        this.emit('model-state', entry);
+        return entry;
+      }
+      return this.switchTo(previous, entry);
+    });
+  }
 
+  /** Reads the folder's config and loads the versions its policy selects into `entry` (not yet serving). */
+  private async fill(entry: ModelEntry): Promise<void> {
+    const { name, dir } = entry;
+    const started = performance.now();
     const onDisk = await listVersionFolders(dir);
     try {
       const folder = await readFolderConfig(dir, name);
@@ -132,8 +161,7 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
       entry.reason = (err as Error).message;
       entry.versions = onDisk.sort((a, b) => b - a).map((v) => this.versionEntry(name, v, 'UNAVAILABLE', entry.reason));
       entry.loadMs = performance.now() - started;
-      this.emit('model-state', entry);
-      return entry;
+      return;
     }
     const config = entry.config;
     entry.settings = {
@@ -170,12 +198,68 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
     for (const v of selected) entry.versions.push(await this.loadVersion(entry, v));
     entry.versions.sort((a, b) => Number(b.version) - Number(a.version));
     entry.loadMs = performance.now() - started;
+  }
+
+  /**
+   * The switch of a reload, with no request failed by it:
+   * - a version whose new load is READY takes every request from here on (one synchronous map update);
+   * - a version whose new load failed keeps serving its previous load, which says so in its reason, and
+   *   'reload-failed' is emitted; when nothing of the new load is READY the previous model stays as it was;
+   * - the previous load's versions that were replaced or dropped get no new requests; once the requests they
+   *   are serving finish (the drain), their sessions are released.
+   */
+  private async switchTo(previous: ModelEntry, entry: ModelEntry): Promise<ModelEntry> {
+    const serving = previous.versions.filter((v) => v.state === 'READY');
+    const failed = (v: ModelVersionEntry) => `version ${v.version}: ${v.reason || v.state}`;
+    if (serving.length > 0 && !entry.versions.some((v) => v.state === 'READY')) {
+      const why = entry.reason || entry.versions.map(failed).join('; ') || 'no versions';
+      for (const v of serving) v.reason = `a reload failed (${why}); this version keeps serving its previous load`;
+      this.emit('reload-failed', previous, why);
+      return previous;
+    }
+    const kept = new Set<ModelVersionEntry>();
+    entry.versions = entry.versions.map((v) => {
+      const old = v.state === 'READY' ? undefined : serving.find((o) => o.version === v.version);
+      if (!old) return v;
+      kept.add(old);
+      old.reason = `a reload failed (${v.reason}); this version keeps serving its previous load`;
+      this.emit('reload-failed', entry, failed(v));
+      return old;
+    });
+    this.models.set(entry.name, entry);
     this.emit('model-state', entry);
+    const retired = serving.filter((v) => !kept.has(v));
+    await this.retire(retired);
     return entry;
   }
 
+  /** Versions no request can reach any more: wait for the ones in flight, then release the sessions. */
+  private async retire(versions: ModelVersionEntry[]): Promise<void> {
+    for (const v of versions) v.state = 'UNLOADING';
+    await Promise.all(versions.map((v) => this.drained(v.key)));
+    for (const v of versions) {
+      this.emit('version-unloaded', v);
+      await this.options.pool.unload(v.key);
+    }
+  }
+
+  /** Runs `task` after every earlier load or unload of the model has finished. */
+  private serially<T>(name: string, task: () => Promise<T>): Promise<T> {
+    const run = (this.queues.get(name) ?? Promise.resolve()).then(task, task);
+    const tail = run.then(() => undefined, () => undefined);
+    this.queues.set(name, tail);
+    void tail.then(() => {
+      if (this.queues.get(name) === tail) this.queues.delete(name);
+    });
+    return run;
+  }
+
   private versionEntry(model: string, version: number, state: VersionState, reason: string): ModelVersionEntry {
-    return { model, version: String(version), key: versionKey(model, version), state, reason, inputs: [], outputs: [] };
+    // Every load of a version gets its own session key, so a reload can load beside the load that serves.
+    const base = versionKey(model, version);
+    const generation = (this.generations.get(base) ?? 0) + 1;
+    this.generations.set(base, generation);
+    return { model, version: String(version), key: versionKey(model, version, generation), state, reason, inputs: [], outputs: [] };
   }
 
   private async loadVersion(entry: ModelEntry, version: number): Promise<ModelVersionEntry> {
@@ -221,46 +305,25 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
     return ready;
   }
 
-  private async unloadVersions(entry: ModelEntry): Promise<void> {
-    for (const v of entry.versions) {
-      // A version an unload request is still draining is released now: the reload wins.
-      if (v.state === 'READY' || this.draining.delete(v)) {
-        v.state = 'UNLOADING';
-        this.emit('version-unloaded', v);
-        await this.options.pool.unload(v.key);
-      }
-    }
-  }
-
   /**
    * Unloads a model on request. Its READY versions stop taking requests first (UNLOADING: resolve() refuses
-   * them UNAVAILABLE), `drained` waits until each has no request in flight, and only then are the sessions
-   * released and the model taken off the list (so readiness no longer waits for it). A reload that starts
-   * meanwhile wins: its versions are left alone.
+   * them UNAVAILABLE) and the model leaves the list (so readiness no longer waits for it); the requests in
+   * flight finish, and only then are the sessions released. A model that is not loaded is left as it is.
    */
-  async unloadModel(name: string, drained: (key: string) => Promise<void>): Promise<void> {
-    const entry = this.entry(name);
-    let unloading = this.unloads.get(entry);
-    if (!unloading) {
-      unloading = this.drainAndRelease(entry, drained).finally(() => this.unloads.delete(entry));
-      this.unloads.set(entry, unloading);
-    }
-    return unloading;
+  unloadModel(name: string): Promise<void> {
+    return this.serially(name, async () => {
+      const entry = this.models.get(name);
+      if (!entry) return;
+      const serving = entry.versions.filter((v) => v.state === 'READY');
+      for (const v of serving) v.state = 'UNLOADING';
+      this.models.delete(name);
+      await this.retire(serving);
+    });
   }
 
-  private async drainAndRelease(entry: ModelEntry, drained: (key: string) => Promise<void>): Promise<void> {
-    const serving = entry.versions.filter((v) => v.state === 'READY');
-    for (const v of serving) {
-      v.state = 'UNLOADING';
-      this.draining.add(v);
-    }
-    await Promise.all(serving.map((v) => drained(v.key)));
-    if (this.models.get(entry.name) === entry) this.models.delete(entry.name);
-    for (const v of serving) {
-      if (!this.draining.delete(v)) continue; // a reload released it meanwhile
-      this.emit('version-unloaded', v);
-      await this.options.pool.unload(v.key);
-    }
+  /** How the repository waits for a version's requests in flight (the pipeline's drained()); set once by the server. */
+  drainWith(drained: (key: string) => Promise<void>): void {
+    this.drained = drained;
   }
 
   list(): ModelEntry[] {

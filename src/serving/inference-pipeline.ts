@@ -8,6 +8,7 @@
  */
 import { trace } from '@opentelemetry/api';
 import { hashRequest } from '../cache/input-hash';
+import { loadedVersion } from '../core/model-key';
 import { ATTR_CACHE_HIT, ATTR_MODEL, ATTR_MODEL_VERSION } from '../telemetry/semconv';
 import type { ResultCache } from '../cache/result-cache';
 import type { ModelEntry, ModelRepository, ModelVersionEntry } from '../repository/model-repository';
@@ -91,7 +92,8 @@ export class InferencePipeline {
       // The key covers what the model computes (inputs, outputs); the text pipeline's labels are
       // derived below on every path, so a text request and the same token_ids share one entry and
       // each caller gets the answer its own path needs.
-      const key = hashRequest({ model: entry.name, version: version.version, inputs: prepared.inputs, outputs: prepared.outputs });
+      // Keyed by the load (generation) too: during a reload, the previous load's results never answer the new one.
+      const key = hashRequest({ model: entry.name, version: loadedVersion(version.key), inputs: prepared.inputs, outputs: prepared.outputs });
       const { result: found, cached } = await cache.getOrCompute(key, config.result_cache.ttl_ms, compute, { signal: request.signal });
       span?.setAttribute(ATTR_CACHE_HIT, cached);
       result = found;

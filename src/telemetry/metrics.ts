@@ -80,6 +80,7 @@ export class ServerMetrics {
   private readonly breakerTransitions = this.counter('tensorgate_breaker_transitions_total', 'Circuit breaker state changes by the state entered.', ['model', 'version', 'to']);
   private readonly timeouts = this.counter('tensorgate_execution_timeouts_total', 'Executions that exceeded execution_timeout_ms.', ['model', 'version']);
   private readonly stuck = this.counter('tensorgate_worker_stuck_total', 'Workers retired because an execution ran far past its timeout.', ['model', 'version']);
+  private readonly reloadFailures = this.counter('tensorgate_model_reload_failures_total', 'Reloads of a model (or of one of its versions) that failed to load; the previous load kept serving.', ['model']);
   private readonly modelLoad = this.histogram('tensorgate_model_load_duration_seconds', 'Time to load a model (all its versions).', ['model'], LOAD_BUCKETS);
   private readonly ttft = this.histogram('tensorgate_generate_time_to_first_token_seconds', 'Generate: time from request to the first streamed token.', ['model'], TTFT_BUCKETS);
   private readonly interToken = this.histogram('tensorgate_generate_inter_token_seconds', 'Generate: time between consecutive streamed tokens.', ['model'], INTER_TOKEN_BUCKETS);
@@ -185,7 +186,6 @@ export class ServerMetrics {
     this.listen(parts.pool, 'execution-timeout', (k: string) => this.timeouts.inc(key(k)));
     this.listen(parts.pool, 'worker-stuck', (_index: number, k: string) => this.stuck.inc(key(k)));
     this.listen(parts.breakers, 'state', (t: BreakerTransition) => this.breakerTransitions.inc({ ...key(t.key), to: t.to }));
-    this.listen(parts.repository, 'version-unloaded', (v: { model: string; version: string }) => this.statistics.forget(v.model, v.version));
     this.statistics.bind({
       versions: (model) => parts.repository.get(model)?.versions.filter((v) => v.state === 'READY').map((v) => v.version),
       cached: (model) => {
@@ -220,6 +220,11 @@ export class ServerMetrics {
 
   inflight(protocol: 'grpc' | 'http', delta: number): void {
     this.inflightGauge.inc({ protocol }, delta);
+  }
+
+  /** A reload that failed while the previous load kept serving (ModelRepository 'reload-failed'). */
+  observeReloadFailure(model: string): void {
+    this.reloadFailures.inc({ model: this.bounded(model, '').model });
   }
 
   observeModelLoad(model: string, seconds: number): void {

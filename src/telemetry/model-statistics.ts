@@ -12,6 +12,8 @@
  *   compute_output   without a separate copy step to time (the run's time includes it)
  *   cache_hit        requests answered from the result cache, with their whole time
  *   cache_miss       requests that looked in the cache and ran the model; ns 0 (a lookup is a hash probe)
+ * Like the Prometheus counters they mirror, a version's figures continue across reloads of it (Triton starts
+ * them from zero): a reload without downtime serves from two loads at once for a while.
  */
 import type { RequestRecord } from '../api/request-record';
 
@@ -91,11 +93,6 @@ export class ModelStatistics {
     let b = s.batches.get(rows);
     if (!b) s.batches.set(rows, (b = duration()));
     add(b, ns(computeMs / 1000));
-  }
-
-  /** A version's statistics are dropped when it is unloaded; a reload starts from zero, as in Triton. */
-  forget(model: string, version: string): void {
-    this.byVersion.delete(`${model}/${version}`);
   }
 
   /** The protocol's ModelStatistics entries for the given READY versions (field names as in the .proto). */

@@ -72,10 +72,19 @@ export function modelConfigView(repository: ModelRepository, server: { workers: 
 }
 
 /**
- * Load and unload through the repository. `drained(key)` resolves once the pipeline has no request of that
- * version in flight (queued or running), which unload waits for after the version stopped taking requests.
+ * Load and unload through the repository, which switches a reload without downtime and drains an unloaded
+ * version's requests before releasing it (ModelRepository.loadModel / unloadModel).
  */
-export function repositoryControl(repository: ModelRepository, drained: (key: string) => Promise<void>): RepositoryControl {
+export function repositoryControl(repository: ModelRepository, mode: 'none' | 'poll' | 'explicit'): RepositoryControl {
+  /** As in Triton, only explicit model control takes load and unload requests: the others follow the folder. */
+  const allowed = () => {
+    if (mode === 'explicit') return;
+    throw new ServingError(
+      Code.FAILED_PRECONDITION,
+      `model control mode is ${mode}: ${mode === 'poll' ? 'the server follows the repository folder (change the files to load, reload or unload)' : 'the models loaded at start stay loaded'}; ` +
+        'start the server with --model-control-mode explicit to load and unload models on request',
+    );
+  };
   /** The model's folder in the repository, or NOT_FOUND. */
   const folder = async (name: string) => {
     repositoryModelName(name);
@@ -84,19 +93,33 @@ export function repositoryControl(repository: ModelRepository, drained: (key: st
   };
   return {
     async load(name) {
+      allowed();
       await folder(name);
-      const entry = await repository.loadModel(name);
+      // A reload that fails keeps the previous load serving; the caller is told, as Triton tells it.
+      const failures: string[] = [];
+      const onFailure = (m: { name: string }, why: string) => void (m.name === name && failures.push(why));
+      repository.on('reload-failed', onFailure);
+      let entry;
+      try {
+        entry = await repository.loadModel(name);
+      } finally {
+        repository.off('reload-failed', onFailure);
+      }
+      if (failures.length > 0) {
+        throw new ServingError(Code.FAILED_PRECONDITION, `the reload of model '${name}' failed (${failures.join('; ')}); its previous load keeps serving`);
+      }
       if (!entry.versions.some((v) => v.state === 'READY')) {
         const why = entry.reason || entry.versions.map((v) => `version ${v.version}: ${v.reason}`).join('; ') || 'no versions';
         throw new ServingError(Code.FAILED_PRECONDITION, `model '${name}' was loaded but no version is READY: ${why}`);
       }
     },
     async unload(name) {
+      allowed();
       repositoryModelName(name);
       // Unloading a model that is not loaded is done already (idempotent, for scripts and operators);
       // a name with no folder in the repository is NOT_FOUND.
       if (!repository.get(name)) return folder(name);
-      await repository.unloadModel(name, drained);
+      await repository.unloadModel(name);
     },
   };
 }
