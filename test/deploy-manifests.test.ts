@@ -401,9 +401,9 @@ test('Deployment: ports, probes and env agree with the server settings they prod
     assert.equal(probe.grpc.service, '', `${name} probe: the whole server's entry "" (strict readiness)`);
   }
   assert.equal(config.strictReadiness, true);
-  // Liveness must not fail while models load, are reloaded or are broken, nor while draining: every gRPC health
+  // Liveness must not fail while models load or are broken, nor while draining: every gRPC health
   // entry is NOT_SERVING then (README "Server settings"), so liveness is /healthz, which never depends on models.
-  assert.equal(livenessProbe.grpc, undefined, 'liveness on gRPC health would restart pods whose models are (re)loading');
+  assert.equal(livenessProbe.grpc, undefined, 'liveness on gRPC health would restart pods whose models load or are broken');
   assert.equal(livenessProbe.httpGet.path, '/healthz');
   assert.equal(resolvePort(serverContainer, livenessProbe.httpGet.port), config.httpPort);
   assert.match(fs.readFileSync(path.join(PACKAGE_ROOT, 'src', 'api', 'http', 'http-server.ts'), 'utf8'), /GET \/healthz\s+liveness/);
