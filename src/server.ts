@@ -166,6 +166,11 @@ export class TensorgateServer {
     this.grpcServer = new grpc.Server({
       'grpc.max_receive_message_length': config.maxMessageBytes,
       'grpc.max_send_message_length': config.maxMessageBytes,
+      // Connection lifetime and keepalive (README "Behind a load balancer"); 0 leaves grpc-js's default.
+      ...(config.maxConnectionAgeMs > 0 ? { 'grpc.max_connection_age_ms': config.maxConnectionAgeMs } : {}),
+      ...(config.maxConnectionAgeGraceMs > 0 ? { 'grpc.max_connection_age_grace_ms': config.maxConnectionAgeGraceMs } : {}),
+      ...(config.keepaliveTimeMs > 0 ? { 'grpc.keepalive_time_ms': config.keepaliveTimeMs } : {}),
+      ...(config.keepaliveTimeoutMs > 0 ? { 'grpc.keepalive_timeout_ms': config.keepaliveTimeoutMs } : {}),
     });
     // Every front door serves its calls through this one envelope (span, record, access log, metrics, drain).
     this.envelope = new RequestEnvelope({

@@ -42,6 +42,19 @@ export const serverConfigSchema = z.strictObject({
   /** Byte bound of the result cache shared by all models; 0 turns caching off. */
   cacheMaxBytes: z.coerce.number().int().min(0).default(256 * 1024 * 1024),
   /**
+   * gRPC connection lifetime in ms, 0 = grpc-js default (unlimited): after it (+/-10% jitter) the server sends
+   * GOAWAY, in-flight calls finish, and the client opens a new connection, which an L4 balancer may place on a
+   * new replica. Grace: how long calls may still run after that GOAWAY before the connection is closed; 0 = no limit.
+   */
+  maxConnectionAgeMs: z.coerce.number().int().min(0).default(0),
+  maxConnectionAgeGraceMs: z.coerce.number().int().min(0).default(0),
+  /**
+   * Server keepalive pings in ms, 0 = grpc-js default (time: off; timeout: 20000): a ping after this long without
+   * traffic on a connection, and the connection dropped when its answer takes longer than the timeout.
+   */
+  keepaliveTimeMs: z.coerce.number().int().min(0).default(0),
+  keepaliveTimeoutMs: z.coerce.number().int().min(0).default(0),
+  /**
    * Triton's model control modes. none: every model in the repository is loaded at start and stays as loaded.
    * poll: the same, and the repository is rescanned every repositoryPollSecs: new, changed and removed models and
    * versions are loaded, reloaded (without downtime) and unloaded. explicit: only the loadModels ones at start;
@@ -87,6 +100,10 @@ export const SERVER_SETTINGS: { flag: string; env: string; key: keyof ServerConf
   { flag: 'max-elements', env: 'TENSORGATE_MAX_ELEMENTS', key: 'maxElements', help: 'most tensor elements per request (default 16M)' },
   { flag: 'max-text-bytes', env: 'TENSORGATE_MAX_TEXT_BYTES', key: 'maxTextBytes', help: 'most UTF-8 bytes of input_text per request (default 64 KiB)' },
   { flag: 'cache-max-bytes', env: 'TENSORGATE_CACHE_MAX_BYTES', key: 'cacheMaxBytes', help: 'result cache size in bytes, 0 = off (default 256 MiB)' },
+  { flag: 'max-connection-age-ms', env: 'TENSORGATE_MAX_CONNECTION_AGE_MS', key: 'maxConnectionAgeMs', help: 'gRPC: close connections (GOAWAY) older than this, +/-10%, so clients reconnect and rebalance; 0 = never (default 0)' },
+  { flag: 'max-connection-age-grace-ms', env: 'TENSORGATE_MAX_CONNECTION_AGE_GRACE_MS', key: 'maxConnectionAgeGraceMs', help: 'gRPC: time calls still get after that GOAWAY before the connection is closed; 0 = no limit (default 0)' },
+  { flag: 'keepalive-time-ms', env: 'TENSORGATE_KEEPALIVE_TIME_MS', key: 'keepaliveTimeMs', help: 'gRPC: ping a connection silent this long; 0 = no pings (default 0)' },
+  { flag: 'keepalive-timeout-ms', env: 'TENSORGATE_KEEPALIVE_TIMEOUT_MS', key: 'keepaliveTimeoutMs', help: 'gRPC: drop a connection whose ping is unanswered this long; 0 = grpc-js default, 20000 (default 0)' },
   { flag: 'model-control-mode', env: 'TENSORGATE_MODEL_CONTROL_MODE', key: 'modelControlMode', help: 'none|poll|explicit: load all at start | and follow the folder | load on request (default none)' },
   { flag: 'repository-poll-secs', env: 'TENSORGATE_REPOSITORY_POLL_SECS', key: 'repositoryPollSecs', help: 'poll mode: seconds between scans of the repository (default 15)' },
   { flag: 'load-model', env: 'TENSORGATE_LOAD_MODEL', key: 'loadModels', help: 'explicit mode: models to load at start, comma-separated; * = all (default none)' },
