@@ -12,6 +12,7 @@ import { after, before, test } from 'node:test';
 import { clientTarget } from '../src/client/channel-options';
 import { createModelClient, type ModelServiceClient } from '../src/client/model-client';
 import { resolveServerConfig } from '../src/config/server-config';
+import { cli } from './cli-process';
 import { copyBundledModel, f32Tensor, startTestServer, tempDir, unary, type TestServer } from './common';
 
 let repo: ReturnType<typeof tempDir>;
@@ -157,7 +158,7 @@ test('client addresses: one stays as given; a list becomes one ipv4:/ipv6: targe
 test('--max-connection-age-ms: the server closes connections older than the age (GOAWAY) and the client reconnects without a failed call', async () => {
   const ts = await startTestServer({ modelRepository: repo.dir, maxConnectionAgeMs: 300, maxConnectionAgeGraceMs: 10_000, cacheMaxBytes: 0 });
   const relay = await connectionCounter(ts.port);
-  const client = createModelClient(`127.0.0.1:${relay.port}`);
+  const client = createModelClient(`127.0.0.1:${relay.port}`, {}, { retries: true });
   const running = load(client, 4);
   try {
     // Three connections ended by the server, each replaced by a new one, while calls keep going.
@@ -179,7 +180,7 @@ test('--max-connection-age-ms: the server closes connections older than the age 
 test('several addresses: calls spread round-robin over both servers, and keep succeeding through one while the other drains and stops', async () => {
   const a = await startTestServer({ modelRepository: repo.dir, cacheMaxBytes: 0 });
   const b = await startTestServer({ modelRepository: repo.dir, cacheMaxBytes: 0 });
-  const client = createModelClient(`127.0.0.1:${a.port},127.0.0.1:${b.port}`);
+  const client = createModelClient(`127.0.0.1:${a.port},127.0.0.1:${b.port}`, {}, { retries: true });
   let running: ReturnType<typeof load> | undefined;
   try {
     // Both connected: round_robin picks only ready connections, so wait until each server has answered once.
@@ -208,5 +209,31 @@ test('several addresses: calls spread round-robin over both servers, and keep su
     client.close();
     await a.close();
     await b.close();
+  }
+});
+
+test('the CLI takes several addresses: one gone, the call goes to the other; a bad list is one clear line', async () => {
+  const ts = await startTestServer({ modelRepository: repo.dir });
+  const gone = await (async () => {
+    const s = net.createServer().listen(0, '127.0.0.1');
+    await once(s, 'listening');
+    const port = (s.address() as net.AddressInfo).port;
+    s.close();
+    await once(s, 'close');
+    return port;
+  })();
+  try {
+    const list = `127.0.0.1:${gone},127.0.0.1:${ts.port}`;
+    const models = await cli(['models', '--address', list]);
+    assert.equal(models.code, 0, models.stderr);
+    assert.match(models.stdout, /^mlp +v1 READY/m);
+    const predict = await cli(['predict', '--address', list, '--model', 'mlp', '--input', JSON.stringify({ name: 'input', dtype: 'FP32', shape: [1, 64], values: Array(64).fill(0) })]);
+    assert.equal(predict.code, 0, predict.stderr);
+    const bad = await cli(['models', '--address', `db.internal:1,127.0.0.1:${ts.port}`]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /"db.internal:1" is not an IP address/);
+    assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  } finally {
+    await ts.close();
   }
 });

@@ -158,7 +158,7 @@ test('nginx (deploy/nginx/nginx.conf) in front of two replicas: one drains on SI
     nginxFailed.catch(() => undefined);
 
     // Several grpc-js clients with tensorgate's channel settings, each its own connection to nginx.
-    for (let i = 0; i < 4; i++) clients.push(createModelClient(`127.0.0.1:${ports.grpc}`, NO_CLIENT_RETRIES ? { 'grpc.enable_retries': 0 } : {}));
+    for (let i = 0; i < 4; i++) clients.push(createModelClient(`127.0.0.1:${ports.grpc}`, {}, { retries: !NO_CLIENT_RETRIES }));
     await Promise.race([
       Promise.all(clients.map((c) => new Promise<void>((resolve, reject) => c.waitForReady(Date.now() + 30_000, (err) => (err ? reject(err) : resolve()))))),
       nginxFailed,

@@ -51,7 +51,7 @@ async function readInputArg(arg: string): Promise<{ text: string; source: string
 }
 
 export async function modelsCommand(address: string, timeoutMs: number): Promise<void> {
-  const client = createModelClient(address);
+  const client = createModelClient(address, {}, { retries: true });
   try {
     const res = await unary(client, 'ListModels', {}, { deadlineMs: timeoutMs });
     for (const m of res.models) {
@@ -81,7 +81,7 @@ export async function predictCommand(
     }
     inputs = (Array.isArray(parsed) ? parsed : [parsed]).map(jsonToProtoTensor);
   }
-  const client = createModelClient(address);
+  const client = createModelClient(address, {}, { retries: true });
   try {
     const res = await unary(
       client,

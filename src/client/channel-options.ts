@@ -39,15 +39,22 @@ export const CLIENT_SERVICE_CONFIG = {
 };
 
 /**
- * Channel options for a tensorgate client. grpc-js keeps each call's request for a retry only up to the
- * per-call retry buffer (256 KiB by default); larger requests would not be retried, so the buffer is raised.
+ * Channel options for a tensorgate client at `address`. `retries`: round-robin balancing and the retry policy
+ * above (the CLI's choice; off by default, so a caller that wants to see each server's own answer, such as a
+ * test of the server, sees it). Without it, a list of addresses still gets round_robin (else only the first
+ * would be used) and a single address keeps grpc-js's defaults. grpc-js keeps a call's request for a retry only
+ * up to the per-call retry buffer (256 KiB by default); larger requests would not be retried, so it is raised.
  */
-export function clientChannelOptions(): Record<string, string | number> {
-  return {
-    'grpc.service_config': JSON.stringify(CLIENT_SERVICE_CONFIG),
-    'grpc.per_rpc_retry_buffer_size': 16 * 1024 * 1024,
-    'grpc.retry_buffer_size': 64 * 1024 * 1024,
-  };
+export function clientChannelOptions(address: string, { retries = false }: { retries?: boolean } = {}): Record<string, string | number> {
+  if (retries) {
+    return {
+      'grpc.service_config': JSON.stringify(CLIENT_SERVICE_CONFIG),
+      'grpc.per_rpc_retry_buffer_size': 16 * 1024 * 1024,
+      'grpc.retry_buffer_size': 64 * 1024 * 1024,
+    };
+  }
+  if (address.includes(',')) return { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: CLIENT_SERVICE_CONFIG.loadBalancingConfig }) };
+  return {};
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * A small typed client for tensorgate.v1.ModelService, used by the CLI and the tests. Any gRPC client
  * generated from proto/ works the same way; this one adds promises, several addresses with round-robin
- * balancing, and retries of idempotent calls on UNAVAILABLE (see channel-options.ts).
+ * balancing, and (asked for) retries of idempotent calls on UNAVAILABLE (see channel-options.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos } from '../api/grpc/protos';
@@ -10,16 +10,17 @@ import { clientChannelOptions, clientTarget } from './channel-options';
 export type ModelServiceClient = grpc.Client & Record<string, Function>;
 
 /**
- * `address`: HOST:PORT, or several as `a:1,b:2` (IP addresses; see clientTarget), or any grpc-js target.
- * `options` override the channel options, the service config included.
+ * `address`: HOST:PORT, or several as `a:1,b:2` (IP addresses, balanced round-robin; see clientTarget), or any
+ * grpc-js target. `retries`: round-robin over every address and retries of idempotent calls on UNAVAILABLE
+ * (the CLI turns it on). `options` override the channel options, the service config included.
  */
-export function createModelClient(address: string, options: grpc.ClientOptions = {}): ModelServiceClient {
+export function createModelClient(address: string, options: grpc.ClientOptions = {}, { retries = false }: { retries?: boolean } = {}): ModelServiceClient {
   const { grpcObject } = loadProtos();
   const Ctor = ((grpcObject.tensorgate as grpc.GrpcObject).v1 as grpc.GrpcObject).ModelService as grpc.ServiceClientConstructor;
   return new Ctor(clientTarget(address), grpc.credentials.createInsecure(), {
     'grpc.max_receive_message_length': -1,
     'grpc.max_send_message_length': -1,
-    ...clientChannelOptions(),
+    ...clientChannelOptions(address, { retries }),
     ...options,
   }) as unknown as ModelServiceClient;
 }
