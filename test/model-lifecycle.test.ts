@@ -217,3 +217,46 @@ describe('poll model control', () => {
     }
   });
 });
+
+describe('warm-up', () => {
+  let ts: TestServer;
+  let repo: ReturnType<typeof tempDir>;
+  const WARMUP = 'warmup:\n  - name: rows\n    count: 3\n    inputs:\n      input: { dtype: FP32, shape: [4, 64], data: random }\n';
+
+  before(async () => {
+    repo = tempDir('lifecycle-warmup');
+    copyBundledModel(repo.dir, 'mlp');
+    fs.appendFileSync(path.join(repo.dir, 'mlp', 'config.yaml'), `\n${WARMUP}`);
+    copyBundledModel(repo.dir, 'convnet');
+    // A warm-up the model cannot run (the wrong input name): the version must never be READY.
+    fs.appendFileSync(path.join(repo.dir, 'convnet', 'config.yaml'), '\nwarmup:\n  - name: wrong\n    inputs:\n      pixels: { dtype: FP32, shape: [1, 3, 32, 32] }\n');
+    ts = await startTestServer({ modelRepository: repo.dir, workers: 2, strictReadiness: false, modelControlMode: 'explicit', loadModels: ['*'] });
+  });
+
+  after(async () => {
+    await ts?.close();
+    repo?.cleanup();
+  });
+
+  test('every worker runs the warm-up before the version is READY; a warm-up that fails keeps the version UNAVAILABLE with the reason', async () => {
+    const key = ts.server.repository.get('mlp')!.versions[0]!.key;
+    const workers = (await ts.server.pool.stats()).slice(0, ts.server.pool.workerCount);
+    assert.deepEqual(workers.map((w) => w.warmupRuns[key]), [3, 3]);
+    const convnet = await unary(ts.client, 'GetModel', { model: 'convnet' });
+    assert.equal(convnet.versions[0].state, 'UNAVAILABLE');
+    assert.match(convnet.versions[0].reason, /'1\/model.onnx' loaded, but its warm-up 'wrong' does not fit the model: unknown input 'pixels'; missing input 'image'/);
+  });
+
+  test('a reload whose warm-up fails never takes traffic: the previous load keeps serving', async () => {
+    const config = path.join(repo.dir, 'mlp', 'config.yaml');
+    fs.writeFileSync(config, fs.readFileSync(config, 'utf8').replace('shape: [4, 64]', 'shape: [4, 65]'));
+    const v2 = createInferenceClient(ts.address);
+    try {
+      await expectStatus(v2Call(v2, 'RepositoryModelLoad', { model_name: 'mlp' }), grpc.status.FAILED_PRECONDITION, /warm-up 'rows' failed/);
+    } finally {
+      v2.close();
+    }
+    const res = await unary(ts.client, 'Predict', { model: 'mlp', inputs: [{ name: 'input', dtype: 'FP32', shape: [1, 64], data: Buffer.alloc(256) }] });
+    assert.equal(res.version, '1');
+  });
+});

@@ -152,7 +152,7 @@ response_cache { enable: true }
 parameters { key: "intra_op_thread_count" value { string_value: "2" } }
 parameters { key: "execution_mode" value { string_value: "1" } }
 parameters { key: "enable_mem_arena" value { string_value: "1" } }
-model_warmup [ { name: "zeros" batch_size: 1 } ]
+model_warmup [ { name: "zeros" batch_size: 2 count: 3 inputs { key: "image" value: { data_type: TYPE_FP32 dims: [ 3, 32, 32 ] zero_data: true } } } ]
 optimization { graph { level: 1 } }
 `);
   assert.deepEqual(c.problems, []);
@@ -167,10 +167,12 @@ optimization { graph { level: 1 } }
     version_policy: { specific: [1, 3] },
     deterministic: true,
     session: { intra_op_threads: 2, execution_mode: 'parallel' },
+    // Triton's warm-up dims leave out the batch dim: batch_size rows are put in front.
+    warmup: [{ name: 'zeros', count: 3, inputs: { image: { dtype: 'FP32', shape: [2, 3, 32, 32], data: 'zero' } } }],
   });
   assert.equal(c.config?.instance_count, 5);
   const expected = [/^optimization is ignored/, /format FORMAT_NCHW is not kept/, /label_filename 'labels\.txt' is ignored/, /timeout_action DELAY/, /preserve_ordering/,
-    /instance_group\[0\] \(KIND_GPU, gpus \[0, 1\]\) runs as 4 CPU instance/, /'enable_mem_arena' is ignored/, /model_warmup \(1 sample\) is not run/];
+    /instance_group\[0\] \(KIND_GPU, gpus \[0, 1\]\) runs as 4 CPU instance/, /'enable_mem_arena' is ignored/];
   for (const re of expected) assert.ok(c.warnings.some((w) => re.test(w)), `no warning matching ${re} in ${JSON.stringify(c.warnings)}`);
   assert.equal(c.warnings.length, expected.length, JSON.stringify(c.warnings));
 });

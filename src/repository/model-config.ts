@@ -18,6 +18,7 @@ import { DATA_TYPE_NAMES } from '../core/dtype';
 import { MAX_TIMER_MS } from '../core/timers';
 import { breakerConfigSchema } from '../resilience/breaker-config';
 import { generationConfigSchema } from '../generation/generation-model';
+import { warmupSchema } from './warmup';
 
 const tensorDecl = z.strictObject({
   name: z.string().min(1),
@@ -117,6 +118,8 @@ export const modelConfigSchema = z.strictObject({
   execution_timeout_ms: z.number().int().min(0).max(MAX_TIMER_MS).default(0),
   result_cache: resultCacheConfig.default(() => resultCacheConfig.parse({})),
   circuit_breaker: breakerConfigSchema.default(() => breakerConfigSchema.parse({})),
+  /** Runs each new session makes before its version takes requests (repository/warmup.ts). */
+  warmup: warmupSchema.optional(),
 }).superRefine((c, ctx) => {
   if (c.dynamic_batching && c.max_batch_size === 0) {
     ctx.addIssue({ code: 'custom', path: ['dynamic_batching'], message: 'needs max_batch_size > 0' });

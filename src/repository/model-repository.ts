@@ -22,6 +22,7 @@ import type { ExecutionPool } from '../runtime/execution-pool';
 import type { ModelSchedule } from '../scheduling/scheduler';
 import type { SessionSettings } from '../runtime/messages';
 import { checkSpecs, checkTextPipeline } from './spec-check';
+import { warmupRuns } from './warmup';
 import { batchingProblems, schedulePolicy } from './schedule-policy';
 import { CONFIG_FILE, type ModelConfig } from './model-config';
 import { readFolderConfig } from './folder-config';
@@ -277,11 +278,19 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
     }
     const providerProblem = checkProviders(entry.settings!.executionProviders);
     if (providerProblem) return { ...v, state: 'UNAVAILABLE', reason: providerProblem };
+    let warmup;
+    try {
+      warmup = await warmupRuns(entry.dir, config.warmup);
+    } catch (err) {
+      return { ...v, state: 'UNAVAILABLE', reason: (err as Error).message };
+    }
     let loaded;
     try {
-      loaded = await this.options.pool.load(v.key, file, entry.settings!);
+      loaded = await this.options.pool.load(v.key, file, entry.settings!, warmup);
     } catch (err) {
-      return { ...v, state: 'UNAVAILABLE', reason: `ONNX Runtime cannot load '${path.join(String(version), MODEL_FILE)}': ${(err as Error).message}` };
+      const message = (err as Error).message;
+      const file = path.join(String(version), MODEL_FILE);
+      return { ...v, state: 'UNAVAILABLE', reason: message.startsWith('warm-up') ? `'${file}' loaded, but its ${message}` : `ONNX Runtime cannot load '${file}': ${message}` };
     }
     const inputs = checkSpecs('input', loaded.inputs, config.inputs);
     const outputs = checkSpecs('output', loaded.outputs, config.outputs);

@@ -22,7 +22,7 @@ import { deadlineExceeded, internal, markServerFault, ModelRunError, ServingErro
 import { clampDelay } from '../core/timers';
 import type { InferTensor, TensorSpec } from '../core/tensor';
 import { InlineSessions } from './inline-sessions';
-import type { SessionSettings, WireTensor, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
+import type { SessionSettings, WarmupRun, WireTensor, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
 import type { GenDrop, GenJoin, GenTokens } from '../generation/step-messages';
 
 export interface ExecutionPoolOptions {
@@ -104,7 +104,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
   readonly slotsPerWorker: number;
   private readonly handles: WorkerHandle[] = [];
   /** Sessions every worker must hold, replayed into a respawned worker. */
-  private readonly sessions = new Map<string, { path: string; settings: SessionSettings }>();
+  private readonly sessions = new Map<string, { path: string; settings: SessionSettings; warmup: WarmupRun[] }>();
   private readonly retired = new Set<WorkerHandle>();
   private readonly inline = new InlineSessions();
   /** Main-thread executions per session key (reported by stats() after the workers'). */
@@ -162,7 +162,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     replacement.inflight = this.slotsPerWorker; // no work until sessions are back
     replacement.ready = (async () => {
       for (const [key, s] of this.sessions) {
-        await this.request(replacement, { type: 'load', id: 0, key, path: s.path, settings: s.settings }).catch(() => undefined);
+        await this.request(replacement, { type: 'load', id: 0, key, path: s.path, settings: s.settings, warmup: s.warmup }).catch(() => undefined);
       }
       replacement.inflight = 0;
       this.emit('worker-restarted', handle.index);
@@ -178,17 +178,20 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     });
   }
 
-  /** Loads a session into every worker; rejects (and loads nothing) if any worker fails. */
-  async load(key: string, modelPath: string, settings: SessionSettings): Promise<LoadedSession> {
+  /**
+   * Loads a session into every worker, each running the warm-up runs before it answers; rejects (and loads
+   * nothing) if any worker fails. A replacement worker loads and warms the session up the same way.
+   */
+  async load(key: string, modelPath: string, settings: SessionSettings, warmup: WarmupRun[] = []): Promise<LoadedSession> {
     const replies = await Promise.all(
-      this.handles.map((h) => this.request(h, { type: 'load', id: 0, key, path: modelPath, settings })),
+      this.handles.map((h) => this.request(h, { type: 'load', id: 0, key, path: modelPath, settings, ...(warmup.length ? { warmup } : {}) })),
     );
     const failed = replies.find((r) => r.type === 'error');
     if (failed && failed.type === 'error') {
       await this.unload(key);
       throw internal(failed.message);
     }
-    this.sessions.set(key, { path: modelPath, settings });
+    this.sessions.set(key, { path: modelPath, settings, warmup });
     const first = replies[0];
     if (first?.type !== 'loaded') throw internal(`unexpected reply '${first?.type}' to load`);
     return { inputs: first.inputs, outputs: first.outputs };
@@ -353,8 +356,8 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
   /** Counters per worker (executions per session, skipped expired runs), then the main thread's inline executions last. */
   async stats(): Promise<WorkerStats[]> {
     const replies = await Promise.all(this.handles.map((h) => this.request(h, { type: 'stats', id: 0 })));
-    const workers = replies.map((r) => (r.type === 'stats' ? r.stats : { runs: {}, skippedExpired: 0 }));
-    return [...workers, { runs: { ...this.inlineRuns }, skippedExpired: 0 }];
+    const workers = replies.map((r) => (r.type === 'stats' ? r.stats : { runs: {}, skippedExpired: 0, warmupRuns: {} }));
+    return [...workers, { runs: { ...this.inlineRuns }, skippedExpired: 0, warmupRuns: {} }];
   }
 
   /**

@@ -23,8 +23,15 @@ export interface SessionSettings {
   executionProviders: string[];
 }
 
+/** Runs a new session makes before it answers 'loaded' (config.yaml `warmup`): `count` times these inputs. */
+export interface WarmupRun {
+  name: string;
+  count: number;
+  inputs: WireTensor[];
+}
+
 export type WorkerRequest =
-  | { type: 'load'; id: number; key: string; path: string; settings: SessionSettings }
+  | { type: 'load'; id: number; key: string; path: string; settings: SessionSettings; warmup?: WarmupRun[] }
   | { type: 'unload'; id: number; key: string }
   | {
       type: 'run';
@@ -49,6 +56,8 @@ export interface WorkerStats {
   runs: Record<string, number>;
   /** Runs skipped because their deadline had passed when the worker got to them. */
   skippedExpired: number;
+  /** Warm-up runs made per session key when it was loaded. */
+  warmupRuns: Record<string, number>;
 }
 
 export type WorkerResponse =

@@ -4,7 +4,7 @@
  * other request, health check and deadline. Each worker handles one message at a time.
  */
 import { parentPort } from 'node:worker_threads';
-import type { SessionSettings, WireTensor, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
+import type { SessionSettings, WarmupRun, WireTensor, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
 import type { InferTensor } from '../core/tensor';
 import { NativeSession } from './ort-session';
 import { DecodeLoop } from '../generation/decode-loop';
@@ -22,7 +22,7 @@ const decoding = new DecodeLoop(
     stats.runs[key] = (stats.runs[key] ?? 0) + 1;
   },
 );
-const stats: WorkerStats = { runs: {}, skippedExpired: 0 };
+const stats: WorkerStats = { runs: {}, skippedExpired: 0, warmupRuns: {} };
 /** Session keys whose next run ends this thread instead (see 'exit-on-run'). */
 const exitOnRun = new Set<string>();
 
@@ -30,8 +30,29 @@ function reply(message: WorkerResponse, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
 }
 
-function load(key: string, path: string, settings: SessionSettings): WorkerResponse & { type: 'loaded' } {
+function load(key: string, path: string, settings: SessionSettings, warmup: WarmupRun[] = []): WorkerResponse & { type: 'loaded' } {
   const session = new NativeSession(path, settings);
+  // Warm-up runs pay ONNX Runtime's first-run costs (allocations, kernel selection) before any request does;
+  // a session that cannot run them is not kept.
+  for (const w of warmup) {
+    const given = new Set(w.inputs.map((t) => t.name));
+    const unknown = w.inputs.filter((t) => !session.inputs.some((s) => s.name === t.name)).map((t) => t.name);
+    const missing = session.inputs.filter((s) => !given.has(s.name)).map((s) => s.name);
+    if (unknown.length > 0 || missing.length > 0) {
+      session.dispose();
+      const problems = [unknown.length ? `unknown input ${unknown.map((n) => `'${n}'`).join(', ')}` : '', missing.length ? `missing input ${missing.map((n) => `'${n}'`).join(', ')}` : ''];
+      throw new Error(`warm-up '${w.name}' does not fit the model: ${problems.filter(Boolean).join('; ')} (the model's inputs: ${session.inputs.map((s) => s.name).join(', ')})`);
+    }
+    for (let i = 0; i < w.count; i++) {
+      try {
+        session.run(w.inputs.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: new Uint8Array(t.buffer), strings: t.strings })), []);
+      } catch (err) {
+        session.dispose();
+        throw new Error(`warm-up '${w.name}' failed (run ${i + 1} of ${w.count}): ${errorMessage(err)}`);
+      }
+    }
+  }
+  if (warmup.length > 0) stats.warmupRuns[key] = warmup.reduce((n, w) => n + w.count, 0);
   sessions.get(key)?.dispose();
   decoding.forget(key);
   sessions.set(key, session);
@@ -74,7 +95,7 @@ function handle(message: WorkerRequest): void {
   switch (message.type) {
     case 'load':
       try {
-        const loaded = load(message.key, message.path, message.settings);
+        const loaded = load(message.key, message.path, message.settings, message.warmup);
         reply({ ...loaded, id: message.id });
       } catch (err) {
         reply({ type: 'error', id: message.id, kind: 'load', message: errorMessage(err) });
@@ -110,7 +131,7 @@ function handle(message: WorkerRequest): void {
       reply({ type: 'armed', id: message.id });
       return;
     case 'stats':
-      reply({ type: 'stats', id: message.id, stats: { runs: { ...stats.runs }, skippedExpired: stats.skippedExpired } });
+      reply({ type: 'stats', id: message.id, stats: { runs: { ...stats.runs }, skippedExpired: stats.skippedExpired, warmupRuns: { ...stats.warmupRuns } } });
       return;
   }
 }

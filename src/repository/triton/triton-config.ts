@@ -75,7 +75,7 @@ export interface TritonModelConfig {
   default_model_filename?: string;
   dynamic_batching?: TritonDynamicBatching;
   parameters?: Record<string, { string_value?: string }>;
-  model_warmup?: { name?: string }[];
+  model_warmup?: TritonWarmup[];
   response_cache?: { enable?: boolean };
 }
 
@@ -99,6 +99,35 @@ const THREAD_PARAMETERS: Record<string, 'intra_op_threads' | 'inter_op_threads'>
   intra_op_thread_count: 'intra_op_threads',
   inter_op_thread_count: 'inter_op_threads',
 };
+
+/** Triton's ModelWarmup sample (model_config.proto). */
+export interface TritonWarmup {
+  name?: string;
+  batch_size?: number;
+  count?: number;
+  inputs?: Record<string, { data_type?: string; dims?: number[]; zero_data?: boolean; random_data?: boolean; input_data_file?: string }>;
+}
+
+/**
+ * model_warmup -> config.yaml `warmup`: Triton's dims leave out the batch dim of a batching model (batch_size
+ * rows, at least 1, are put in front); input_data_file is relative to the model folder's warmup/ subfolder;
+ * count 0 means once.
+ */
+function warmup(samples: TritonWarmup[], batched: boolean, problems: string[]): unknown[] {
+  return samples.map((w, i) => {
+    const name = w.name || `warmup${i}`;
+    const inputs: Record<string, unknown> = {};
+    for (const [input, x] of Object.entries(w.inputs ?? {})) {
+      const dtype = x.data_type?.replace(/^TYPE_/, '');
+      if (!dtype || !DATA_TYPE_NAMES.includes(dtype as DataTypeName)) problems.push(`model_warmup '${name}' input '${input}': data_type is required (TYPE_FP32, ...)`);
+      const dims = x.dims ?? [];
+      const shape = batched ? [Math.max(w.batch_size ?? 1, 1), ...dims] : dims;
+      const data = x.input_data_file ? { data: 'file', file: `warmup/${x.input_data_file}` } : { data: x.random_data ? 'random' : 'zero' };
+      inputs[input] = { dtype, shape, ...data };
+    }
+    return { name, count: Math.max(w.count ?? 1, 1), inputs };
+  });
+}
 
 export function convertTritonConfig(t: TritonModelConfig, options: ConvertOptions = {}): TritonConversion {
   const warnings: string[] = [];
@@ -140,9 +169,7 @@ export function convertTritonConfig(t: TritonModelConfig, options: ConvertOption
   raw.deterministic = t.response_cache?.enable === true;
   const session = parameters(t.parameters ?? {}, warnings, problems);
   if (Object.keys(session).length) raw.session = session;
-  if (t.model_warmup?.length) {
-    warnings.push(`model_warmup (${t.model_warmup.length} sample${t.model_warmup.length > 1 ? 's' : ''}) is not run: the first requests after a load pay ONNX Runtime's first-run cost`);
-  }
+  if (t.model_warmup?.length) raw.warmup = warmup(t.model_warmup, batched, problems);
 
   let config: ModelConfig | undefined;
   if (problems.length === 0) {
