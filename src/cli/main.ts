@@ -36,7 +36,9 @@ serve options (flags win over environment variables):
 ${SERVER_SETTINGS.map((s) => `  --${s.flag.padEnd(FLAG_WIDTH)} ${s.env.padEnd(ENV_WIDTH)} ${s.help}`).join('\n')}
 
 client options:
-  --address HOST:PORT    server address (default 127.0.0.1:50051, env TENSORGATE_ADDRESS)
+  --address HOST:PORT[,HOST:PORT...]
+                         server address(es): several are balanced round-robin, and calls retried on
+                         UNAVAILABLE (default 127.0.0.1:50051, env TENSORGATE_ADDRESS)
   --model NAME           model to call (predict)
   --version N            model version (predict; default: newest)
   --text TEXT            input_text for models with a text pipeline (predict)
