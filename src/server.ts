@@ -34,6 +34,8 @@ import { ResultCache } from './cache/result-cache';
 import { BreakerRegistry, type BreakerTransition } from './resilience/circuit-breaker';
 import { Readiness } from './api/readiness';
 import { RepositoryPoller } from './repository/repository-poller';
+import { CanaryRouter } from './serving/canary-router';
+import { parseVersionKey } from './core/model-key';
 
 /** A failure to start that a person can act on: the CLI prints its message alone, as one line. */
 export class StartupError extends Error {
@@ -64,6 +66,8 @@ export class TensorgateServer {
   readonly sequences: SequenceScheduler;
   readonly generation: GenerationPipeline;
   readonly breakers: BreakerRegistry;
+  /** config.yaml `canary`: the weighted split of requests that name no version, and automatic rollback. */
+  readonly canary = new CanaryRouter();
   readonly cache: ResultCache | undefined;
   readonly health: HealthImplementation;
   readonly readiness: Readiness;
@@ -121,9 +125,15 @@ export class TensorgateServer {
     this.scheduler.on('merging-stopped', (e: { key: string; reason: string }) =>
       log.warn({ session: e.key, reason: e.reason }, `${e.key}: requests are no longer merged into batches: ${e.reason}; set max_batch_size: 0 in its config.yaml`),
     );
-    this.breakers.on('state', (t: BreakerTransition) =>
-      log.warn({ breaker: t.key, from: t.from, to: t.to, reason: t.reason }, `circuit breaker of ${t.key}: ${t.from} -> ${t.to} (${t.reason})`),
-    );
+    this.breakers.on('state', (t: BreakerTransition) => {
+      log.warn({ breaker: t.key, from: t.from, to: t.to, reason: t.reason }, `circuit breaker of ${t.key}: ${t.from} -> ${t.to} (${t.reason})`);
+      const k = parseVersionKey(t.key);
+      if (t.to === 'open' && k) this.canary.breakerOpened(this.repository.get(k.model), k.version, t.reason);
+    });
+    this.canary.on('transition', (t) => {
+      log.warn({ model: t.model, version: t.version, canary: t.to, reason: t.reason }, `canary version ${t.version} of model ${t.model} rolled back: ${t.reason}`);
+      this.metrics.observeCanaryTransition(t.model, t.version, t.to);
+    });
     this.sequences = new SequenceScheduler(this.pool);
     this.metrics.bind({ scheduler: this.scheduler, pool: this.pool, repository: this.repository, cache: this.cache, breakers: this.breakers, sequences: this.sequences });
     this.http = new HttpFrontDoor({
@@ -146,6 +156,7 @@ export class TensorgateServer {
       breakers: this.breakers,
       cache: this.cache,
       limits: { maxElements: config.maxElements, maxTextBytes: config.maxTextBytes },
+      canary: this.canary,
     });
     this.generation = new GenerationPipeline({
       repository: this.repository,

@@ -30,6 +30,8 @@ export interface InferenceRequest {
   /** Aborted when the caller goes away. */
   signal?: CancelSignal;
   requestId: string;
+  /** The caller's own request key, when it gave one: a canary split sends the same key to the same version. */
+  routingKey?: string;
   /** Queue priority, 1 = highest; 0/undefined = the model's default. */
   priority?: number;
   /** Queue timeout in ms; 0/undefined = the model's default. */

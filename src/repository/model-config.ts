@@ -93,6 +93,22 @@ const resultCacheConfig = z.strictObject({
   ttl_ms: z.number().int().positive().default(300_000),
 });
 
+const canaryConfig = z.strictObject({
+  /** Version -> weight. The heaviest is the stable version, which is never rolled back. */
+  weights: z.record(z.string().regex(/^[0-9]+$/, 'a version number'), z.number().int().min(0).max(1_000_000)).refine((w) => Object.values(w).some((x) => x > 0), 'at least one weight must be above 0'),
+  rollback: z
+    .strictObject({
+      /** Server-side failure rate over the window above which a canary is rolled back. */
+      max_error_rate: z.number().min(0).max(1).default(0.2),
+      /** p99 latency in ms over the window above which a canary is rolled back; 0 = no latency rule. */
+      max_p99_ms: z.number().min(0).default(0),
+      window_ms: z.number().int().positive().max(MAX_TIMER_MS).default(30_000),
+      /** Requests of the canary in the window before either rule is applied. */
+      min_requests: z.number().int().positive().default(20),
+    })
+    .default(() => ({ max_error_rate: 0.2, max_p99_ms: 0, window_ms: 30_000, min_requests: 20 })),
+});
+
 export const modelConfigSchema = z.strictObject({
   name: z.string().optional(),
   description: z.string().default(''),
@@ -120,6 +136,8 @@ export const modelConfigSchema = z.strictObject({
   circuit_breaker: breakerConfigSchema.default(() => breakerConfigSchema.parse({})),
   /** Runs each new session makes before its version takes requests (repository/warmup.ts). */
   warmup: warmupSchema.optional(),
+  /** Requests that name no version are split between versions by weight; canaries roll back on their own (serving/canary-router.ts). */
+  canary: canaryConfig.optional(),
 }).superRefine((c, ctx) => {
   if (c.dynamic_batching && c.max_batch_size === 0) {
     ctx.addIssue({ code: 'custom', path: ['dynamic_batching'], message: 'needs max_batch_size > 0' });
@@ -142,6 +160,7 @@ export type ModelConfig = z.infer<typeof modelConfigSchema>;
 export type VersionPolicy = z.infer<typeof versionPolicy>;
 export type TextPipelineConfig = z.infer<typeof textPipeline>;
 export type TensorDecl = z.infer<typeof tensorDecl>;
+export type CanaryConfig = z.infer<typeof canaryConfig>;
 
 export const CONFIG_FILE = 'config.yaml';
 

@@ -14,7 +14,8 @@ import type { ResultCache } from '../cache/result-cache';
 import type { ModelEntry, ModelRepository, ModelVersionEntry } from '../repository/model-repository';
 import type { BreakerRegistry } from '../resilience/circuit-breaker';
 import type { RequestScheduler } from '../scheduling/scheduler';
-import { invalidArgument, resourceExhausted } from '../core/errors';
+import { invalidArgument, resourceExhausted, SERVER_ERROR_CODES, ServingError } from '../core/errors';
+import type { CanaryRouter } from './canary-router';
 import type { CancelSignal } from '../core/cancellation';
 import type { InferenceRequest, InferenceResult } from '../core/request';
 import type { InferTensor } from '../core/tensor';
@@ -27,6 +28,8 @@ export interface PipelineParts {
   /** Undefined when the server runs without a result cache. */
   cache: ResultCache | undefined;
   limits: RequestLimits;
+  /** Splits requests that name no version between versions by weight (config.yaml `canary`). */
+  canary?: CanaryRouter;
 }
 
 interface Prepared {
@@ -45,15 +48,25 @@ export class InferencePipeline {
   constructor(private readonly parts: PipelineParts) {}
 
   async predict(request: InferenceRequest): Promise<InferenceResult> {
-    const prepared = this.prepare(request);
+    // A request that names no version may be placed by the model's canary split; a named version always wins.
+    const canary = this.parts.canary;
+    const routed = !request.version && canary ? canary.pick(this.parts.repository.get(request.model), request.routingKey) : undefined;
+    const prepared = this.prepare(routed ? { ...request, version: routed } : request);
     const key = prepared.version.key;
     this.inflight.set(key, (this.inflight.get(key) ?? 0) + 1);
+    const started = performance.now();
+    let outcome: 'ok' | 'server-fault' | 'client-error' = 'ok';
     try {
       return await this.predictPrepared(request, prepared);
+    } catch (err) {
+      outcome = SERVER_ERROR_CODES.has(ServingError.from(err).code) ? 'server-fault' : 'client-error';
+      throw err;
     } finally {
       const left = this.inflight.get(key)! - 1;
       if (left > 0) this.inflight.set(key, left);
       else this.released(key);
+      // The canary's health is judged on what it did: client errors say nothing about it.
+      if (routed && outcome !== 'client-error') canary!.observe(prepared.entry, routed, outcome === 'server-fault', performance.now() - started);
     }
   }
 

@@ -93,6 +93,7 @@ export function createModelService(
             deadline: callDeadline(call),
             signal: cancellation.signal,
             requestId,
+            ...(req.options?.request_id ? { routingKey: req.options.request_id } : {}),
             priority: req.options?.priority ?? 0,
             timeoutMs: Number(req.options?.timeout_us ?? 0) / 1000,
             bypassCache: req.options?.bypass_cache ?? false,
