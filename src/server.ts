@@ -131,7 +131,7 @@ export class TensorgateServer {
       if (t.to === 'open' && k) this.canary.breakerOpened(this.repository.get(k.model), k.version, t.reason);
     });
     this.canary.on('transition', (t) => {
-      log.warn({ model: t.model, version: t.version, canary: t.to, reason: t.reason }, `canary version ${t.version} of model ${t.model} rolled back: ${t.reason}`);
+      log.warn({ model: t.model, version: t.version, canary: t.to, reason: t.reason }, `canary version ${t.version} of model ${t.model} ${t.to === 'promoted' ? 'promoted' : 'rolled back'}: ${t.reason}`);
       this.metrics.observeCanaryTransition(t.model, t.version, t.to);
     });
     this.sequences = new SequenceScheduler(this.pool);
@@ -193,7 +193,7 @@ export class TensorgateServer {
       openAiRoutes({ generation: this.generation, repository: this.repository, envelope: this.envelope, maxBodyBytes: config.maxTextBytes * 2 + 65_536 }),
       { prefix: OPENAI_PREFIX },
     );
-    this.grpcServer.addService(modelServiceDefinition(), createModelService({ predict: this.pipeline, generate: this.generation }, { repository: this.repository, breakers: this.breakers, scheduler: this.scheduler }, log, this.envelope));
+    this.grpcServer.addService(modelServiceDefinition(), createModelService({ predict: this.pipeline, generate: this.generation }, { repository: this.repository, breakers: this.breakers, scheduler: this.scheduler, canary: this.canary }, log, this.envelope));
     // A reload or unload releases a version's sessions only once its requests in flight have finished.
     this.repository.drainWith((key) => this.pipeline.drained(key));
     this.repositoryControl = repositoryControl(this.repository, config.modelControlMode);

@@ -10,7 +10,8 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BUNDLED_MODELS_DIR, seededFloats, startTestServer, tempDir, unary, type TestServer } from './common';
+import { BUNDLED_MODELS_DIR, expectStatus, seededFloats, startTestServer, tempDir, unary, type TestServer } from './common';
+import { cli } from './cli-process';
 import { DataType, GraphBuilder, floatTensor, int64Tensor, saveModel } from '../tools/onnx-builder';
 
 /** mlp's interface (`input` [n, 64] -> `logits` [n, 10]), but every run fails: 64 elements per row never reshape to rows of 13. */
@@ -51,6 +52,7 @@ describe('canary', () => {
         'circuit_breaker: { volume_threshold: 1000 }\n',
       { 1: copyMlp, 2: writeBrokenMlp },
     );
+    mlpFolder(repo.dir, 'promo', 'version_policy: { all: true }\ncanary: { weights: { "1": 90, "2": 10 } }\n', { 1: copyMlp, 2: copyMlp });
     ts = await startTestServer({ modelRepository: repo.dir, cacheMaxBytes: 0 });
   });
 
@@ -91,5 +93,25 @@ describe('canary', () => {
     const after = await Promise.all(Array.from({ length: 100 }, (_, k) => unary(ts.client, 'Predict', { model: 'risky', inputs: [input(k)] }).then((r) => r.version)));
     assert.deepEqual(new Set(after), new Set(['1']), 'no request reaches the rolled-back canary');
     assert.match(await ts.server.metrics.text(), /^tensorgate_canary_transitions_total\{model="risky",version="2",to="rolled_back"\} 1$/m);
+  });
+
+  test('promote and rollback by command: GetModel shows the split in force; each transition is counted', async () => {
+    const before = await unary(ts.client, 'GetModel', { model: 'promo' });
+    assert.deepEqual(before.canary, { model: 'promo', stable_version: '1', weights: [{ version: '2', weight: 10 }, { version: '1', weight: 90 }], rolled_back_versions: [] });
+    const promoted = await cli(['models', 'promote', 'promo', '--address', ts.address]);
+    assert.equal(promoted.code, 0, promoted.stderr);
+    assert.match(promoted.stdout, /^promo: stable v2; weights v2 1$/m);
+    const versions = await Promise.all(Array.from({ length: 50 }, (_, k) => unary(ts.client, 'Predict', { model: 'promo', inputs: [input(k)] }).then((r) => r.version)));
+    assert.deepEqual(new Set(versions), new Set(['2']));
+    await expectStatus(unary(ts.client, 'ControlCanary', { model: 'promo', action: 'PROMOTE' }), grpc.status.FAILED_PRECONDITION, /no canary left to promote/);
+
+    const rolled = await unary(ts.client, 'ControlCanary', { model: 'split', action: 'ROLLBACK' });
+    assert.deepEqual(rolled, { model: 'split', stable_version: '1', weights: [{ version: '2', weight: 0 }, { version: '1', weight: 80 }], rolled_back_versions: ['2'] });
+    const after = await Promise.all(Array.from({ length: 50 }, (_, k) => unary(ts.client, 'Predict', { model: 'split', inputs: [input(k)] }).then((r) => r.version)));
+    assert.deepEqual(new Set(after), new Set(['1']));
+    await expectStatus(unary(ts.client, 'ControlCanary', { model: 'sentiment', action: 'ROLLBACK' }), grpc.status.NOT_FOUND);
+    const metrics = await ts.server.metrics.text();
+    assert.match(metrics, /^tensorgate_canary_transitions_total\{model="promo",version="2",to="promoted"\} 1$/m);
+    assert.match(metrics, /^tensorgate_canary_transitions_total\{model="split",version="2",to="rolled_back"\} 1$/m);
   });
 });

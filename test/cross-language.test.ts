@@ -22,7 +22,7 @@ const PROTO_DIR = path.join(PACKAGE_ROOT, 'proto');
 const PY_CLIENT = path.join(PACKAGE_ROOT, 'test', 'python', 'predict_client.py');
 const BUNDLED = ['convnet', 'mlp', 'sentiment', 'tiny-lm'];
 const REFLECTED_METHODS = [
-  ...['Predict', 'Generate', 'ListModels', 'GetModel'].map((m) => `tensorgate.v1.ModelService/${m}`),
+  ...['Predict', 'Generate', 'ListModels', 'GetModel', 'ControlCanary'].map((m) => `tensorgate.v1.ModelService/${m}`),
   ...['Check', 'Watch'].map((m) => `grpc.health.v1.Health/${m}`),
 ];
 

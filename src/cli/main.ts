@@ -29,6 +29,9 @@ Commands:
   models load|unload|reload NAME
             model control on a server started with --model-control-mode explicit (v2 RepositoryModelLoad /
             Unload); reload switches to the new load without failing a request, unload drains first
+  models promote|rollback NAME
+            promote a model's canary (config.yaml canary) to take every request that names no version, or
+            roll it back to the stable version, until the model is reloaded
   predict   call Predict on a server (tensor from JSON with --input, or --text)
   generate  stream text from a generation model: tensorgate generate --model NAME "prompt"
 
@@ -116,6 +119,11 @@ async function main(argv: string[]): Promise<void> {
       if (positionals[0] === 'load' || positionals[0] === 'unload' || positionals[0] === 'reload') {
         if (positionals.length > 2) throw new Error(`models ${positionals[0]} takes one NAME, got: ${positionals.slice(1).join(' ')}`);
         await (require('./model-control-command') as typeof import('./model-control-command')).modelControlCommand(positionals[0], positionals[1], address, timeoutMs);
+        return;
+      }
+      if (positionals[0] === 'promote' || positionals[0] === 'rollback') {
+        if (positionals.length > 2) throw new Error(`models ${positionals[0]} takes one NAME, got: ${positionals.slice(1).join(' ')}`);
+        await (require('./model-control-command') as typeof import('./model-control-command')).canaryCommand(positionals[0], positionals[1], address, timeoutMs);
         return;
       }
       if (positionals.length > 0) {

@@ -28,7 +28,7 @@ export function createModelClient(address: string, options: grpc.ClientOptions =
 /** Calls a unary method and resolves with its response (or rejects with the grpc ServiceError). */
 export function unary<T = any>(
   client: ModelServiceClient,
-  method: 'Predict' | 'ListModels' | 'GetModel',
+  method: 'Predict' | 'ListModels' | 'GetModel' | 'ControlCanary',
   request: object,
   options: { deadlineMs?: number; metadata?: grpc.Metadata } = {},
 ): Promise<T> {

@@ -22,8 +22,15 @@ import type { CanaryConfig } from '../repository/model-config';
 export interface CanaryTransition {
   model: string;
   version: string;
-  to: 'rolled_back';
+  to: 'rolled_back' | 'promoted';
   reason: string;
+}
+
+/** The split in force for a model (GetModel, ControlCanary). */
+export interface CanarySplit {
+  stable: string;
+  weights: { version: string; weight: number }[];
+  rolledBack: string[];
 }
 
 interface Sample {
@@ -34,6 +41,8 @@ interface Sample {
 
 interface CanaryState {
   config: CanaryConfig;
+  /** The weights in force: the config's, or a promotion's. */
+  weights: Record<string, number>;
   stable: string;
   rolledBack: Set<string>;
   samples: Map<string, Sample[]>;
@@ -54,7 +63,7 @@ export class CanaryRouter extends EventEmitter<{ transition: [CanaryTransition] 
     const ready = new Set(entry.versions.filter((v) => v.state === 'READY').map((v) => v.version));
     let total = 0;
     const choices: [string, number][] = [];
-    for (const [version, weight] of Object.entries(state.config.weights)) {
+    for (const [version, weight] of Object.entries(state.weights)) {
       if (weight <= 0 || !ready.has(version) || state.rolledBack.has(version)) continue;
       choices.push([version, weight]);
       total += weight;
@@ -95,8 +104,43 @@ export class CanaryRouter extends EventEmitter<{ transition: [CanaryTransition] 
   /** The version's circuit breaker opened: a canary is rolled back at once. */
   breakerOpened(entry: ModelEntry | undefined, version: string, reason: string): void {
     const state = entry && this.state(entry);
-    if (!state || version === state.stable || state.rolledBack.has(version) || !(version in state.config.weights)) return;
+    if (!state || version === state.stable || state.rolledBack.has(version) || !(version in state.weights)) return;
     this.rollBack(entry, state, version, `its circuit breaker opened (${reason})`);
+  }
+
+  /** The split in force, or undefined for a model without a canary. */
+  split(entry: ModelEntry): CanarySplit | undefined {
+    const state = this.state(entry);
+    if (!state) return undefined;
+    const weights = Object.entries(state.weights)
+      .map(([version, weight]) => ({ version, weight: state.rolledBack.has(version) ? 0 : weight }))
+      .sort((a, b) => Number(b.version) - Number(a.version));
+    return { stable: state.stable, weights, rolledBack: [...state.rolledBack].sort() };
+  }
+
+  /**
+   * By command: the newest weighted version other than the stable one becomes the stable version and takes
+   * every request that names no version (until the model is reloaded). Undefined when there is none to promote.
+   */
+  promote(entry: ModelEntry, reason: string): string | undefined {
+    const state = this.state(entry);
+    if (!state) return undefined;
+    const canary = Object.keys(state.weights).filter((v) => v !== state.stable && !state.rolledBack.has(v)).sort((a, b) => Number(b) - Number(a))[0];
+    if (canary === undefined) return undefined;
+    state.stable = canary;
+    state.weights = { [canary]: 1 };
+    state.samples.clear();
+    this.emit('transition', { model: entry.name, version: canary, to: 'promoted', reason: `${reason}; it takes every request that names no version` });
+    return canary;
+  }
+
+  /** By command: every weighted version but the stable one is rolled back; the versions rolled back now. */
+  rollBackAll(entry: ModelEntry, reason: string): string[] {
+    const state = this.state(entry);
+    if (!state) return [];
+    const canaries = Object.keys(state.weights).filter((v) => v !== state.stable && !state.rolledBack.has(v));
+    for (const v of canaries) this.rollBack(entry, state, v, reason);
+    return canaries;
   }
 
   private rollBack(entry: ModelEntry, state: CanaryState, version: string, reason: string): void {
@@ -112,7 +156,7 @@ export class CanaryRouter extends EventEmitter<{ transition: [CanaryTransition] 
     if (!state) {
       // The stable version is the heaviest; on a tie, the older one (a canary is usually the newer).
       const [stable] = Object.entries(config.weights).sort((a, b) => b[1] - a[1] || Number(a[0]) - Number(b[0]))[0]!;
-      this.states.set(entry, (state = { config, stable, rolledBack: new Set(), samples: new Map() }));
+      this.states.set(entry, (state = { config, weights: { ...config.weights }, stable, rolledBack: new Set(), samples: new Map() }));
     }
     return state;
   }

@@ -81,7 +81,7 @@ export class ServerMetrics {
   private readonly timeouts = this.counter('tensorgate_execution_timeouts_total', 'Executions that exceeded execution_timeout_ms.', ['model', 'version']);
   private readonly stuck = this.counter('tensorgate_worker_stuck_total', 'Workers retired because an execution ran far past its timeout.', ['model', 'version']);
   private readonly reloadFailures = this.counter('tensorgate_model_reload_failures_total', 'Reloads of a model (or of one of its versions) that failed to load; the previous load kept serving.', ['model']);
-  private readonly canaryTransitions = this.counter('tensorgate_canary_transitions_total', 'Canary versions rolled back (to="rolled_back") by the automatic rules of config.yaml canary.', ['model', 'version', 'to']);
+  private readonly canaryTransitions = this.counter('tensorgate_canary_transitions_total', 'Canary transitions: to="rolled_back" (by the rules of config.yaml canary, or by command), to="promoted" (by command).', ['model', 'version', 'to']);
   private readonly modelLoad = this.histogram('tensorgate_model_load_duration_seconds', 'Time to load a model (all its versions).', ['model'], LOAD_BUCKETS);
   private readonly ttft = this.histogram('tensorgate_generate_time_to_first_token_seconds', 'Generate: time from request to the first streamed token.', ['model'], TTFT_BUCKETS);
   private readonly interToken = this.histogram('tensorgate_generate_inter_token_seconds', 'Generate: time between consecutive streamed tokens.', ['model'], INTER_TOKEN_BUCKETS);

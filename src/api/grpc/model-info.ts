@@ -5,6 +5,7 @@ import type { TensorSpec } from '../../core/tensor';
 import type { ModelEntry, ModelRepository } from '../../repository/model-repository';
 import type { BreakerRegistry } from '../../resilience/circuit-breaker';
 import type { RequestScheduler } from '../../scheduling/scheduler';
+import type { CanaryRouter, CanarySplit } from '../../serving/canary-router';
 
 function specToProto(s: TensorSpec) {
   return { name: s.name, dtype: s.dtype, shape: s.shape, dim_names: s.dimNames };
@@ -15,9 +16,10 @@ export interface ServingState {
   repository: ModelRepository;
   breakers: BreakerRegistry;
   scheduler: RequestScheduler;
+  canary: CanaryRouter;
 }
 
-export function modelInfoToProto(entry: ModelEntry, { repository, breakers, scheduler }: ServingState) {
+export function modelInfoToProto(entry: ModelEntry, { repository, breakers, scheduler, canary }: ServingState) {
   const config = entry.config;
   const breakerStates = new Map(breakers.states().map((b) => [b.key, b]));
   return {
@@ -46,6 +48,7 @@ export function modelInfoToProto(entry: ModelEntry, { repository, breakers, sche
     config_json: config ? JSON.stringify(config) : '',
     reason: entry.reason,
     generation: generationInfo(entry, repository),
+    canary: canaryStatus(entry.name, canary.split(entry)),
     warnings: entry.warnings,
   };
 }
@@ -66,6 +69,12 @@ function generationInfo(entry: ModelEntry, repository: ModelRepository) {
     default_top_k: g.defaults.topK,
     default_top_p: g.defaults.topP,
   };
+}
+
+/** The split in force, as tensorgate.v1.CanaryStatus; null for a model without a canary. */
+export function canaryStatus(model: string, split: CanarySplit | undefined) {
+  if (!split) return null;
+  return { model, stable_version: split.stable, weights: split.weights, rolled_back_versions: split.rolledBack };
 }
 
 /** A READY version whose breaker has not been created yet (no traffic) is closed. */

@@ -7,11 +7,11 @@ import type { ServerSurfaceCall } from '@grpc/grpc-js/build/src/server-call';
 import type { Span } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
 import { Cancellation, type CancelSignal } from '../../core/cancellation';
-import { clip, invalidArgument } from '../../core/errors';
+import { clip, Code, echo, invalidArgument, ServingError } from '../../core/errors';
 import type { InferencePipeline } from '../../serving/inference-pipeline';
 import type { GenerationPipeline } from '../../serving/generation-pipeline';
 import { generateRequestFromProto, generateResponses, type GenerateRequestMessage } from './generate-codec';
-import { modelInfoToProto, type ServingState } from './model-info';
+import { canaryStatus, modelInfoToProto, type ServingState } from './model-info';
 import { MODEL_SERVICE_NAME, UndecodableRequest } from './protos';
 import { grpcCallStart } from './call-start';
 import { unaryCalls } from './unary-calls';
@@ -151,6 +151,27 @@ export function createModelService(
           .filter((m) => !call.request.ready_only || repository.defaultVersion(m) !== undefined)
           .map((m) => modelInfoToProto(m, state));
         return { models };
+      });
+    },
+
+    ControlCanary(call: grpc.ServerUnaryCall<{ model: string; action: string }, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      if (refuseUndecodable(call, callback)) return;
+      const { model, action } = call.request;
+      serveUnary(call, callback, newRecord('ControlCanary', model), async () => {
+        const entry = repository.entry(model);
+        if (!state.canary.split(entry)) {
+          throw new ServingError(Code.FAILED_PRECONDITION, `model '${entry.name}' has no canary split; give it one with canary: { weights: ... } in its config`);
+        }
+        if (action === 'PROMOTE') {
+          if (state.canary.promote(entry, 'promoted by command (ControlCanary)') === undefined) {
+            throw new ServingError(Code.FAILED_PRECONDITION, `model '${entry.name}' has no canary left to promote: ${JSON.stringify(state.canary.split(entry))}`);
+          }
+        } else if (action === 'ROLLBACK') {
+          state.canary.rollBackAll(entry, 'rolled back by command (ControlCanary)');
+        } else {
+          throw invalidArgument(`action ${echo(action)} is not one of PROMOTE, ROLLBACK`);
+        }
+        return canaryStatus(entry.name, state.canary.split(entry));
       });
     },
 
