@@ -11,7 +11,6 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { echo, notFound, unavailable } from '../core/errors';
 import { versionKey } from '../core/model-key';
 import type { TensorSpec } from '../core/tensor';
@@ -23,6 +22,7 @@ import type { ModelSchedule } from '../scheduling/scheduler';
 import type { SessionSettings } from '../runtime/messages';
 import { checkSpecs, checkTextPipeline } from './spec-check';
 import { warmupRuns } from './warmup';
+import { checkProviders, listVersionFolders } from './version-folders';
 import { batchingProblems, schedulePolicy } from './schedule-policy';
 import { CONFIG_FILE, type ModelConfig } from './model-config';
 import { readFolderConfig } from './folder-config';
@@ -387,25 +387,4 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
 function describeUnavailable(entry: ModelEntry): string {
   if (entry.reason) return entry.reason;
   return entry.versions.map((v) => `version ${v.version}: ${v.reason || v.state}`).join('; ') || 'no versions';
-}
-
-async function listVersionFolders(dir: string): Promise<number[]> {
-  try {
-    const entries = await fs.readdir(dir, { withFileTypes: true });
-    return entries.filter((e) => e.isDirectory() && /^[0-9]+$/.test(e.name)).map((e) => Number(e.name)).filter((n) => n > 0);
-  } catch {
-    return [];
-  }
-}
-
-/** A configured provider this build of ONNX Runtime lacks is a clear load error, not a silent CPU fallback. */
-function checkProviders(providers: readonly string[]): string | undefined {
-  const backends = ort.listSupportedBackends();
-  const usable = new Set(backends.filter((b) => b.bundled).map((b) => b.name));
-  const absent = providers.filter((p) => !usable.has(p));
-  if (absent.length === 0) return undefined;
-  return (
-    `execution provider${absent.length > 1 ? 's' : ''} ${absent.map((p) => `'${p}'`).join(', ')} not available in this ONNX Runtime build ` +
-    `(available: ${[...usable].join(', ')}); install a build with it or remove it from session.execution_providers`
-  );
 }

@@ -1,0 +1,28 @@
+/**
+ * What a model folder holds before anything is loaded: its version folders, and whether the execution
+ * providers its config asks for exist in this ONNX Runtime build.
+ */
+import * as fs from 'node:fs/promises';
+import * as ort from 'onnxruntime-node';
+
+/** The positive-integer subfolders of a model folder (its versions); none when the folder cannot be read. */
+export async function listVersionFolders(dir: string): Promise<number[]> {
+  try {
+    const entries = await fs.readdir(dir, { withFileTypes: true });
+    return entries.filter((e) => e.isDirectory() && /^[0-9]+$/.test(e.name)).map((e) => Number(e.name)).filter((n) => n > 0);
+  } catch {
+    return [];
+  }
+}
+
+/** A configured provider this build of ONNX Runtime lacks is a clear load error, not a silent CPU fallback. */
+export function checkProviders(providers: readonly string[]): string | undefined {
+  const backends = ort.listSupportedBackends();
+  const usable = new Set(backends.filter((b) => b.bundled).map((b) => b.name));
+  const absent = providers.filter((p) => !usable.has(p));
+  if (absent.length === 0) return undefined;
+  return (
+    `execution provider${absent.length > 1 ? 's' : ''} ${absent.map((p) => `'${p}'`).join(', ')} not available in this ONNX Runtime build ` +
+    `(available: ${[...usable].join(', ')}); install a build with it or remove it from session.execution_providers`
+  );
+}
