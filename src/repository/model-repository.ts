@@ -22,7 +22,7 @@ import type { ModelSchedule } from '../scheduling/scheduler';
 import type { SessionSettings } from '../runtime/messages';
 import { checkSpecs, checkTextPipeline } from './spec-check';
 import { warmupRuns } from './warmup';
-import { checkProviders, listVersionFolders } from './version-folders';
+import { checkProviders, listVersionFolders, modelFolders } from './version-folders';
 import { batchingProblems, schedulePolicy } from './schedule-policy';
 import { CONFIG_FILE, type ModelConfig } from './model-config';
 import { readFolderConfig } from './folder-config';
@@ -107,8 +107,7 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
     this.loading = true;
     let names: string[];
     try {
-      const entries = await fs.readdir(this.options.root, { withFileTypes: true });
-      names = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+      names = (await modelFolders(this.options.root)).sort();
     } catch (err) {
       this.loading = false;
       throw new Error(`model repository '${this.options.root}' cannot be read: ${(err as Error).message}`);

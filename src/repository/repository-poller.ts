@@ -15,6 +15,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Logger } from '../log';
 import type { ModelRepository } from './model-repository';
+import { modelFolders } from './version-folders';
 
 export class RepositoryPoller extends EventEmitter<{ scanned: [changes: number] }> {
   private readonly fingerprints = new Map<string, string>();
@@ -80,11 +81,6 @@ export class RepositoryPoller extends EventEmitter<{ scanned: [changes: number] 
     }
     this.emit('scanned', changes);
   }
-}
-
-async function modelFolders(root: string): Promise<string[]> {
-  const entries = await fs.readdir(root, { withFileTypes: true });
-  return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name);
 }
 
 /** Names, sizes and modification times of a model folder's files and its version folders' files. */

@@ -1,9 +1,15 @@
 /**
- * What a model folder holds before anything is loaded: its version folders, and whether the execution
- * providers its config asks for exist in this ONNX Runtime build.
+ * What a model repository holds before anything is loaded: its model folders, their version folders, and
+ * whether the execution providers a config asks for exist in this ONNX Runtime build.
  */
 import * as fs from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
+
+/** The model folders of a repository: its subfolders, hidden ones skipped. Throws when the root cannot be read. */
+export async function modelFolders(root: string): Promise<string[]> {
+  const entries = await fs.readdir(root, { withFileTypes: true });
+  return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name);
+}
 
 /** The positive-integer subfolders of a model folder (its versions); none when the folder cannot be read. */
 export async function listVersionFolders(dir: string): Promise<number[]> {

@@ -188,7 +188,12 @@ export class ServerMetrics {
     this.listen(parts.pool, 'worker-stuck', (_index: number, k: string) => this.stuck.inc(key(k)));
     this.listen(parts.breakers, 'state', (t: BreakerTransition) => this.breakerTransitions.inc({ ...key(t.key), to: t.to }));
     this.statistics.bind({
-      versions: (model) => parts.repository.get(model)?.versions.filter((v) => v.state === 'READY').map((v) => v.version),
+      servedVersion: (model, version) => {
+        const entry = parts.repository.get(model);
+        if (!entry) return undefined;
+        if (!version) return parts.repository.defaultVersion(entry)?.version;
+        return entry.versions.some((v) => v.version === version && v.state === 'READY') ? version : undefined;
+      },
       cached: (model) => {
         const config = parts.repository.get(model)?.config;
         return parts.cache !== undefined && config !== undefined && config.deterministic && config.result_cache.enabled;

@@ -39,8 +39,11 @@ class VersionStatistics {
 }
 
 export interface StatisticsSources {
-  /** The model's READY versions, newest first; undefined for a model the repository does not have. */
-  versions(model: string): string[] | undefined;
+  /**
+   * The READY version a request counts against: `version` when it is READY, the version a request without
+   * one gets when it is '' (refused before resolution), undefined otherwise (unknown model or version).
+   */
+  servedVersion(model: string, version: string): string | undefined;
   /** Whether the model's results go through the result cache (so a computed answer was a miss). */
   cached(model: string): boolean;
 }
@@ -63,10 +66,8 @@ export class ModelStatistics {
   /** A finished request of an inference method (record.inference). */
   observeRequest(r: RequestRecord): void {
     if (!r.inference || !this.sources) return;
-    const versions = this.sources.versions(r.model);
-    if (!versions) return;
     // A request refused before its version was resolved counts against the version it would have reached.
-    const version = r.version && versions.includes(r.version) ? r.version : r.version ? undefined : versions[0];
+    const version = this.sources.servedVersion(r.model, r.version);
     if (version === undefined) return;
     const s = this.of(r.model, version);
     s.lastInference = Date.now();

@@ -8,6 +8,7 @@ import { echo, invalidArgument } from '../../core/errors';
 import type { TensorSpec } from '../../core/tensor';
 import { PACKAGE_ROOT } from '../../paths';
 import type { ModelRepository } from '../../repository/model-repository';
+import { modelFolders } from '../../repository/version-folders';
 import type { Readiness } from '../readiness';
 import { modelServiceName } from '../readiness';
 import { v2Datatype } from './v2-tensors';
@@ -75,21 +76,12 @@ export async function repositoryIndex(repository: ModelRepository, readyOnly: bo
     if (m.versions.length === 0) index.push({ name: m.name, version: '', state: 'UNAVAILABLE', reason: m.reason });
     for (const v of m.versions) index.push({ name: m.name, version: v.version, state: v.state, reason: v.reason });
   }
-  for (const name of await modelFolders(repository.root)) {
+  // A repository that cannot be read lists only what is loaded.
+  for (const name of await modelFolders(repository.root).catch(() => [])) {
     if (!known.has(name)) index.push({ name, version: '', state: 'UNAVAILABLE', reason: 'unloaded' });
   }
   index.sort((a, b) => a.name.localeCompare(b.name) || Number(b.version) - Number(a.version));
   return readyOnly ? index.filter((e) => e.state === 'READY') : index;
-}
-
-/** The model folders of the repository (hidden ones skipped), as loadAll sees them. */
-async function modelFolders(root: string): Promise<string[]> {
-  try {
-    const entries = await fs.promises.readdir(root, { withFileTypes: true });
-    return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name);
-  } catch {
-    return [];
-  }
 }
 
 /** A model name from a repository request: one folder of the repository, never a path. */
