@@ -66,6 +66,19 @@ export const serverConfigSchema = z.strictObject({
   loadModels: z
     .preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string().min(1)))
     .default([]),
+  /**
+   * TLS for both ports (PEM files): the server's certificate chain and key; with a client CA, mutual TLS (a
+   * client must present a certificate that CA signed). The files are re-read every tlsReloadSecs and a valid
+   * change takes effect for new connections without a restart; connections already open keep theirs.
+   */
+  tlsCert: z.string().min(1).optional(),
+  tlsKey: z.string().min(1).optional(),
+  tlsClientCa: z.string().min(1).optional(),
+  tlsReloadSecs: z.coerce.number().min(0.1).max(86_400).default(10),
+  /** The access policy (YAML): API keys, JWT verification, per-model permissions, rate and size limits. See src/security. */
+  authConfig: z.string().min(1).optional(),
+  /** gRPC: most concurrent calls (HTTP/2 streams) on one connection; 0 = grpc-js default (no limit). */
+  maxConcurrentStreams: z.coerce.number().int().min(0).max(1_000_000).default(0),
   /** How long shutdown waits for in-flight requests before closing them. */
   shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
   /** One info line per request (method, model, version, status, duration, cache, batch, trace id). */
@@ -107,6 +120,12 @@ export const SERVER_SETTINGS: { flag: string; env: string; key: keyof ServerConf
   { flag: 'model-control-mode', env: 'TENSORGATE_MODEL_CONTROL_MODE', key: 'modelControlMode', help: 'none|poll|explicit: load all at start | and follow the folder | load on request (default none)' },
   { flag: 'repository-poll-secs', env: 'TENSORGATE_REPOSITORY_POLL_SECS', key: 'repositoryPollSecs', help: 'poll mode: seconds between scans of the repository (default 15)' },
   { flag: 'load-model', env: 'TENSORGATE_LOAD_MODEL', key: 'loadModels', help: 'explicit mode: models to load at start, comma-separated; * = all (default none)' },
+  { flag: 'tls-cert', env: 'TENSORGATE_TLS_CERT', key: 'tlsCert', help: 'TLS on both ports: PEM certificate chain file (with --tls-key)' },
+  { flag: 'tls-key', env: 'TENSORGATE_TLS_KEY', key: 'tlsKey', help: 'TLS: PEM private key file of --tls-cert' },
+  { flag: 'tls-client-ca', env: 'TENSORGATE_TLS_CLIENT_CA', key: 'tlsClientCa', help: 'mutual TLS: clients must present a certificate signed by this PEM CA bundle' },
+  { flag: 'tls-reload-secs', env: 'TENSORGATE_TLS_RELOAD_SECS', key: 'tlsReloadSecs', help: 'TLS: seconds between checks of the certificate files for a rotation (default 10)' },
+  { flag: 'auth-config', env: 'TENSORGATE_AUTH_CONFIG', key: 'authConfig', help: 'access policy YAML: API keys, JWT, per-model permissions, rate limits (default: none, every call allowed)' },
+  { flag: 'max-concurrent-streams', env: 'TENSORGATE_MAX_CONCURRENT_STREAMS', key: 'maxConcurrentStreams', help: 'gRPC: most concurrent calls on one connection, 0 = no limit (default 0)' },
   { flag: 'shutdown-grace-ms', env: 'TENSORGATE_SHUTDOWN_GRACE_MS', key: 'shutdownGraceMs', help: 'drain time on SIGTERM before in-flight calls are closed (default 10000)' },
   { flag: 'access-log', env: 'TENSORGATE_ACCESS_LOG', key: 'accessLog', help: 'true|false: log one line per request (default true)' },
   { flag: 'strict-readiness', env: 'TENSORGATE_STRICT_READINESS', key: 'strictReadiness', help: 'true|false: ready only while every model is READY; false: once loading finished (default true)' },
