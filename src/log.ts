@@ -61,6 +61,7 @@ export function logAccess(log: Logger, r: RequestRecord): void {
     code: r.code,
     ms: Math.round(r.seconds * 1e6) / 1e3,
     request_id: r.requestId === undefined ? undefined : clip(r.requestId),
+    ...(r.principal ? { principal: clip(r.principal) } : {}),
     ...(r.traceId ? { trace_id: r.traceId } : {}),
     ...(r.cached !== undefined ? { cached: r.cached } : {}),
     ...(r.batchRows !== undefined ? { batch_rows: r.batchRows, batch_requests: r.batchRequests } : {}),

@@ -23,7 +23,10 @@ import { INFERENCE_SERVICE_NAME, inferenceServiceDefinition, MODEL_SERVICE_NAME,
 import type { ServerConfig } from './config/server-config';
 import { logAccess, type Logger } from './log';
 import { HttpFrontDoor } from './api/http/http-server';
-import { OPENAI_PREFIX, openAiRoutes } from './api/openai/openai-routes';
+import { OPENAI_PREFIX, openAiError, openAiRoutes } from './api/openai/openai-routes';
+import { accessInterceptor } from './api/grpc/access-interceptor';
+import { httpAccessCheck } from './api/http/access-check';
+import { AccessGuard } from './security/access-guard';
 import { V2_PREFIX, v2Routes } from './api/http/v2-routes';
 import { ServerMetrics } from './telemetry/metrics';
 import type { RequestRecord } from './api/request-record';
@@ -174,6 +177,13 @@ export class TensorgateServer {
       strict: config.strictReadiness,
       log,
     });
+    // Every front door serves its calls through this one envelope (span, record, access log, metrics, drain,
+    // and the access policy once listen() has loaded it).
+    this.envelope = new RequestEnvelope({
+      observe: (r) => this.observeRequest(r),
+      inflight: (protocol, delta) => this.metrics.inflight(protocol, delta),
+      calls: this.inflightCalls,
+    });
     this.grpcServer = new grpc.Server({
       'grpc.max_receive_message_length': config.maxMessageBytes,
       'grpc.max_send_message_length': config.maxMessageBytes,
@@ -182,12 +192,10 @@ export class TensorgateServer {
       ...(config.maxConnectionAgeGraceMs > 0 ? { 'grpc.max_connection_age_grace_ms': config.maxConnectionAgeGraceMs } : {}),
       ...(config.keepaliveTimeMs > 0 ? { 'grpc.keepalive_time_ms': config.keepaliveTimeMs } : {}),
       ...(config.keepaliveTimeoutMs > 0 ? { 'grpc.keepalive_timeout_ms': config.keepaliveTimeoutMs } : {}),
-    });
-    // Every front door serves its calls through this one envelope (span, record, access log, metrics, drain).
-    this.envelope = new RequestEnvelope({
-      observe: (r) => this.observeRequest(r),
-      inflight: (protocol, delta) => this.metrics.inflight(protocol, delta),
-      calls: this.inflightCalls,
+      // Concurrent calls per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): one connection cannot hold more.
+      ...(config.maxConcurrentStreams > 0 ? { 'grpc.max_concurrent_streams': config.maxConcurrentStreams } : {}),
+      // Authentication before a message is read, for every service (src/api/grpc/access-interceptor.ts).
+      interceptors: [accessInterceptor(this.envelope)],
     });
     this.http.mount(
       openAiRoutes({ generation: this.generation, repository: this.repository, envelope: this.envelope, maxBodyBytes: config.maxTextBytes * 2 + 65_536 }),
@@ -240,6 +248,7 @@ export class TensorgateServer {
 
   /** Binds the port; health answers NOT_SERVING until loadModels() finishes. */
   async listen(): Promise<number> {
+    await this.loadAccessPolicy();
     const address = `${this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host}:${this.config.port}`;
     this.boundPort = await new Promise<number>((resolve, reject) => {
       this.grpcServer.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
@@ -261,6 +270,29 @@ export class TensorgateServer {
       `listening: gRPC ${this.config.host}:${this.boundPort}, HTTP ${this.config.host}:${this.boundHttpPort} (/metrics, /healthz, /readyz, /v1 OpenAI-compatible, /v2 Open Inference Protocol); loading models`,
     );
     return this.boundPort;
+  }
+
+  /**
+   * --auth-config: the access policy, read before anything binds (a policy that does not load stops the start,
+   * never serves open); from then on every call on both ports is authenticated and checked against it.
+   */
+  private async loadAccessPolicy(): Promise<void> {
+    if (!this.config.authConfig || this.envelope.guard) return;
+    let guard: AccessGuard;
+    try {
+      guard = await AccessGuard.fromFile(this.config.authConfig);
+    } catch (err) {
+      throw new StartupError((err as Error).message);
+    }
+    this.envelope.guard = guard;
+    this.http.accessCheck = httpAccessCheck(this.envelope, { [OPENAI_PREFIX]: (err) => openAiError(err).body });
+    const p = guard.policy;
+    const ways = [p.api_keys.length ? `${p.api_keys.length} API key${p.api_keys.length > 1 ? 's' : ''}` : '', p.jwt ? 'JWT' : '', p.mtls ? 'client certificates' : ''].filter(Boolean);
+    this.log.info(
+      { policy: p.file, apiKeys: p.api_keys.length, jwt: !!p.jwt, mtls: !!p.mtls, open: p.open, permissions: p.permissions?.length ?? 'all', rateLimits: p.rate_limits.length },
+      `access policy ${p.file}: callers authenticate with ${ways.join(', ')}; ${p.permissions ? `${p.permissions.length} permission rules` : 'every authenticated caller may do everything'}; ${p.rate_limits.length} rate limits; open without credentials: ${p.open.join(', ') || 'nothing'}`,
+    );
+    if (p.mtls && !this.config.tlsClientCa) this.log.warn('the access policy accepts client certificates (mtls) but --tls-client-ca is not set, so no client presents one');
   }
 
   /** Loads the repository (a broken model never fails this); health then follows the models (strict or lax). */

@@ -21,6 +21,8 @@ import { SERVER_ERROR_CODES, ServingError, unavailable, type Code } from '../cor
 import { tracer } from '../telemetry/tracing';
 import type { InflightCalls } from './inflight-calls';
 import type { RequestObserver, RequestRecord } from './request-record';
+import type { AccessGuard } from '../security/access-guard';
+import type { Principal } from '../security/principal';
 
 export interface CallStart {
   /** The record the call fills in as it learns things (model, version, result figures); method and protocol set. */
@@ -33,6 +35,8 @@ export interface CallStart {
   attributes: Attributes;
   /** The protocol's status attributes for a finished call (e.g. rpc.grpc.status_code, http.response.status_code). */
   statusAttributes: (code: Code) => Attributes;
+  /** Who the call is from, as authenticated at the door (src/security); undefined without an access policy. */
+  principal?: Principal;
 }
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ServingError };
@@ -44,6 +48,13 @@ export interface EnvelopeParts {
 }
 
 export class RequestEnvelope {
+  /**
+   * The access policy (--auth-config), set once it has loaded: every call served here is checked against it
+   * (permission for its action on its model, rate limits) before its body runs; refusals are answered,
+   * logged and counted like any outcome. Authentication itself happened at the door.
+   */
+  guard: AccessGuard | undefined;
+
   constructor(private readonly parts: EnvelopeParts) {}
 
   /**
@@ -51,8 +62,18 @@ export class RequestEnvelope {
    * result, or earlier a drain's UNAVAILABLE (the body's later outcome is then dropped). `answer` writes the
    * wire; the record is observed right after it.
    */
-  serve<T>(start: CallStart, body: (span: Span) => Promise<T>, answer: (outcome: Outcome<T>) => void): void {
+  serve<T>(start: CallStart, body: (span: Span, who: Principal | undefined) => Promise<T>, answer: (outcome: Outcome<T>) => void): void {
+    this.run(start, body, answer, true);
+  }
+
+  /** A call refused before its handler: answered with `error`, and logged, counted and traced like any other. */
+  refuse(start: CallStart, error: ServingError, answer: (outcome: Outcome<never>) => void): void {
+    this.run<never>(start, () => Promise.reject(error), answer, false);
+  }
+
+  private run<T>(start: CallStart, body: (span: Span, who: Principal | undefined) => Promise<T>, answer: (outcome: Outcome<T>) => void, checkAccess: boolean): void {
     const { record } = start;
+    if (start.principal) record.principal = start.principal.label;
     const started = performance.now();
     this.parts.inflight(record.protocol, 1);
     const span = tracer().startSpan(start.spanName, { kind: SpanKind.SERVER, attributes: start.attributes }, start.parent);
@@ -80,7 +101,8 @@ export class RequestEnvelope {
     const forget = this.parts.calls.track((error) => finish({ ok: false, error }));
     let running: Promise<T>;
     try {
-      running = context.with(trace.setSpan(start.parent, span), () => body(span));
+      if (checkAccess) this.guard?.admit(start.principal, record.method, record.model);
+      running = context.with(trace.setSpan(start.parent, span), () => body(span, start.principal));
     } catch (err) {
       running = Promise.reject(err);
     }
@@ -88,11 +110,6 @@ export class RequestEnvelope {
       (value) => finish({ ok: true, value }),
       (err: unknown) => finish({ ok: false, error: ServingError.from(err ?? new Error('handler failed without a reason')) }),
     );
-  }
-
-  /** A call refused before its handler: answered with `error`, and logged, counted and traced like any other. */
-  refuse(start: CallStart, error: ServingError, answer: (outcome: Outcome<never>) => void): void {
-    this.serve<never>(start, () => Promise.reject(error), answer);
   }
 }
 

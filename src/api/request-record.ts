@@ -15,6 +15,8 @@ export interface RequestRecord {
   /** An inference request (Predict, ModelInfer, REST infer): counted by the v2 statistics extension. */
   inference?: boolean;
   requestId?: string;
+  /** Who made the call ('key:alice', 'jwt:1234', 'cert:client-a'), when an access policy is in force; never a secret. */
+  principal?: string;
   traceId?: string;
   cached?: boolean;
   batchRequests?: number;

@@ -114,3 +114,22 @@ export const resourceExhausted = (message: string) => new ServingError(Code.RESO
 export const deadlineExceeded = (message: string) => new ServingError(Code.DEADLINE_EXCEEDED, message);
 export const cancelled = (message: string) => new ServingError(Code.CANCELLED, message);
 export const unimplemented = (message: string) => new ServingError(Code.UNIMPLEMENTED, message);
+export const permissionDenied = (message: string) => new ServingError(Code.PERMISSION_DENIED, message);
+
+/**
+ * A refusal the caller may retry after a known wait (a rate limit): the front doors send the wait as HTTP
+ * `Retry-After` and as gRPC trailers `retry-after` (seconds, as HTTP) and `grpc-retry-pushback-ms` (which
+ * gRPC's own retry policy honours).
+ */
+export class RetryLaterError extends ServingError {
+  constructor(
+    code: Code,
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(code, message);
+    this.name = 'RetryLaterError';
+  }
+}
+
+export const retryAfterMsOf = (err: unknown): number | undefined => (err instanceof RetryLaterError ? err.retryAfterMs : undefined);

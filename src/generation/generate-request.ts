@@ -9,6 +9,7 @@ import { invalidArgument } from '../core/errors';
 import type { SamplingDefaults } from './generation-model';
 import type { SamplingParams } from './sampling';
 import type { ChatMessage } from './text-tokenizer';
+import type { GenerationLimits } from '../security/principal';
 
 export interface GenerateRequest {
   model: string;
@@ -36,6 +37,8 @@ export interface GenerateRequest {
   deadline?: number;
   signal?: CancelSignal;
   requestId: string;
+  /** The authenticated caller's limits from the access policy (--auth-config generation_limits), if any. */
+  callerLimits?: GenerationLimits;
 }
 
 export const MAX_STOP_STRINGS = 8;

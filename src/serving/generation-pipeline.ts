@@ -84,11 +84,18 @@ export class GenerationPipeline {
     const stops = checkStops(request.stop ?? []);
     const stopTokenIds = checkTokenIds('stop_token_ids', request.stopTokenIds ?? [], layout.vocabSize, MAX_STOP_TOKEN_IDS);
     const contextTokens = model.contextTokens(layout.maxPositions);
-    const maxNew = maxNewTokens(request.maxTokens, prompt.length, {
-      maxTokens: model.config.max_tokens,
-      defaultMaxTokens: model.config.default_max_tokens,
-      contextTokens,
-    });
+    const callerMax = request.callerLimits?.maxTokens;
+    if (callerMax !== undefined && (request.maxTokens ?? 0) > callerMax) {
+      throw resourceExhausted(`max_tokens ${request.maxTokens} is more than the ${callerMax} this caller may ask for (the access policy's generation_limits)`);
+    }
+    const maxNew = Math.min(
+      maxNewTokens(request.maxTokens, prompt.length, {
+        maxTokens: model.config.max_tokens,
+        defaultMaxTokens: model.config.default_max_tokens,
+        contextTokens,
+      }),
+      callerMax ?? Infinity,
+    );
     const seed = request.seed ?? randomSeed();
     span?.setAttributes({ [ATTR_GEN_PROMPT_TOKENS]: prompt.length, [ATTR_GEN_SEED]: seed.toString() });
     if (request.signal?.aborted) throw cancelled('the call was cancelled before generation started');
@@ -185,7 +192,18 @@ export class GenerationPipeline {
       throw invalidArgument(given.length === 0 ? 'nothing to continue: give prompt, prompt_token_ids or messages' : `give one of prompt, prompt_token_ids and messages, not ${given.join(' and ')}`);
     }
     const tokenizer = entry.generation!.tokenizer;
-    if (request.promptTokenIds?.length) return checkTokenIds('prompt_token_ids', request.promptTokenIds, vocabSize);
+    const callerMaxBytes = request.callerLimits?.maxPromptBytes;
+    const callerLimit = (bytes: number) => {
+      if (callerMaxBytes !== undefined && bytes > callerMaxBytes) {
+        throw resourceExhausted(`the prompt is ${bytes} bytes, more than the ${callerMaxBytes} this caller may send (the access policy's generation_limits)`);
+      }
+    };
+    if (request.promptTokenIds?.length) {
+      const ids = checkTokenIds('prompt_token_ids', request.promptTokenIds, vocabSize);
+      // Token ids are held to the same byte limit as the text they stand for.
+      if (callerMaxBytes !== undefined) callerLimit(Buffer.byteLength(tokenizer.decode(ids), 'utf8'));
+      return ids;
+    }
     let text: string;
     let addSpecial = true;
     if (request.messages?.length) {
@@ -202,6 +220,7 @@ export class GenerationPipeline {
     if (bytes > this.parts.limits.maxTextBytes) {
       throw resourceExhausted(`the prompt is ${bytes} bytes, more than the limit of ${this.parts.limits.maxTextBytes} (--max-text-bytes / TENSORGATE_MAX_TEXT_BYTES)`);
     }
+    callerLimit(bytes);
     const ids = tokenizer.encode(text, addSpecial);
     if (ids.length === 0) throw invalidArgument('the prompt encodes to no tokens');
     return ids;

@@ -9,6 +9,7 @@ import type { RequestRecord } from '../request-record';
 import { ATTR_RPC_GRPC_STATUS_CODE, ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM } from '../../telemetry/semconv';
 import { extractContext, metadataGetter } from '../../telemetry/tracing';
 import { GRPC_STATUS, toGrpcError } from './status';
+import { principalOf } from '../../security/call-principal';
 
 export function grpcCallStart(call: { metadata: grpc.Metadata }, service: string, record: RequestRecord): CallStart {
   return {
@@ -17,6 +18,7 @@ export function grpcCallStart(call: { metadata: grpc.Metadata }, service: string
     parent: extractContext(call.metadata, metadataGetter),
     attributes: { [ATTR_RPC_SYSTEM]: 'grpc', [ATTR_RPC_SERVICE]: service, [ATTR_RPC_METHOD]: record.method },
     statusAttributes: (code) => ({ [ATTR_RPC_GRPC_STATUS_CODE]: GRPC_STATUS[code] }),
+    principal: principalOf(call.metadata),
   };
 }
 

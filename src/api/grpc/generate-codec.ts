@@ -7,6 +7,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { CancelSignal } from '../../core/cancellation';
 import { invalidArgument } from '../../core/errors';
+import type { GenerationLimits } from '../../security/principal';
 import type { GenerateRequest } from '../../generation/generate-request';
 import type { GenerationChunk, GenerationSink, GenerationStart } from '../../serving/generation-pipeline';
 import type { RequestRecord } from '../request-record';
@@ -42,7 +43,7 @@ function int64List(name: string, values: readonly (string | number)[]): number[]
   });
 }
 
-export function generateRequestFromProto(m: GenerateRequestMessage, call: { requestId: string; deadline: number | undefined; signal: CancelSignal }): GenerateRequest {
+export function generateRequestFromProto(m: GenerateRequestMessage, call: { requestId: string; deadline: number | undefined; signal: CancelSignal; callerLimits?: GenerationLimits }): GenerateRequest {
   const timeoutUs = Number(m.options?.timeout_us ?? 0);
   const timeoutDeadline = timeoutUs > 0 ? Date.now() + timeoutUs / 1000 : undefined;
   const deadline = [call.deadline, timeoutDeadline].filter((d): d is number => d !== undefined).reduce<number | undefined>((a, b) => (a === undefined ? b : Math.min(a, b)), undefined);
@@ -68,6 +69,7 @@ export function generateRequestFromProto(m: GenerateRequestMessage, call: { requ
     ...(deadline !== undefined ? { deadline } : {}),
     signal: call.signal,
     requestId: call.requestId,
+    ...(call.callerLimits ? { callerLimits: call.callerLimits } : {}),
   };
 }
 

@@ -130,9 +130,9 @@ export function createModelService(
       const cancellation = callSignal(call);
       envelope.serve(
         grpcCallStart(call, MODEL_SERVICE_NAME, record),
-        async (span) => {
+        async (span, who) => {
           span.setAttribute(ATTR_REQUEST_ID, clip(requestId));
-          const request = generateRequestFromProto(req, { requestId, deadline: callDeadline(call), signal: cancellation.signal });
+          const request = generateRequestFromProto(req, { requestId, deadline: callDeadline(call), signal: cancellation.signal, callerLimits: who?.generationLimits });
           const usage = await pipelines.generate.generate(request, generateResponses(call, requestId, record));
           Object.assign(record, { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, finishReason: usage.finishReason });
         },

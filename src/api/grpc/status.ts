@@ -2,7 +2,7 @@
  * Our status codes -> gRPC status: the one table the gRPC front door turns failures into wire errors with.
  */
 import * as grpc from '@grpc/grpc-js';
-import { Code, ServingError } from '../../core/errors';
+import { Code, retryAfterMsOf, ServingError } from '../../core/errors';
 
 /** The names are gRPC's own, so the table is an identity by name; spelled out so a new code cannot slip by. */
 export const GRPC_STATUS: Readonly<Record<Code, grpc.status>> = {
@@ -27,5 +27,12 @@ export const GRPC_STATUS: Readonly<Record<Code, grpc.status>> = {
 
 export function toGrpcError(err: unknown): Partial<grpc.StatusObject> & { code: grpc.status; details: string } {
   const e = ServingError.from(err);
-  return { code: GRPC_STATUS[e.code], details: e.message };
+  const retryAfterMs = retryAfterMsOf(e);
+  if (retryAfterMs === undefined) return { code: GRPC_STATUS[e.code], details: e.message };
+  // The wait in the trailers: as HTTP's Retry-After (whole seconds) and as gRPC's retry pushback, which a
+  // client's retry policy (A6) waits for before retrying.
+  const metadata = new grpc.Metadata();
+  metadata.set('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+  metadata.set('grpc-retry-pushback-ms', String(Math.ceil(retryAfterMs)));
+  return { code: GRPC_STATUS[e.code], details: e.message, metadata };
 }

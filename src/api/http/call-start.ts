@@ -9,6 +9,7 @@ import type { CallStart } from '../envelope';
 import type { RequestRecord } from '../request-record';
 import { extractContext } from '../../telemetry/tracing';
 import { HTTP_STATUS } from './status';
+import { principalOf } from '../../security/call-principal';
 
 export const ATTR_HTTP_METHOD = 'http.request.method';
 export const ATTR_HTTP_ROUTE = 'http.route';
@@ -22,5 +23,6 @@ export function httpCallStart(headers: IncomingHttpHeaders, method: string, rout
     parent: extractContext(headers, defaultTextMapGetter),
     attributes: { [ATTR_HTTP_METHOD]: method, [ATTR_HTTP_ROUTE]: route },
     statusAttributes: (code) => ({ [ATTR_HTTP_STATUS]: HTTP_STATUS[code] }),
+    principal: principalOf(headers),
   };
 }

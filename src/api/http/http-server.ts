@@ -33,6 +33,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { clip, internal, ServingError } from '../../core/errors';
 import { announcesBody, bodyLeftUnread, bodyTooLarge, continueIfExpected, installBodyParsers, installRawParser, MAX_ECHO_CHARS, unsupportedMediaType } from './http-body';
 import { RouteTable } from './http-route-table';
+import type { AccessCheck } from './access-check';
 import { toHttpError } from './status';
 
 /** A raw node:http route (addRoute): `body` is the whole request body, already read within the route's limit. */
@@ -154,6 +155,8 @@ export class HttpFrontDoor {
   readonly limits: HttpLimits;
   private readonly routes = new RouteTable();
   private readonly sources: HttpSources;
+  /** Authentication of every routed request before its body is read; set by the server when a policy is in force. */
+  accessCheck: AccessCheck | undefined;
   private boundPort = 0;
   private started = false;
   private closed = false;
@@ -341,6 +344,8 @@ export class HttpFrontDoor {
       this.notFound(request, reply);
       return reply;
     }
+    // Credentials before anything is read (src/api/http/access-check.ts).
+    if (this.accessCheck && (await this.accessCheck(request, reply))) return reply;
     if (!announcesBody(req)) return undefined;
     const path = sentPath(req);
     if (BODYLESS.has(req.method ?? 'GET') || (request.routeOptions.config as FrontDoorRouteConfig).takesBody === false) {

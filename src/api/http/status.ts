@@ -2,7 +2,7 @@
  * Our status codes -> HTTP status: the one table HTTP front doors answer failures with, following the
  * mapping Google APIs and grpc-gateway use (google.rpc.Code), so a REST client sees what a gRPC one would.
  */
-import { Code, ServingError } from '../../core/errors';
+import { Code, retryAfterMsOf, ServingError } from '../../core/errors';
 
 export const HTTP_STATUS: Readonly<Record<Code, number>> = {
   OK: 200,
@@ -24,8 +24,13 @@ export const HTTP_STATUS: Readonly<Record<Code, number>> = {
   UNAUTHENTICATED: 401,
 };
 
-/** The HTTP status and JSON body for a failure: `{ error, code }`, the message already bounded by ServingError. */
-export function toHttpError(err: unknown): { status: number; body: { error: string; code: Code } } {
+/**
+ * The HTTP status, JSON body and headers for a failure: `{ error, code }`, the message already bounded by
+ * ServingError; a refusal with a known wait (a rate limit) says it in `Retry-After` (whole seconds).
+ */
+export function toHttpError(err: unknown): { status: number; body: { error: string; code: Code }; headers: Record<string, string> } {
   const e = ServingError.from(err);
-  return { status: HTTP_STATUS[e.code], body: { error: e.message, code: e.code } };
+  const retryAfterMs = retryAfterMsOf(e);
+  const headers: Record<string, string> = retryAfterMs === undefined ? {} : { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) };
+  return { status: HTTP_STATUS[e.code], body: { error: e.message, code: e.code }, headers };
 }

@@ -179,8 +179,8 @@ function serve(deps: V2RestDeps, request: FastifyRequest, reply: FastifyReply, m
     async (span) => body({ request, params, record, signal, span }),
     (outcome) => {
       if (outcome.ok) return send(reply, outcome.value);
-      const { status, body: error } = toHttpError(outcome.error);
-      send(reply, errorAnswer(status, error.error));
+      const { status, body: error, headers } = toHttpError(outcome.error);
+      send(reply, { ...errorAnswer(status, error.error), headers });
     },
   );
 }

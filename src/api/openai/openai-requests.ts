@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import type { CancelSignal } from '../../core/cancellation';
 import { Code, invalidArgument, ServingError } from '../../core/errors';
+import type { GenerationLimits } from '../../security/principal';
 import type { GenerateRequest } from '../../generation/generate-request';
 import type { ChatMessage } from '../../generation/text-tokenizer';
 
@@ -92,6 +93,7 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
 interface CallContext {
   requestId: string;
   signal: CancelSignal;
+  callerLimits?: GenerationLimits;
 }
 
 const opt = <T>(v: T | null | undefined): T | undefined => (v === null ? undefined : v);
@@ -116,6 +118,7 @@ function common(r: CompletionRequest | ChatRequest, call: CallContext): Generate
     ignoreEos: opt(r.ignore_eos) ?? false,
     signal: call.signal,
     requestId: call.requestId,
+    ...(call.callerLimits ? { callerLimits: call.callerLimits } : {}),
   };
 }
 

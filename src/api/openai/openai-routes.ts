@@ -22,7 +22,7 @@ import type { GenerateRequest } from '../../generation/generate-request';
 import type { RequestEnvelope } from '../envelope';
 import type { RequestRecord } from '../request-record';
 import { httpCallStart } from '../http/call-start';
-import { HTTP_STATUS } from '../http/status';
+import { toHttpError } from '../http/status';
 import { chatRequestSchema, chatToGenerate, completionRequestSchema, completionToGenerate, OpenAiRequestError, parseBody } from './openai-requests';
 
 export interface OpenAiDeps {
@@ -35,6 +35,8 @@ export interface OpenAiDeps {
 
 const ERROR_TYPES: Partial<Record<number, string>> = {
   400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
   404: 'not_found_error',
   429: 'rate_limit_error',
   499: 'cancelled',
@@ -44,12 +46,12 @@ const ERROR_TYPES: Partial<Record<number, string>> = {
 };
 
 /** The API's error body for a failure; `param` when a request field is to blame. */
-export function openAiError(err: unknown): { status: number; body: { error: { message: string; type: string; param: string | null; code: string } } } {
+export function openAiError(err: unknown): { status: number; body: { error: { message: string; type: string; param: string | null; code: string } }; headers: Record<string, string> } {
   const e = ServingError.from(err);
-  const status = HTTP_STATUS[e.code];
+  const { status, headers } = toHttpError(e);
   const param = e instanceof OpenAiRequestError ? (e.param ?? null) : paramOf(e.message);
   const code = e.code === 'NOT_FOUND' && /^model /.test(e.message) ? 'model_not_found' : e.code.toLowerCase();
-  return { status, body: { error: { message: e.message, type: ERROR_TYPES[status] ?? 'server_error', param, code } } };
+  return { status, body: { error: { message: e.message, type: ERROR_TYPES[status] ?? 'server_error', param, code } }, headers };
 }
 
 /** The pipeline's messages start with the wire name of the parameter at fault ("top_p must be ..."). */
@@ -114,8 +116,8 @@ function serveGeneration(deps: OpenAiDeps, request: FastifyRequest, reply: Fasti
 
   deps.envelope.serve(
     httpCallStart(request.headers, 'POST', path, record),
-    async () => {
-      const call = { requestId, signal: cancellation };
+    async (_span, who) => {
+      const call = { requestId, signal: cancellation, ...(who?.generationLimits ? { callerLimits: who.generationLimits } : {}) };
       const generate: GenerateRequest =
         kind === 'chat' ? chatToGenerate(parseBody(chatRequestSchema, body), call) : completionToGenerate(parseBody(completionRequestSchema, body), call);
       const includeUsage = body?.stream_options?.include_usage === true;
@@ -143,9 +145,9 @@ function serveGeneration(deps: OpenAiDeps, request: FastifyRequest, reply: Fasti
     },
     (outcome) => {
       if (!outcome.ok) {
-        const { status, body: error } = openAiError(outcome.error);
+        const { status, body: error, headers } = openAiError(outcome.error);
         if (writer?.started) writer.end(error);
-        else if (!res.destroyed) sendJson(res, status, error, requestId);
+        else if (!res.destroyed) sendJson(res, status, error, requestId, headers);
         return;
       }
       if (writer) return writer.end();
@@ -165,9 +167,9 @@ function headerValue(v: string | string[] | undefined): string | undefined {
   return s && s.length <= 128 ? s : undefined;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-request-id': requestId });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-request-id': requestId, ...headers });
   res.end(text);
 }
 
