@@ -5,6 +5,7 @@ import * as fs from 'node:fs/promises';
 import { dataTypeByName, type DataTypeName } from '../core/dtype';
 import { bytesToValues, valuesToBytes, type TensorValue } from '../core/tensor-values';
 import { createModelClient, unary } from '../client/model-client';
+import type { ClientSecurity } from '../client/client-security';
 
 interface JsonTensor {
   name: string;
@@ -50,8 +51,8 @@ async function readInputArg(arg: string): Promise<{ text: string; source: string
   return { text: arg, source: '(the argument)' };
 }
 
-export async function modelsCommand(address: string, timeoutMs: number): Promise<void> {
-  const client = createModelClient(address, {}, { retries: true });
+export async function modelsCommand(address: string, timeoutMs: number, security: ClientSecurity = {}): Promise<void> {
+  const client = createModelClient(address, {}, { retries: true, security });
   try {
     const res = await unary(client, 'ListModels', {}, { deadlineMs: timeoutMs });
     for (const m of res.models) {
@@ -67,6 +68,7 @@ export async function predictCommand(
   address: string,
   timeoutMs: number,
   args: { model?: string; version?: string; text?: string; input?: string; outputs: string[] },
+  security: ClientSecurity = {},
 ): Promise<void> {
   if (!args.model) throw new Error('predict needs --model NAME');
   if (args.text === undefined && args.input === undefined) throw new Error('predict needs --text TEXT or --input JSON|@FILE|-');
@@ -81,7 +83,7 @@ export async function predictCommand(
     }
     inputs = (Array.isArray(parsed) ? parsed : [parsed]).map(jsonToProtoTensor);
   }
-  const client = createModelClient(address, {}, { retries: true });
+  const client = createModelClient(address, {}, { retries: true, security });
   try {
     const res = await unary(
       client,

@@ -4,6 +4,7 @@
  * seed (to repeat the run exactly with --seed).
  */
 import { createModelClient } from '../client/model-client';
+import type { ClientSecurity } from '../client/client-security';
 
 export interface GenerateArgs {
   model?: string;
@@ -24,7 +25,7 @@ function numberFlag(name: string, value: string | undefined): number | undefined
   return n;
 }
 
-export async function generateCommand(address: string, timeoutMs: number, args: GenerateArgs): Promise<void> {
+export async function generateCommand(address: string, timeoutMs: number, args: GenerateArgs, security: ClientSecurity = {}): Promise<void> {
   if (!args.model) throw new Error('generate needs --model NAME');
   if (!args.prompt) throw new Error('generate needs a prompt: tensorgate generate --model NAME "Once upon a time"');
   const request = {
@@ -39,7 +40,7 @@ export async function generateCommand(address: string, timeoutMs: number, args: 
     ...(args.seed !== undefined ? { seed: args.seed } : {}),
     stop: args.stop,
   };
-  const client = createModelClient(address);
+  const client = createModelClient(address, {}, { security });
   const started = performance.now();
   try {
     await new Promise<void>((resolve, reject) => {

@@ -26,6 +26,9 @@ Commands:
   models convert PATH
             print the config.yaml equivalent of a Triton config.pbtxt (PATH: a model folder or the
             file), its warnings as comments; exit 1 with the problems when it cannot be served
+  models hash PATH
+            print the sha256 of each version's model.onnx in a model folder as the config.yaml
+            \`versions:\` section to paste; a server then loads no other bytes for those versions
   models load|unload|reload NAME
             model control on a server started with --model-control-mode explicit (v2 RepositoryModelLoad /
             Unload); reload switches to the new load without failing a request, unload drains first
@@ -54,6 +57,12 @@ client options:
   --seed N               repeat a run exactly (generate; the server prints the one it picked otherwise)
   --stop TEXT            stop before this text; repeat for several (generate)
   --timeout-ms MS        deadline for the call (default 30000)
+  --tls                  connect with TLS, trusting the system's CAs (implied by the --tls-* flags below)
+  --tls-ca FILE          connect with TLS, trusting this PEM CA bundle for the server's certificate
+  --tls-cert FILE --tls-key FILE
+                         client certificate and key (PEM) for a server with --tls-client-ca (mutual TLS)
+  --tls-server-name NAME the name the server's certificate must carry, when --address does not name it
+  --token TOKEN          sent as 'authorization: Bearer TOKEN' on every call (env TENSORGATE_TOKEN)
 `;
 
 /**
@@ -97,6 +106,11 @@ async function main(argv: string[]): Promise<void> {
       'top-p': { type: 'string' },
       seed: { type: 'string' },
       stop: { type: 'string', multiple: true },
+      // Client TLS and token (--tls-cert and --tls-key are also serve's settings: the same flags, the client's own files here).
+      tls: { type: 'boolean' },
+      'tls-ca': { type: 'string' },
+      'tls-server-name': { type: 'string' },
+      token: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -106,6 +120,16 @@ async function main(argv: string[]): Promise<void> {
   }
   const address = values.address ?? process.env.TENSORGATE_ADDRESS ?? '127.0.0.1:50051';
   const timeoutMs = Number(values['timeout-ms'] ?? 30_000);
+  // Read (and its files checked) only by the client commands; serve has its own --tls-* settings.
+  const security = () =>
+    (require('../client/client-security') as typeof import('../client/client-security')).clientSecurityFromFiles({
+      tls: values.tls,
+      tlsCa: values['tls-ca'],
+      tlsCert: (values as Record<string, unknown>)['tls-cert'] as string | undefined,
+      tlsKey: (values as Record<string, unknown>)['tls-key'] as string | undefined,
+      tlsServerName: values['tls-server-name'],
+      token: values.token ?? process.env.TENSORGATE_TOKEN,
+    });
   switch (command) {
     case 'serve':
       await serveCommand(values as Record<string, string | undefined>);
@@ -116,20 +140,25 @@ async function main(argv: string[]): Promise<void> {
         await (require('./convert-command') as typeof import('./convert-command')).convertCommand(positionals[1]);
         return;
       }
+      if (positionals[0] === 'hash') {
+        if (positionals.length > 2) throw new Error(`models hash takes one PATH, got: ${positionals.slice(1).join(' ')}`);
+        await (require('./hash-command') as typeof import('./hash-command')).hashCommand(positionals[1]);
+        return;
+      }
       if (positionals[0] === 'load' || positionals[0] === 'unload' || positionals[0] === 'reload') {
         if (positionals.length > 2) throw new Error(`models ${positionals[0]} takes one NAME, got: ${positionals.slice(1).join(' ')}`);
-        await (require('./model-control-command') as typeof import('./model-control-command')).modelControlCommand(positionals[0], positionals[1], address, timeoutMs);
+        await (require('./model-control-command') as typeof import('./model-control-command')).modelControlCommand(positionals[0], positionals[1], address, timeoutMs, security());
         return;
       }
       if (positionals[0] === 'promote' || positionals[0] === 'rollback') {
         if (positionals.length > 2) throw new Error(`models ${positionals[0]} takes one NAME, got: ${positionals.slice(1).join(' ')}`);
-        await (require('./model-control-command') as typeof import('./model-control-command')).canaryCommand(positionals[0], positionals[1], address, timeoutMs);
+        await (require('./model-control-command') as typeof import('./model-control-command')).canaryCommand(positionals[0], positionals[1], address, timeoutMs, security());
         return;
       }
       if (positionals.length > 0) {
-        throw new Error(`unknown models subcommand '${positionals[0]}' (models lists a server's models; models load|unload|reload NAME; models convert PATH converts a config.pbtxt)`);
+        throw new Error(`unknown models subcommand '${positionals[0]}' (models lists a server's models; models load|unload|reload NAME; models convert PATH converts a config.pbtxt; models hash PATH prints sha256s)`);
       }
-      await clientCommands().modelsCommand(address, timeoutMs);
+      await clientCommands().modelsCommand(address, timeoutMs, security());
       return;
     case 'predict':
       await clientCommands().predictCommand(address, timeoutMs, {
@@ -138,7 +167,7 @@ async function main(argv: string[]): Promise<void> {
         text: values.text,
         input: values.input,
         outputs: values.output ?? [],
-      });
+      }, security());
       return;
     case 'generate':
       await (require('./generate-command') as typeof import('./generate-command')).generateCommand(address, timeoutMs, {
@@ -151,7 +180,7 @@ async function main(argv: string[]): Promise<void> {
         topP: values['top-p'],
         seed: values.seed,
         stop: values.stop ?? [],
-      });
+      }, security());
       return;
     default:
       throw new Error(`unknown command '${command}'\n\n${USAGE}`);

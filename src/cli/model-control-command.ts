@@ -6,12 +6,13 @@
  */
 import { createInferenceClient, v2Call } from '../client/inference-client';
 import { createModelClient, unary } from '../client/model-client';
+import type { ClientSecurity } from '../client/client-security';
 
 export type ModelControlAction = 'load' | 'unload' | 'reload';
 
-export async function modelControlCommand(action: ModelControlAction, name: string | undefined, address: string, timeoutMs: number): Promise<void> {
+export async function modelControlCommand(action: ModelControlAction, name: string | undefined, address: string, timeoutMs: number, security: ClientSecurity = {}): Promise<void> {
   if (!name) throw new Error(`usage: tensorgate models ${action} NAME (a model folder of the server's repository)`);
-  const client = createInferenceClient(address);
+  const client = createInferenceClient(address, false, {}, security);
   const started = performance.now();
   try {
     await v2Call(client, action === 'unload' ? 'RepositoryModelUnload' : 'RepositoryModelLoad', { model_name: name }, timeoutMs);
@@ -25,9 +26,9 @@ export async function modelControlCommand(action: ModelControlAction, name: stri
 }
 
 /** `tensorgate models promote|rollback NAME`: ModelService ControlCanary; prints the split now in force. */
-export async function canaryCommand(action: 'promote' | 'rollback', name: string | undefined, address: string, timeoutMs: number): Promise<void> {
+export async function canaryCommand(action: 'promote' | 'rollback', name: string | undefined, address: string, timeoutMs: number, security: ClientSecurity = {}): Promise<void> {
   if (!name) throw new Error(`usage: tensorgate models ${action} NAME (a model with a canary split in its config)`);
-  const client = createModelClient(address);
+  const client = createModelClient(address, {}, { security });
   try {
     const status: { stable_version: string; weights: { version: string; weight: number }[]; rolled_back_versions: string[] } = await unary(
       client,

@@ -6,14 +6,18 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { INFERENCE_PROTO, LOADER_OPTIONS } from '../api/grpc/protos';
+import { clientCredentials, securityChannelOptions, type ClientSecurity } from './client-security';
 
 export type InferenceClient = grpc.Client & Record<string, Function>;
 
-/** `exactLongs`: int64/uint64 fields as decimal strings (exact), instead of numbers. */
-export function createInferenceClient(address: string, exactLongs = false, options: grpc.ClientOptions = {}): InferenceClient {
+/**
+ * `exactLongs`: int64/uint64 fields as decimal strings (exact), instead of numbers. `security`: TLS, a client
+ * certificate and a bearer token (client-security.ts); plaintext without one.
+ */
+export function createInferenceClient(address: string, exactLongs = false, options: grpc.ClientOptions = {}, security: ClientSecurity = {}): InferenceClient {
   const definition = protoLoader.loadSync([INFERENCE_PROTO], { ...LOADER_OPTIONS, ...(exactLongs ? { longs: String } : {}) });
   const Ctor = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
-  return new Ctor(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1, ...options }) as unknown as InferenceClient;
+  return new Ctor(address, clientCredentials(security), { 'grpc.max_receive_message_length': -1, ...options, ...securityChannelOptions(security, options) }) as unknown as InferenceClient;
 }
 
 export function v2Call<T = any>(client: InferenceClient, method: string, request: object, deadlineMs?: number): Promise<T> {

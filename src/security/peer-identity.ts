@@ -42,7 +42,8 @@ export function grpcPeerIdentity(call: { getAuthContext?: () => { sslPeerCertifi
 /** The client certificate of an HTTP request, when it came over TLS. */
 export function httpPeerIdentity(req: http.IncomingMessage): PeerIdentity | undefined {
   const socket = req.socket as Partial<TLSSocket> | undefined;
-  if (!socket || socket.encrypted !== true || typeof socket.getPeerCertificate !== 'function') return undefined;
+  // As grpc-js does: a certificate counts only once the TLS layer verified it against the client CA.
+  if (!socket || socket.encrypted !== true || socket.authorized !== true || typeof socket.getPeerCertificate !== 'function') return undefined;
   return peerIdentityFromCertificate(socket.getPeerCertificate(false));
 }
 
