@@ -39,6 +39,7 @@ import { Readiness } from './api/readiness';
 import { RepositoryPoller } from './repository/repository-poller';
 import { CanaryRouter } from './serving/canary-router';
 import { parseVersionKey } from './core/model-key';
+import { grpcServerCredentials, isLoopbackHost, logTlsEvents, TlsFiles } from './security/tls-files';
 
 /** A failure to start that a person can act on: the CLI prints its message alone, as one line. */
 export class StartupError extends Error {
@@ -82,6 +83,8 @@ export class TensorgateServer {
   /** The v2 protocol's model control (RepositoryModelLoad/Unload, REST load/unload) and configuration views. */
   readonly repositoryControl: RepositoryControl;
   readonly modelConfig: ModelConfigView;
+  /** --tls-cert/--tls-key(/--tls-client-ca): both ports serve TLS from these files; undefined: plaintext. */
+  readonly tls: TlsFiles | undefined;
   private boundPort = 0;
   private boundHttpPort = 0;
   private shuttingDown: Promise<void> | undefined;
@@ -140,6 +143,7 @@ export class TensorgateServer {
     this.sequences = new SequenceScheduler(this.pool);
     this.metrics.bind({ scheduler: this.scheduler, pool: this.pool, repository: this.repository, cache: this.cache, breakers: this.breakers, sequences: this.sequences });
     this.http = new HttpFrontDoor({
+      tls: (this.tls = TlsFiles.fromSettings(config)),
       host: config.host,
       port: config.httpPort,
       metrics: this.metrics,
@@ -250,8 +254,25 @@ export class TensorgateServer {
   async listen(): Promise<number> {
     await this.loadAccessPolicy();
     const address = `${this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host}:${this.config.port}`;
+    let credentials = grpc.ServerCredentials.createInsecure();
+    if (this.tls) {
+      // The files are checked before anything binds; gRPC follows rotations through its credentials, HTTPS
+      // through the same TlsFiles' events (HttpFrontDoor).
+      try {
+        this.tls.load();
+      } catch (err) {
+        throw new StartupError((err as Error).message);
+      }
+      logTlsEvents(this.tls, this.log);
+      credentials = grpcServerCredentials(this.tls.start());
+    } else if (!isLoopbackHost(this.config.host)) {
+      this.log.warn(
+        { host: this.config.host, tls: false },
+        `the gRPC and HTTP ports on ${this.config.host} are plaintext and reachable beyond this machine: anyone who can connect can read and send requests; turn TLS on with --tls-cert FILE --tls-key FILE (and --tls-client-ca FILE for mutual TLS), or bind 127.0.0.1`,
+      );
+    }
     this.boundPort = await new Promise<number>((resolve, reject) => {
-      this.grpcServer.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      this.grpcServer.bindAsync(address, credentials, (err, port) =>
         err ? reject(new StartupError(`cannot listen for gRPC on ${address}: ${bindReason(err)}; choose another port with --port N or TENSORGATE_PORT (0 picks a free one)`)) : resolve(port),
       );
     });
@@ -267,7 +288,7 @@ export class TensorgateServer {
     }
     this.log.info(
       { address: `${this.config.host}:${this.boundPort}`, httpPort: this.boundHttpPort, workers: this.pool.workerCount },
-      `listening: gRPC ${this.config.host}:${this.boundPort}, HTTP ${this.config.host}:${this.boundHttpPort} (/metrics, /healthz, /readyz, /v1 OpenAI-compatible, /v2 Open Inference Protocol); loading models`,
+      `listening: gRPC${this.tls ? ' (TLS)' : ''} ${this.config.host}:${this.boundPort}, HTTP${this.tls ? 'S' : ''} ${this.config.host}:${this.boundHttpPort} (/metrics, /healthz, /readyz, /v1 OpenAI-compatible, /v2 Open Inference Protocol); loading models`,
     );
     return this.boundPort;
   }
@@ -350,6 +371,7 @@ export class TensorgateServer {
     this.shuttingDown ??= (async () => {
       this.setHealth('NOT_SERVING');
       await this.poller?.stop();
+      this.tls?.stop();
       this.log.info({ graceMs }, 'draining: health NOT_SERVING, finishing in-flight requests');
       await new Promise<void>((resolve) => {
         let flushTimer: NodeJS.Timeout | undefined;

@@ -29,7 +29,9 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
 import { clip, internal, ServingError } from '../../core/errors';
 import { announcesBody, bodyLeftUnread, bodyTooLarge, continueIfExpected, installBodyParsers, installRawParser, MAX_ECHO_CHARS, unsupportedMediaType } from './http-body';
 import { RouteTable } from './http-route-table';
@@ -95,6 +97,20 @@ export interface HttpFrontDoorOptions extends HttpSources {
   /** 0 picks a free port (listen() resolves with it). */
   port: number;
   limits?: Partial<HttpLimits>;
+  /** TLS: an https server, same limits and routes (src/security/tls-files.ts's TlsFiles is one). */
+  tls?: HttpTlsSource;
+}
+
+/**
+ * The certificate, key and client CA, read when listen() runs and again on each 'reloaded' (setSecureContext:
+ * new handshakes get it, open connections keep theirs). `mutual`: a client must present a certificate the CA
+ * signed, else the handshake fails.
+ */
+export interface HttpTlsSource {
+  readonly mutual: boolean;
+  secureContextOptions(): SecureContextOptions;
+  on(event: 'reloaded', listener: () => void): unknown;
+  off(event: 'reloaded', listener: () => void): unknown;
 }
 
 /** Longest error message sent; a handler's error text can carry anything. */
@@ -160,6 +176,7 @@ export class HttpFrontDoor {
   private boundPort = 0;
   private started = false;
   private closed = false;
+  private readonly applyTls = () => (this.server as unknown as https.Server).setSecureContext(this.options.tls!.secureContextOptions());
 
   constructor(private readonly options: HttpFrontDoorOptions) {
     this.sources = { metrics: options.metrics, health: options.health, notReadyReason: options.notReadyReason };
@@ -170,11 +187,13 @@ export class HttpFrontDoor {
     // Both are enforced by a periodic sweep (30 s by default in Node), which would let a slow client stay far
     // past its deadline: sweep at half the shorter timeout, at most once a second.
     const shortest = Math.min(...[headersTimeout, limits.requestTimeoutMs].filter((t) => t > 0), 2000);
-    const server = http.createServer({
-      headersTimeout,
-      requestTimeout: limits.requestTimeoutMs,
-      connectionsCheckingInterval: Math.max(10, Math.floor(shortest / 2)),
-    });
+    const serverOptions: http.ServerOptions = { headersTimeout, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: Math.max(10, Math.floor(shortest / 2)) };
+    // The https server is the http one with TLS in front (same events, limits and methods); its certificate is
+    // set in listen(). A TLS handshake is part of getting the headers in, so it gets the headers' timeout.
+    const tls = options.tls;
+    const server = tls
+      ? (https.createServer({ ...serverOptions, requestCert: tls.mutual, rejectUnauthorized: tls.mutual, ...(headersTimeout > 0 ? { handshakeTimeout: headersTimeout } : {}) }) as unknown as http.Server)
+      : http.createServer(serverOptions);
     server.keepAliveTimeout = limits.keepAliveTimeoutMs;
     // With no 'timeout' listener Node destroys a socket that has been silent this long.
     server.timeout = limits.idleTimeoutMs;
@@ -299,6 +318,10 @@ export class HttpFrontDoor {
     } catch (err) {
       throw new Error(`the HTTP routes could not be loaded: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
+    if (this.options.tls) {
+      this.applyTls();
+      this.options.tls.on('reloaded', this.applyTls);
+    }
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.server.once('error', onError);
@@ -316,6 +339,7 @@ export class HttpFrontDoor {
    * close() waits for them), then closes the fastify instance (plugins' onClose hooks).
    */
   async close(): Promise<void> {
+    this.options.tls?.off('reloaded', this.applyTls);
     if (this.server.listening) {
       await new Promise<void>((resolve, reject) => {
         this.server.close((err) => (err ? reject(err) : resolve()));
