@@ -9,6 +9,7 @@
  * inputs:  [{ name: input, dtype: FP32, shape: [-1, 64] }]
  * session: { intra_op_threads: 1, graph_optimization_level: all, execution_providers: [cpu] }
  * deterministic: true
+ * versions: { "2": { sha256: "<64 hex digits: sha256sum 2/model.onnx>" } }   # checked before loading
  * ```
  */
 import * as fs from 'node:fs/promises';
@@ -32,6 +33,14 @@ const versionPolicy = z.union([
   z.strictObject({ all: z.literal(true) }),
   z.strictObject({ specific: z.array(z.number().int().nonnegative()).min(1) }),
 ]);
+
+const versionFiles = z.strictObject({
+  sha256: z
+    .string({ error: 'must be a string of 64 hex digits (quote it in YAML)' })
+    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits, the SHA-256 of the version\'s model.onnx (as sha256sum prints it)')
+    .transform((s) => s.toLowerCase())
+    .optional(),
+});
 
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'tensorrt', 'webgpu'] as const;
 
@@ -138,6 +147,15 @@ export const modelConfigSchema = z.strictObject({
   warmup: warmupSchema.optional(),
   /** Requests that name no version are split between versions by weight; canaries roll back on their own (serving/canary-router.ts). */
   canary: canaryConfig.optional(),
+  /**
+   * Per version folder: what its files must be. `sha256` is the SHA-256 of <version>/model.onnx (64 hex digits, as
+   * `sha256sum 2/model.onnx` or `tensorgate models hash FOLDER` print it); it is checked before every load and
+   * reload, and a version whose file does not match stays UNAVAILABLE and is never given to ONNX Runtime
+   * (repository/model-file.ts). Versions without an entry load unchecked.
+   *   versions:
+   *     "2": { sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" }
+   */
+  versions: z.record(z.string().regex(/^[1-9][0-9]*$/, 'a version number (a version folder name, 1 or more)'), versionFiles).default({}),
 }).superRefine((c, ctx) => {
   if (c.dynamic_batching && c.max_batch_size === 0) {
     ctx.addIssue({ code: 'custom', path: ['dynamic_batching'], message: 'needs max_batch_size > 0' });
@@ -164,6 +182,9 @@ export type CanaryConfig = z.infer<typeof canaryConfig>;
 
 export const CONFIG_FILE = 'config.yaml';
 
+/** How a config file's text is read: fs by default, confined to the repository when the repository reads it. */
+export type ReadText = (file: string) => Promise<string>;
+
 /** Formats zod issues as "path: problem" lines a person can act on. */
 export function describeIssues(error: z.ZodError): string {
   return error.issues
@@ -179,12 +200,13 @@ export function describeIssues(error: z.ZodError): string {
 
 /**
  * Reads and validates a model's config. A missing file means "all defaults" (the session's metadata
- * describes the tensors); an unreadable or invalid one throws with every problem listed.
+ * describes the tensors); an unreadable or invalid one throws with every problem listed. The repository reads
+ * through `read` (confined-path.ts readConfined: never a file outside it).
  */
-export async function readModelConfig(file: string, modelName: string): Promise<ModelConfig> {
+export async function readModelConfig(file: string, modelName: string, read: ReadText = (f) => fs.readFile(f, 'utf8')): Promise<ModelConfig> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = await read(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return modelConfigSchema.parse({});
     throw new Error(`cannot read ${CONFIG_FILE}: ${(err as Error).message}`);

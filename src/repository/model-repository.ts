@@ -9,13 +9,12 @@
  * 'version-unloaded' (ModelVersionEntry) before its session goes, 'model-state' (ModelEntry) after each model (re)load.
  */
 import { EventEmitter } from 'node:events';
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { echo, notFound, unavailable } from '../core/errors';
 import { versionKey } from '../core/model-key';
 import type { TensorSpec } from '../core/tensor';
-import { TextClassificationPipeline } from '../pipelines/text-classification';
-import { GenerationModel } from '../generation/generation-model';
+import type { TextClassificationPipeline } from '../pipelines/text-classification';
+import type { GenerationModel } from '../generation/generation-model';
 import { readDecoderLayout, type DecoderLayout } from '../generation/decoder-layout';
 import type { ExecutionPool } from '../runtime/execution-pool';
 import type { ModelSchedule } from '../scheduling/scheduler';
@@ -27,6 +26,9 @@ import { batchingProblems, schedulePolicy } from './schedule-policy';
 import { CONFIG_FILE, type ModelConfig } from './model-config';
 import { readFolderConfig } from './folder-config';
 import { describePolicy, selectVersions } from './version-policy';
+import { checkModelName, modelNameProblem } from './model-name';
+import { loadConfiguredParts, openModelFolder, type ModelFolder } from './model-folder';
+import { checkVersionFile, unchangedSince, type CheckedModelFile } from './model-file';
 
 export const MODEL_FILE = 'model.onnx';
 
@@ -113,6 +115,9 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
       throw new Error(`model repository '${this.options.root}' cannot be read: ${(err as Error).message}`);
     }
     if (only) {
+      const bad = only.map(modelNameProblem).filter((p) => p !== undefined);
+      if (bad.length > 0) this.loading = false;
+      if (bad.length > 0) throw new Error(bad.join('; '));
       const absent = only.filter((n) => !names.includes(n));
       if (absent.length > 0) {
         this.loading = false;
@@ -134,6 +139,8 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
    * Loads and unloads of one model run one at a time, in the order asked.
    */
   loadModel(name: string): Promise<ModelEntry> {
+    // Every door checks names too; here so that no caller can make the repository open a path (INVALID_ARGUMENT).
+    checkModelName(name);
     return this.serially(name, async () => {
       const previous = this.models.get(name);
       const entry: ModelEntry = { name, dir: path.join(this.options.root, name), config: undefined, configFile: CONFIG_FILE, warnings: [], reason: '', settings: undefined, textPipeline: undefined, generation: undefined, versions: [], loadMs: 0 };
@@ -149,14 +156,24 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
 
   /** Reads the folder's config and loads the versions its policy selects into `entry` (not yet serving). */
   private async fill(entry: ModelEntry): Promise<void> {
-    const { name, dir } = entry;
+    const { name } = entry;
     const started = performance.now();
-    const onDisk = await listVersionFolders(dir);
+    // Everything below reads from the folder's realpath, checked to be inside the repository (confined-path.ts);
+    // a folder that leads outside is not even listed.
+    let folder: ModelFolder;
     try {
-      const folder = await readFolderConfig(dir, name);
-      entry.config = folder.config;
-      entry.configFile = folder.file;
-      entry.warnings = folder.warnings;
+      folder = await openModelFolder(this.options.root, name);
+    } catch (err) {
+      entry.reason = (err as Error).message;
+      entry.loadMs = performance.now() - started;
+      return;
+    }
+    const onDisk = await listVersionFolders(folder.dir);
+    try {
+      const read = await readFolderConfig(folder.root, folder.dir, name);
+      entry.config = read.config;
+      entry.configFile = read.file;
+      entry.warnings = read.warnings;
     } catch (err) {
       entry.reason = (err as Error).message;
       entry.versions = onDisk.sort((a, b) => b - a).map((v) => this.versionEntry(name, v, 'UNAVAILABLE', entry.reason));
@@ -171,20 +188,7 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
       executionMode: config.session.execution_mode,
       executionProviders: config.session.execution_providers,
     };
-    if (config.text_pipeline) {
-      try {
-        entry.textPipeline = await TextClassificationPipeline.load(dir, config.text_pipeline);
-      } catch (err) {
-        entry.reason = (err as Error).message;
-      }
-    }
-    if (config.generation) {
-      try {
-        entry.generation = await GenerationModel.load(dir, config.generation);
-      } catch (err) {
-        entry.reason = (err as Error).message;
-      }
-    }
+    ({ textPipeline: entry.textPipeline, generation: entry.generation, reason: entry.reason } = await loadConfiguredParts(folder, config));
 
     const selected = selectVersions(onDisk, config.version_policy);
     // Versions named in a `specific` policy but absent on disk are reported, not silently dropped.
@@ -193,9 +197,9 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
       entry.versions.push(this.versionEntry(name, v, 'UNAVAILABLE', `version folder '${v}' does not exist (version policy ${describePolicy(config.version_policy)})`));
     }
     if (selected.length === 0 && missing.length === 0) {
-      entry.reason ||= `no version folders (positive integers containing ${MODEL_FILE}) in '${dir}'`;
+      entry.reason ||= `no version folders (positive integers containing ${MODEL_FILE}) in '${entry.dir}'`;
     }
-    for (const v of selected) entry.versions.push(await this.loadVersion(entry, v));
+    for (const v of selected) entry.versions.push(await this.loadVersion(entry, folder, v));
     entry.versions.sort((a, b) => Number(b.version) - Number(a.version));
     entry.loadMs = performance.now() - started;
   }
@@ -262,34 +266,41 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
     return { model, version: String(version), key: versionKey(model, version, generation), state, reason, inputs: [], outputs: [] };
   }
 
-  private async loadVersion(entry: ModelEntry, version: number): Promise<ModelVersionEntry> {
+  private async loadVersion(entry: ModelEntry, folder: ModelFolder, version: number): Promise<ModelVersionEntry> {
     const v = this.versionEntry(entry.name, version, 'LOADING', '');
     const config = entry.config!;
     if (entry.reason) {
       return { ...v, state: 'UNAVAILABLE', reason: entry.reason };
     }
-    const file = path.join(entry.dir, String(version), MODEL_FILE);
-    let modelBytes: number;
+    // Inside the repository, and the sha256 the config gives, before ONNX Runtime sees a byte (model-file.ts).
+    const sha256 = config.versions[String(version)]?.sha256;
+    let checked: CheckedModelFile;
     try {
-      modelBytes = (await fs.stat(file)).size;
-    } catch {
-      return { ...v, state: 'UNAVAILABLE', reason: `model file '${path.join(String(version), MODEL_FILE)}' is missing` };
+      checked = await checkVersionFile(folder, version, MODEL_FILE, sha256);
+    } catch (err) {
+      return { ...v, state: 'UNAVAILABLE', reason: (err as Error).message };
     }
     const providerProblem = checkProviders(entry.settings!.executionProviders);
     if (providerProblem) return { ...v, state: 'UNAVAILABLE', reason: providerProblem };
     let warmup;
     try {
-      warmup = await warmupRuns(entry.dir, config.warmup);
+      warmup = await warmupRuns(folder.root, folder.dir, config.warmup);
     } catch (err) {
       return { ...v, state: 'UNAVAILABLE', reason: (err as Error).message };
     }
     let loaded;
     try {
-      loaded = await this.options.pool.load(v.key, file, entry.settings!, warmup);
+      loaded = await this.options.pool.load(v.key, checked.path, entry.settings!, warmup);
     } catch (err) {
       const message = (err as Error).message;
       const file = path.join(String(version), MODEL_FILE);
       return { ...v, state: 'UNAVAILABLE', reason: message.startsWith('warm-up') ? `'${file}' loaded, but its ${message}` : `ONNX Runtime cannot load '${file}': ${message}` };
+    }
+    // A signed file replaced while ONNX Runtime read it: what loaded is not what was checked.
+    const changed = sha256 === undefined ? undefined : await unchangedSince(checked);
+    if (changed) {
+      await this.options.pool.unload(v.key);
+      return { ...v, state: 'UNAVAILABLE', reason: changed };
     }
     const inputs = checkSpecs('input', loaded.inputs, config.inputs);
     const outputs = checkSpecs('output', loaded.outputs, config.outputs);
@@ -309,7 +320,7 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
       return { ...v, state: 'UNAVAILABLE', reason: `model does not match ${entry.configFile}: ${problems.join('; ')}` };
     }
     const ready: ModelVersionEntry = { ...v, state: 'READY', inputs: inputs.specs, outputs: outputs.specs, ...(decoder ? { decoder } : {}) };
-    this.emit('version-ready', ready, schedulePolicy(config, modelBytes));
+    this.emit('version-ready', ready, schedulePolicy(config, checked.size));
     return ready;
   }
 
@@ -319,6 +330,7 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
    * flight finish, and only then are the sessions released. A model that is not loaded is left as it is.
    */
   unloadModel(name: string): Promise<void> {
+    checkModelName(name);
     return this.serially(name, async () => {
       const entry = this.models.get(name);
       if (!entry) return;

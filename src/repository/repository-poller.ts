@@ -15,6 +15,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Logger } from '../log';
 import type { ModelRepository } from './model-repository';
+import { confine, realRoot, RepositoryEscape } from './confined-path';
 import { modelFolders } from './version-folders';
 
 export class RepositoryPoller extends EventEmitter<{ scanned: [changes: number] }> {
@@ -33,7 +34,8 @@ export class RepositoryPoller extends EventEmitter<{ scanned: [changes: number] 
 
   /** Remembers what is on disk now (the models just loaded from it) and starts scanning. */
   async start(): Promise<void> {
-    for (const name of await modelFolders(this.repository.root)) this.fingerprints.set(name, await fingerprint(path.join(this.repository.root, name)));
+    const root = await realRoot(this.repository.root);
+    for (const name of await modelFolders(root)) this.fingerprints.set(name, await fingerprint(root, path.join(root, name)));
     this.schedule();
   }
 
@@ -59,7 +61,7 @@ export class RepositoryPoller extends EventEmitter<{ scanned: [changes: number] 
 
   /** One pass: load, reload and unload what changed since the last one. */
   async scan(): Promise<void> {
-    const root = this.repository.root;
+    const root = await realRoot(this.repository.root);
     const onDisk = new Set(await modelFolders(root));
     let changes = 0;
     for (const name of [...this.fingerprints.keys()]) {
@@ -71,7 +73,7 @@ export class RepositoryPoller extends EventEmitter<{ scanned: [changes: number] 
     }
     for (const name of [...onDisk].sort()) {
       if (this.stopped) break;
-      const now = await fingerprint(path.join(root, name));
+      const now = await fingerprint(root, path.join(root, name));
       const before = this.fingerprints.get(name);
       if (before === now) continue;
       this.fingerprints.set(name, now);
@@ -83,21 +85,41 @@ export class RepositoryPoller extends EventEmitter<{ scanned: [changes: number] 
   }
 }
 
-/** Names, sizes and modification times of a model folder's files and its version folders' files. */
-async function fingerprint(dir: string): Promise<string> {
+/**
+ * Names, sizes and modification times of a model folder's files and its version folders' files. A folder (model
+ * or version, linked or not) that leads outside the repository is not listed: its fingerprint is where it leads,
+ * so pointing it elsewhere is a change, and its load reports the escape (confined-path.ts).
+ */
+async function fingerprint(root: string, dir: string): Promise<string> {
+  const where = await inside(root, dir);
+  if (where.outside) return `outside ${where.real}`;
   const parts: string[] = [];
-  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+  const entries = await fs.readdir(where.real, { withFileTypes: true }).catch(() => []);
   for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    const full = path.join(dir, e.name);
-    if (e.isDirectory()) {
-      if (!/^[0-9]+$/.test(e.name)) continue;
-      const files = await fs.readdir(full).catch(() => []);
+    const full = path.join(where.real, e.name);
+    if (/^[0-9]+$/.test(e.name) && (e.isDirectory() || e.isSymbolicLink())) {
+      const version = await inside(root, full);
+      if (version.outside) {
+        parts.push(`${e.name} outside ${version.real}`);
+        continue;
+      }
+      const files = await fs.readdir(version.real).catch(() => []);
       for (const f of files.sort()) parts.push(await stamp(path.join(full, f), `${e.name}/${f}`));
-    } else {
+    } else if (!e.isDirectory()) {
       parts.push(await stamp(full, e.name));
     }
   }
   return parts.join('\n');
+}
+
+/** Where `dir` leads, and whether that is outside the repository `root`; a path that cannot be resolved counts as inside (nothing is read from it). */
+async function inside(root: string, dir: string): Promise<{ real: string; outside: boolean }> {
+  try {
+    return { real: await confine(root, dir, 'folder'), outside: false };
+  } catch (err) {
+    if (err instanceof RepositoryEscape) return { real: await fs.realpath(dir), outside: true };
+    return { real: dir, outside: false };
+  }
 }
 
 async function stamp(file: string, name: string): Promise<string> {

@@ -13,12 +13,12 @@
  *       input: { dtype: FP32, shape: [1, 64], data: random }   # zero | random | file (raw little-endian bytes)
  * ```
  */
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { DATA_TYPE_NAMES, dataTypeByName, elementCount, type DataTypeName } from '../core/dtype';
 import { float32ToFloat16Bits } from '../core/tensor-values';
 import type { WarmupRun } from '../runtime/messages';
+import { readConfined } from './confined-path';
 
 const warmupInput = z
   .strictObject({
@@ -50,8 +50,11 @@ export const warmupSchema = z.array(
 
 export type WarmupConfig = z.infer<typeof warmupSchema>;
 
-/** The warm-up runs of a model folder's config, their data made or read; throws with the file's problem. */
-export async function warmupRuns(modelDir: string, config: WarmupConfig | undefined): Promise<WarmupRun[]> {
+/**
+ * The warm-up runs of a model folder's config, their data made or read; throws with the file's problem. Data files
+ * are read only from inside the repository `root` (a realRoot()): a symlink out of it is refused (confined-path.ts).
+ */
+export async function warmupRuns(root: string, modelDir: string, config: WarmupConfig | undefined): Promise<WarmupRun[]> {
   const runs: WarmupRun[] = [];
   for (const w of config ?? []) {
     const inputs = [];
@@ -66,7 +69,7 @@ export async function warmupRuns(modelDir: string, config: WarmupConfig | undefi
       let buffer: ArrayBuffer;
       if (i.data === 'file') {
         const file = path.join(modelDir, i.file!);
-        const data = await fs.readFile(file).catch((err: Error) => {
+        const data = await readConfined(root, file, `warm-up file '${i.file}'`).catch((err: Error) => {
           throw new Error(`warm-up '${w.name}' input '${name}': cannot read ${i.file}: ${err.message}`);
         });
         if (data.length !== bytes) {

@@ -11,7 +11,7 @@ import type { InferencePipeline } from '../../serving/inference-pipeline';
 import type { RequestEnvelope } from '../envelope';
 import type { Readiness } from '../readiness';
 import { tritonConfigFromModel } from '../../repository/triton/triton-config';
-import { repositoryModelName } from './v2-models';
+import { checkModelName } from '../../repository/model-name';
 
 /** What both v2 front doors (gRPC and REST) are built from: the shared pipeline and the server's views. */
 export interface V2Parts {
@@ -85,9 +85,9 @@ export function repositoryControl(repository: ModelRepository, mode: 'none' | 'p
         'start the server with --model-control-mode explicit to load and unload models on request',
     );
   };
-  /** The model's folder in the repository, or NOT_FOUND. */
+  /** The model's folder in the repository, or NOT_FOUND; a name that is not a plain folder name is INVALID_ARGUMENT, before any file is touched. */
   const folder = async (name: string) => {
-    repositoryModelName(name);
+    checkModelName(name);
     const stat = await fs.stat(path.join(repository.root, name)).catch(() => undefined);
     if (!stat?.isDirectory()) throw notFound(`no model folder ${echo(name)} in the model repository`);
   };
@@ -115,7 +115,7 @@ export function repositoryControl(repository: ModelRepository, mode: 'none' | 'p
     },
     async unload(name) {
       allowed();
-      repositoryModelName(name);
+      checkModelName(name);
       // Unloading a model that is not loaded is done already (idempotent, for scripts and operators);
       // a name with no folder in the repository is NOT_FOUND.
       if (!repository.get(name)) return folder(name);

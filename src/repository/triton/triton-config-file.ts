@@ -3,6 +3,7 @@
  * `tensorgate models convert` share, so both report the same warnings and problems.
  */
 import * as fs from 'node:fs/promises';
+import type { ReadText } from '../model-config';
 import { PbtxtError } from './pbtxt';
 import { convertTritonConfig, type TritonConversion, type TritonModelConfig } from './triton-config';
 import { parseTritonConfigText } from './triton-schema';
@@ -14,11 +15,14 @@ export interface TritonConfigFile extends TritonConversion {
   triton: TritonModelConfig;
 }
 
-/** Throws when the file cannot be read or parsed (the message names file:line:col); problems are returned. */
-export async function readTritonConfigFile(file: string, modelName: string | undefined): Promise<TritonConfigFile> {
+/**
+ * Throws when the file cannot be read or parsed (the message names file:line:col); problems are returned.
+ * config.pbtxt has no field for a model file's sha256 (config.yaml's `versions`); see the README.
+ */
+export async function readTritonConfigFile(file: string, modelName: string | undefined, read: ReadText = (f) => fs.readFile(f, 'utf8')): Promise<TritonConfigFile> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = await read(file);
   } catch (err) {
     throw new Error(`cannot read ${TRITON_CONFIG_FILE}: ${(err as Error).message}`);
   }
