@@ -3,10 +3,11 @@
  * certificate (mutual TLS, --tls-client-ca) or a bearer token: channel credentials and channel options for
  * grpc-js. Without any of it the channel is plaintext, as before.
  *
- * The token goes out as `authorization: Bearer TOKEN` on every call. Over TLS it rides on call credentials
- * (grpc-js's standard way, and one grpc-js never sends over a plaintext channel); grpc-js refuses call
- * credentials on an insecure channel, so over plaintext a client interceptor adds the same metadata (for
- * loopback and meshes that encrypt for us: anywhere else, the token crosses the network readable).
+ * The token goes out as `authorization: Bearer TOKEN` on every call, added by a client interceptor rather
+ * than call credentials: grpc-js refuses call credentials on a plaintext channel (where a token still makes
+ * sense on loopback or inside a mesh that encrypts for us), and call credentials would add a second
+ * authorization beside one a caller set on a call, where the interceptor lets the call's own win. One path,
+ * the same on both. Over plaintext beyond loopback the token crosses the network readable: use TLS there.
  *
  * @example
  *   const security = clientSecurityFromFiles({ tlsCa: 'ca.pem', tlsCert: 'client.pem', tlsKey: 'client.key', token: process.env.TENSORGATE_TOKEN });
@@ -86,28 +87,21 @@ export function bearerTokenInterceptor(token: string): grpc.Interceptor {
     });
 }
 
-/** Channel credentials: plaintext, or TLS (with the token as call credentials when one is given). */
+/** Channel credentials: plaintext, or TLS trusting `ca` (else the system's roots), with a client certificate if given. */
 export function clientCredentials(security: ClientSecurity = {}): grpc.ChannelCredentials {
-  const { tls, token } = security;
+  const { tls } = security;
   if (!tls) return grpc.credentials.createInsecure();
   if ((tls.cert === undefined) !== (tls.key === undefined)) throw new Error('a client certificate needs its private key and the reverse (ClientTls cert and key)');
-  const ssl = grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null);
-  if (token === undefined) return ssl;
-  const bearer = grpc.credentials.createFromMetadataGenerator((_params, callback) => {
-    const metadata = new grpc.Metadata();
-    metadata.set('authorization', `Bearer ${token}`);
-    callback(null, metadata);
-  });
-  return grpc.credentials.combineChannelCredentials(ssl, bearer);
+  return grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null);
 }
 
 /**
- * Channel options that go with clientCredentials(): the expected server name, and over plaintext the
- * interceptor that sends the token. `options` are the caller's own; its interceptors run first.
+ * Channel options that go with clientCredentials(): the expected server name, and the interceptor that sends
+ * the token. `options` are the caller's own; its interceptors run first.
  */
 export function securityChannelOptions(security: ClientSecurity = {}, options: grpc.ClientOptions = {}): grpc.ClientOptions {
   const extra: grpc.ClientOptions = {};
   if (security.tls?.serverName) extra['grpc.ssl_target_name_override'] = security.tls.serverName;
-  if (security.token !== undefined && !security.tls) extra.interceptors = [...(options.interceptors ?? []), bearerTokenInterceptor(security.token)];
+  if (security.token !== undefined) extra.interceptors = [...(options.interceptors ?? []), bearerTokenInterceptor(security.token)];
   return extra;
 }
