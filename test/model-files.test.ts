@@ -15,6 +15,7 @@ import { parse as parseYaml } from 'yaml';
 import { createInferenceClient, v2Call, type InferenceClient } from '../src/client/inference-client';
 import { serverConfigSchema } from '../src/config/server-config';
 import { createLogger } from '../src/log';
+import { RepositoryPoller } from '../src/repository/repository-poller';
 import { TensorgateServer } from '../src/server';
 import { BUNDLED_MODELS_DIR, copyBundledModel, expectStatus, seededFloats, startTestServer, tempDir, unary, type TestServer } from './common';
 import { cli } from './cli-process';
@@ -310,6 +311,39 @@ test('a scanned repository (mode none) lists a model folder symlinked out of it 
     assert.deepEqual(models.map((m) => [m.name, m.versions.map((v) => v.state).join(',')]), [['linked-out', ''], ['mlp', 'READY']]);
     assert.match(models[0]!.reason, ESCAPE);
   } finally {
+    await ts?.close();
+    base.cleanup();
+  }
+});
+
+test('poll mode checks again: a tampered signed file is refused on the rescan (its previous load keeps serving) and a folder linked out appears UNAVAILABLE', async () => {
+  const base = tempDir('model-files-poll');
+  let ts: TestServer | undefined;
+  // The server's own poller scans on a timer; this one over the same repository is driven by scan() calls, so nothing waits for time.
+  let poller: RepositoryPoller | undefined;
+  try {
+    const repo = path.join(base.dir, 'repo');
+    mlpModel(path.join(repo, 'signed'), [1], `versions:\n  "1": { sha256: "${sha256Of(MLP_FILE)}" }\n`);
+    mlpModel(path.join(base.dir, 'elsewhere'), [1]);
+    ts = await startTestServer({ modelRepository: repo, workers: 1 });
+    poller = new RepositoryPoller(ts.server.repository, 3_600_000, createLogger('silent'));
+    await poller.start();
+
+    const file = path.join(repo, 'signed', '1', 'model.onnx');
+    const tampered = fs.readFileSync(file);
+    tampered[tampered.length >> 1]! ^= 1;
+    fs.writeFileSync(file, tampered);
+    fs.symlinkSync(path.join(base.dir, 'elsewhere'), path.join(repo, 'linked-out'));
+    await poller.scan();
+
+    const signed = ts.server.repository.get('signed')!;
+    assert.deepEqual(signed.versions.map((v) => v.state), ['READY'], 'the verified load keeps serving');
+    assert.match(signed.versions[0]!.reason, /a reload failed \(version 1: model\.onnx of version 1 does not match its sha256: config says [0-9a-f]{64}, the file has [0-9a-f]{64}\)/);
+    const linked = ts.server.repository.get('linked-out')!;
+    assert.deepEqual(linked.versions, []);
+    assert.match(linked.reason, /model folder 'linked-out' leads outside the model repository/);
+  } finally {
+    await poller?.stop();
     await ts?.close();
     base.cleanup();
   }
