@@ -25,7 +25,7 @@ import { makeCa, makeDatedLeaf, makeLeaf, type CertFiles } from './tls-certs';
 const TEST_TIMEOUT = { timeout: 120_000 };
 let tmp: { dir: string; cleanup: () => void };
 let repo: string;
-let ca: CertFiles, otherCa: CertFiles, server1: CertFiles, server2: CertFiles, client: CertFiles, strangerClient: CertFiles, expired: CertFiles;
+let ca: CertFiles, otherCa: CertFiles, server1: CertFiles, server2: CertFiles, client: CertFiles, clientB: CertFiles, strangerClient: CertFiles, expired: CertFiles;
 const pem = (file: string) => fs.readFileSync(file);
 const serialOf = (file: string) => new X509Certificate(pem(file)).serialNumber;
 
@@ -37,10 +37,11 @@ before(async () => {
   const d = tmp.dir;
   [ca, otherCa] = await Promise.all([makeCa(d, 'ca', 'tensorgate-test-ca'), makeCa(d, 'other-ca', 'unrelated-ca')]);
   const server = { san: 'DNS:localhost,IP:127.0.0.1', usage: 'serverAuth' as const };
-  [server1, server2, client, strangerClient, expired] = await Promise.all([
+  [server1, server2, client, clientB, strangerClient, expired] = await Promise.all([
     makeLeaf(d, 'server1', ca, { cn: 'localhost', ...server }),
     makeLeaf(d, 'server2', ca, { cn: 'localhost-rotated', ...server }),
     makeLeaf(d, 'client', ca, { cn: 'client-a', san: 'URI:spiffe://example.org/client-a,DNS:client-a.test', usage: 'clientAuth' }),
+    makeLeaf(d, 'client-b', ca, { cn: 'client-b', san: 'URI:spiffe://example.org/client-b', usage: 'clientAuth' }),
     makeLeaf(d, 'stranger', otherCa, { cn: 'client-a', san: 'DNS:client-a.test', usage: 'clientAuth' }),
     makeDatedLeaf(d, 'expired', ca, { cn: 'localhost', san: 'DNS:localhost', start: '20200101000000Z', end: '20200102000000Z' }),
   ]);
@@ -318,6 +319,30 @@ test('plaintext on a non-loopback address logs one warning saying how to turn TL
     const warnings = s.log.lines.filter((l) => l.level === 40 && /plaintext/.test(l.msg));
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!.msg, /^the gRPC and HTTP ports on 0\.0\.0\.0 are plaintext .*--tls-cert FILE --tls-key FILE \(and --tls-client-ca FILE for mutual TLS\)/);
+  } finally {
+    await s.close();
+  }
+});
+
+test('a client certificate is a principal: --auth-config mtls permits client-a and refuses client-b (same CA) on both ports', TEST_TIMEOUT, async () => {
+  const policy = path.join(tmp.dir, 'policy.yaml');
+  fs.writeFileSync(policy, "mtls: { principal: subject_cn }\npermissions:\n  - { principals: ['cert:spiffe://example.org/client-a'], models: [mlp], actions: [infer] }\n");
+  const s = await startServer({ tlsCert: server1.cert, tlsKey: server1.key, tlsClientCa: ca.cert, authConfig: policy });
+  try {
+    const as = (who: CertFiles) => ({ ca: pem(ca.cert), cert: pem(who.cert), key: pem(who.key) });
+    await withClient(grpcClient(s.port, { tls: as(client) }), async (c) => assert.equal((await predict(c)).model, 'mlp'));
+    await withClient(grpcClient(s.port, { tls: as(clientB) }), (c) => expectStatus(predict(c), grpc.status.PERMISSION_DENIED, /cert:client-b/));
+    const infer = (who: CertFiles) =>
+      new Promise<number>((resolve, reject) => {
+        const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 64], datatype: 'FP32', data: new Array(64).fill(0) }] });
+        const req = https.request({ host: '127.0.0.1', servername: 'localhost', port: s.httpPort, method: 'POST', path: '/v2/models/mlp/infer', headers: { 'content-type': 'application/json' }, ...as(who) }, (res) => {
+          res.resume().on('end', () => resolve(res.statusCode!));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    assert.equal(await infer(client), 200);
+    assert.equal(await infer(clientB), 403);
   } finally {
     await s.close();
   }
