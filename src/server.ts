@@ -27,6 +27,7 @@ import { OPENAI_PREFIX, openAiError, openAiRoutes } from './api/openai/openai-ro
 import { accessInterceptor } from './api/grpc/access-interceptor';
 import { httpAccessCheck } from './api/http/access-check';
 import { AccessGuard } from './security/access-guard';
+import { PolicyWatcher } from './security/policy-watcher';
 import { V2_PREFIX, v2Routes } from './api/http/v2-routes';
 import { ServerMetrics } from './telemetry/metrics';
 import type { RequestRecord } from './api/request-record';
@@ -88,6 +89,8 @@ export class TensorgateServer {
   private boundPort = 0;
   private boundHttpPort = 0;
   private shuttingDown: Promise<void> | undefined;
+  /** --auth-config: reloads the access policy when its files change. */
+  policyWatcher: PolicyWatcher | undefined;
   /** --model-control-mode poll: the repository scanner, once models have loaded. */
   poller: RepositoryPoller | undefined;
 
@@ -307,6 +310,7 @@ export class TensorgateServer {
     }
     this.envelope.guard = guard;
     this.http.accessCheck = httpAccessCheck(this.envelope, { [OPENAI_PREFIX]: (err) => openAiError(err).body });
+    this.policyWatcher = new PolicyWatcher(guard, this.config.authReloadSecs * 1000, (next) => (this.envelope.guard = next), this.log).start();
     const p = guard.policy;
     const ways = [p.api_keys.length ? `${p.api_keys.length} API key${p.api_keys.length > 1 ? 's' : ''}` : '', p.jwt ? 'JWT' : '', p.mtls ? 'client certificates' : ''].filter(Boolean);
     this.log.info(
@@ -371,6 +375,7 @@ export class TensorgateServer {
     this.shuttingDown ??= (async () => {
       this.setHealth('NOT_SERVING');
       await this.poller?.stop();
+      this.policyWatcher?.stop();
       this.tls?.stop();
       this.log.info({ graceMs }, 'draining: health NOT_SERVING, finishing in-flight requests');
       await new Promise<void>((resolve) => {

@@ -10,6 +10,7 @@
  *   tensorgate predict --model sentiment --input '{"name":"token_ids","dtype":"INT64","shape":[1,2],"values":[1963,1]}'
  *   tensorgate predict --model convnet --input @batch.json      # or --input - to read stdin
  *   tensorgate generate --model tiny-lm "And God said"          # streams the text, then tokens/s
+ *   tensorgate keys new alice                                   # an API key and its access-policy line
  */
 import type { Cluster } from 'node:cluster';
 import { parseArgs } from 'node:util';
@@ -35,6 +36,9 @@ Commands:
   models promote|rollback NAME
             promote a model's canary (config.yaml canary) to take every request that names no version, or
             roll it back to the stable version, until the model is reloaded
+  keys new NAME
+            a new API key for the access policy (--auth-config): prints the key, once, and the
+            api_keys line holding only its sha256; keys hash NAME < FILE prints that line for a key
   predict   call Predict on a server (tensor from JSON with --input, or --text)
   generate  stream text from a generation model: tensorgate generate --model NAME "prompt"
 
@@ -90,7 +94,7 @@ async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: rest,
     strict: true,
-    allowPositionals: command === 'generate' || command === 'models',
+    allowPositionals: command === 'generate' || command === 'models' || command === 'keys',
     options: {
       ...Object.fromEntries(SERVER_SETTINGS.map((s) => [s.flag, { type: 'string' as const }])),
       address: { type: 'string' },
@@ -159,6 +163,9 @@ async function main(argv: string[]): Promise<void> {
         throw new Error(`unknown models subcommand '${positionals[0]}' (models lists a server's models; models load|unload|reload NAME; models convert PATH converts a config.pbtxt; models hash PATH prints sha256s)`);
       }
       await clientCommands().modelsCommand(address, timeoutMs, security());
+      return;
+    case 'keys':
+      (require('./keys-command') as typeof import('./keys-command')).keysCommand(positionals);
       return;
     case 'predict':
       await clientCommands().predictCommand(address, timeoutMs, {

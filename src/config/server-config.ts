@@ -77,6 +77,8 @@ export const serverConfigSchema = z.strictObject({
   tlsReloadSecs: z.coerce.number().min(0.1).max(86_400).default(10),
   /** The access policy (YAML): API keys, JWT verification, per-model permissions, rate and size limits. See src/security. */
   authConfig: z.string().min(1).optional(),
+  /** Seconds between checks of the access policy (and its JWT key file) for changes, applied without a restart. */
+  authReloadSecs: z.coerce.number().min(0.1).max(86_400).default(10),
   /** gRPC: most concurrent calls (HTTP/2 streams) on one connection; 0 = grpc-js default (no limit). */
   maxConcurrentStreams: z.coerce.number().int().min(0).max(1_000_000).default(0),
   /** How long shutdown waits for in-flight requests before closing them. */
@@ -125,6 +127,7 @@ export const SERVER_SETTINGS: { flag: string; env: string; key: keyof ServerConf
   { flag: 'tls-client-ca', env: 'TENSORGATE_TLS_CLIENT_CA', key: 'tlsClientCa', help: 'mutual TLS: clients must present a certificate signed by this PEM CA bundle' },
   { flag: 'tls-reload-secs', env: 'TENSORGATE_TLS_RELOAD_SECS', key: 'tlsReloadSecs', help: 'TLS: seconds between checks of the certificate files for a rotation (default 10)' },
   { flag: 'auth-config', env: 'TENSORGATE_AUTH_CONFIG', key: 'authConfig', help: 'access policy YAML: API keys, JWT, per-model permissions, rate limits (default: none, every call allowed)' },
+  { flag: 'auth-reload-secs', env: 'TENSORGATE_AUTH_RELOAD_SECS', key: 'authReloadSecs', help: 'seconds between checks of --auth-config (and its JWT key file) for changes, applied without a restart (default 10)' },
   { flag: 'max-concurrent-streams', env: 'TENSORGATE_MAX_CONCURRENT_STREAMS', key: 'maxConcurrentStreams', help: 'gRPC: most concurrent calls on one connection, 0 = no limit (default 0)' },
   { flag: 'shutdown-grace-ms', env: 'TENSORGATE_SHUTDOWN_GRACE_MS', key: 'shutdownGraceMs', help: 'drain time on SIGTERM before in-flight calls are closed (default 10000)' },
   { flag: 'access-log', env: 'TENSORGATE_ACCESS_LOG', key: 'accessLog', help: 'true|false: log one line per request (default true)' },

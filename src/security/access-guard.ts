@@ -23,15 +23,18 @@ export class AccessGuard {
   private constructor(
     readonly policy: AccessPolicy,
     private readonly authenticator: Authenticator,
+    previous: AccessGuard | undefined,
   ) {
     this.open = new Set(policy.open);
-    this.limiter = new RateLimiter(policy.rate_limits);
+    // A reload that leaves the rate limits as they were keeps their buckets: no fresh burst for anyone.
+    const same = previous && JSON.stringify(previous.policy.rate_limits) === JSON.stringify(policy.rate_limits);
+    this.limiter = same ? previous.limiter : new RateLimiter(policy.rate_limits);
   }
 
   /** Reads the policy file and what it names; throws one message a person can act on. */
-  static async fromFile(file: string): Promise<AccessGuard> {
+  static async fromFile(file: string, previous?: AccessGuard): Promise<AccessGuard> {
     const policy = loadAccessPolicy(file);
-    return new AccessGuard(policy, await Authenticator.create(policy));
+    return new AccessGuard(policy, await Authenticator.create(policy), previous);
   }
 
   authenticate(credentials: CallCredentials): Promise<Principal> {

@@ -8,7 +8,7 @@
  * @example
  * ```yaml
  * api_keys:                          # tensorgate keys new NAME prints a key and its line here
- *   - { name: alice, sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae }
+ *   - { name: alice, sha256: "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae" }
  * jwt:                               # tokens with two dots are verified as JWTs (jose)
  *   jwks_file: jwks.json             # or public_key_file: issuer.pem
  *   issuer: https://login.example.com/
