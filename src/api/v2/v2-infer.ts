@@ -108,7 +108,7 @@ function checkParameters(parameters: V2Parameters, allowed: readonly string[], p
   for (const name in parameters) {
     if (allowed.includes(name)) continue;
     const where = typeof place === 'string' ? place : place();
-    const why = UNSUPPORTED[name];
+    const why = Object.hasOwn(UNSUPPORTED, name) ? UNSUPPORTED[name] : undefined;
     if (why) throw invalidArgument(`parameter ${echo(name)} of ${where}: ${why}`);
     throw invalidArgument(
       `parameter ${echo(name)} of ${where} is not understood; ${allowed.length ? `understood here: ${allowed.join(', ')}` : 'none are understood there'}`,

@@ -73,7 +73,8 @@ const labelOf = (t: V2InputTensor, index: number) => (t.name ? `input ${echo(t.n
 
 export function inputFromV2(t: V2InputTensor, index: number): InferTensor {
   if (!t.name) throw invalidArgument(`${labelOf(t, index)} has no name; every input needs the model's input name`);
-  const dtype = FROM_V2[t.datatype];
+  // Own keys only: a datatype named like an Object.prototype member ('constructor') is as unknown as any other.
+  const dtype = Object.hasOwn(FROM_V2, t.datatype) ? FROM_V2[t.datatype] : undefined;
   if (!dtype) {
     throw invalidArgument(`${labelOf(t, index)}: datatype ${echo(t.datatype)} is unknown; expected one of ${V2_DATATYPES.join(', ')}`);
   }
