@@ -183,7 +183,7 @@ describe('model files stay inside the repository', () => {
     const server = new TensorgateServer(config, createLogger('silent'));
     try {
       await server.listen();
-      await assert.rejects(server.loadModels(), /model name '\.\.\/x' contains '\/'/);
+      await assert.rejects(server.loadModels(), /model name '\.\.\/x' is not a folder name of the repository: it contains '\/'/);
       assert.equal(server.repository.list().length, 0);
     } finally {
       await server.shutdown(1000);

@@ -19,13 +19,14 @@ function shown(name: string): string {
 /** Why `name` is not a model name, or undefined when it is one. */
 export function modelNameProblem(name: string): string | undefined {
   if (name.length === 0) return 'model name is empty; name a model folder of the repository';
+  const not = `model name ${shown(name)} is not a folder name of the repository`;
   const rule = 'a model name is one folder of the model repository, never a path';
   for (const [c, label] of [['/', "'/'"], ['\\', "'\\'"], ['\0', 'NUL']] as const) {
-    if (name.includes(c)) return `model name ${shown(name)} contains ${label}; ${rule}`;
+    if (name.includes(c)) return `${not}: it contains ${label}; ${rule}`;
   }
-  if (name.startsWith('.')) return `model name ${shown(name)} starts with '.'; ${rule} ('.', '..' and hidden folders are not models)`;
+  if (name.startsWith('.')) return `${not}: it starts with '.'; ${rule} ('.', '..' and hidden folders are not models)`;
   const bytes = Buffer.byteLength(name, 'utf8');
-  if (bytes > MAX_MODEL_NAME_BYTES) return `model name ${shown(name)} is ${bytes} bytes long; a model folder name is 1-${MAX_MODEL_NAME_BYTES} bytes`;
+  if (bytes > MAX_MODEL_NAME_BYTES) return `${not}: it is ${bytes} bytes long; a model folder name is 1-${MAX_MODEL_NAME_BYTES} bytes`;
   return undefined;
 }
 
