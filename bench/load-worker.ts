@@ -33,7 +33,9 @@ export interface LoadWorkerReport {
 const { address, model, concurrency, phase, rpc = 'Predict' } = workerData as LoadWorkerData;
 const flag = new Int32Array(phase);
 const channelOptions = { 'grpc.use_local_subchannel_pool': 1 };
-const client = rpc === 'ModelInfer' ? createInferenceClient(address, false, channelOptions) : createModelClient(address, channelOptions);
+// BENCH_TOKEN: sent as `authorization: Bearer` on every call, for a server with an access policy (--auth-config).
+const security = process.env.BENCH_TOKEN ? { token: process.env.BENCH_TOKEN } : {};
+const client = rpc === 'ModelInfer' ? createInferenceClient(address, false, channelOptions, security) : createModelClient(address, channelOptions, { security });
 const request = rpc === 'ModelInfer' ? modelInferRequest(model) : predictRequest(model);
 const predict = client[rpc] as (req: object, cb: (err: grpc.ServiceError | null) => void) => void;
 

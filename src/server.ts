@@ -201,8 +201,9 @@ export class TensorgateServer {
       ...(config.keepaliveTimeoutMs > 0 ? { 'grpc.keepalive_timeout_ms': config.keepaliveTimeoutMs } : {}),
       // Concurrent calls per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): one connection cannot hold more.
       ...(config.maxConcurrentStreams > 0 ? { 'grpc.max_concurrent_streams': config.maxConcurrentStreams } : {}),
-      // Authentication before a message is read, for every service (src/api/grpc/access-interceptor.ts).
-      interceptors: [accessInterceptor(this.envelope)],
+      // Authentication before a message is read, for every service (src/api/grpc/access-interceptor.ts); without
+      // a policy there is no interceptor at all, so its per-call wrapper costs nothing.
+      ...(config.authConfig ? { interceptors: [accessInterceptor(this.envelope)] } : {}),
     });
     this.http.mount(
       openAiRoutes({ generation: this.generation, repository: this.repository, envelope: this.envelope, maxBodyBytes: config.maxTextBytes * 2 + 65_536 }),
