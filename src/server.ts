@@ -28,6 +28,7 @@ import { accessInterceptor } from './api/grpc/access-interceptor';
 import { httpAccessCheck } from './api/http/access-check';
 import { AccessGuard } from './security/access-guard';
 import { PolicyWatcher } from './security/policy-watcher';
+import { describePolicy } from './security/access-policy';
 import { V2_PREFIX, v2Routes } from './api/http/v2-routes';
 import { ServerMetrics } from './telemetry/metrics';
 import type { RequestRecord } from './api/request-record';
@@ -312,13 +313,9 @@ export class TensorgateServer {
     this.envelope.guard = guard;
     this.http.accessCheck = httpAccessCheck(this.envelope, { [OPENAI_PREFIX]: (err) => openAiError(err).body });
     this.policyWatcher = new PolicyWatcher(guard, this.config.authReloadSecs * 1000, (next) => (this.envelope.guard = next), this.log).start();
-    const p = guard.policy;
-    const ways = [p.api_keys.length ? `${p.api_keys.length} API key${p.api_keys.length > 1 ? 's' : ''}` : '', p.jwt ? 'JWT' : '', p.mtls ? 'client certificates' : ''].filter(Boolean);
-    this.log.info(
-      { policy: p.file, apiKeys: p.api_keys.length, jwt: !!p.jwt, mtls: !!p.mtls, open: p.open, permissions: p.permissions?.length ?? 'all', rateLimits: p.rate_limits.length },
-      `access policy ${p.file}: callers authenticate with ${ways.join(', ')}; ${p.permissions ? `${p.permissions.length} permission rules` : 'every authenticated caller may do everything'}; ${p.rate_limits.length} rate limits; open without credentials: ${p.open.join(', ') || 'nothing'}`,
-    );
-    if (p.mtls && !this.config.tlsClientCa) this.log.warn('the access policy accepts client certificates (mtls) but --tls-client-ca is not set, so no client presents one');
+    const summary = describePolicy(guard.policy);
+    this.log.info(summary.fields, summary.message);
+    if (guard.policy.mtls && !this.config.tlsClientCa) this.log.warn('the access policy accepts client certificates (mtls) but --tls-client-ca is not set, so no client presents one');
   }
 
   /** Loads the repository (a broken model never fails this); health then follows the models (strict or lax). */

@@ -132,3 +132,15 @@ export function loadAccessPolicy(file: string): AccessPolicy {
 
 /** A path named in the policy, relative to the policy file. */
 export const policyPath = (policy: AccessPolicy, p: string) => path.resolve(path.dirname(policy.file), p);
+
+/** What a loaded policy does, for the startup log: fields and one line. */
+export function describePolicy(p: AccessPolicy): { fields: Record<string, unknown>; message: string } {
+  const ways = [p.api_keys.length ? `${p.api_keys.length} API key${p.api_keys.length > 1 ? 's' : ''}` : '', p.jwt ? 'JWT' : '', p.mtls ? 'client certificates' : ''].filter(Boolean);
+  return {
+    fields: { policy: p.file, apiKeys: p.api_keys.length, jwt: !!p.jwt, mtls: !!p.mtls, open: p.open, permissions: p.permissions?.length ?? 'all', rateLimits: p.rate_limits.length },
+    message:
+      `access policy ${p.file}: callers authenticate with ${ways.join(', ')}; ` +
+      `${p.permissions ? `${p.permissions.length} permission rules` : 'every authenticated caller may do everything'}; ` +
+      `${p.rate_limits.length} rate limits; open without credentials: ${p.open.join(', ') || 'nothing'}`,
+  };
+}
