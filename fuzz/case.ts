@@ -10,7 +10,7 @@ export type Case =
   | { kind: 'grpc-server-stream'; path: string; body: string; deadlineMs?: number }
   | { kind: 'grpc-bidi'; path: string; bodies: string[]; deadlineMs?: number }
   | { kind: 'http'; method: string; path: string; headers: Record<string, string>; body: string }
-  | { kind: 'config'; file: 'config.yaml' | 'config.pbtxt' | 'both'; text: string };
+  | { kind: 'config'; file: 'config.yaml' | 'config.pbtxt'; text: string };
 
 export interface Outcome {
   /** gRPC status name, 'HTTP <status>', or for parsers 'ok' / the error's constructor name. */
@@ -19,6 +19,8 @@ export interface Outcome {
   message: string;
   /** What broke an invariant; empty when none did. */
   violations: string[];
+  /** The id of the known finding (fuzz/known-findings.ts) this outcome is, allowed rather than a violation. */
+  known?: string;
 }
 
 /** A case with where it came from, as the corpus stores it. */

@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { normalise, type CorpusEntry, type Outcome } from './case';
 
-export const MAX_PER_TARGET = 40;
-export const MAX_ENTRY_BYTES = 8 * 1024;
+export const MAX_PER_TARGET = 30;
+export const MAX_ENTRY_BYTES = 6 * 1024;
 
 export class Corpus {
   private readonly classes = new Set<string>();

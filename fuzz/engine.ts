@@ -56,6 +56,10 @@ export interface FuzzSummary {
   seconds: number;
   networkInputs: number;
   corpusAdded: string[];
+  /** Outcomes that were known findings (fuzz/known-findings.ts), by id. */
+  known: Record<string, number>;
+  /** The server's V8 heap in use (tensorgate_nodejs_heap_size_used_bytes) at half and at the end. */
+  heap: { mid: number; end: number };
   violations: Violation[];
 }
 
@@ -99,10 +103,11 @@ async function fuzzAgainst(
   const corpus = new Corpus(o.corpusDir, o.writeCorpus);
   const summary: FuzzSummary = {
     seed: o.seed, inputs: 0, corpusReplayed: 0, perTarget: {}, serverCodes: {}, rss: { warm: 0, mid: 0, end: 0, max: 0 },
-    seconds: 0, networkInputs: 0, corpusAdded: corpus.added, violations: [],
+    seconds: 0, networkInputs: 0, corpusAdded: corpus.added, known: {}, heap: { mid: 0, end: 0 }, violations: [],
   };
   let errorLinesSeen = 0;
   const record = (target: string, seed: number, source: string, c: Case, outcome: Outcome) => {
+    if (outcome.known) summary.known[outcome.known] = (summary.known[outcome.known] ?? 0) + 1;
     const t = (summary.perTarget[target] ??= { inputs: 0, codes: {} });
     t.inputs++;
     t.codes[outcome.code] = (t.codes[outcome.code] ?? 0) + 1;
@@ -147,7 +152,10 @@ async function fuzzAgainst(
     record(target.name, seed, 'generated', c, await execute(c));
     completed++;
     if (completed === marks.warm) summary.rss.warm = sampleRss();
-    if (completed === marks.mid) summary.rss.mid = sampleRss();
+    if (completed === marks.mid) {
+      summary.rss.mid = sampleRss();
+      summary.heap.mid = (await scrape(server.httpPort)).heapUsed;
+    }
     if (completed % 1000 === 0) sampleRss();
     if (o.log && completed % 10_000 === 0) o.log(`  ${completed} inputs, ${Math.round(performance.now() - started) / 1000} s, RSS ${mib(sampleRss())} MiB, ${summary.violations.length} violations`);
   });
@@ -157,8 +165,12 @@ async function fuzzAgainst(
   if (!summary.rss.mid) summary.rss.mid = summary.rss.warm;
 
   if (server.alive()) {
-    summary.serverCodes = await requestCodes(server.httpPort);
-    const faults = Object.entries(summary.serverCodes).filter(([code]) => code === 'UNKNOWN' || code === 'INTERNAL');
+    const scraped = await scrape(server.httpPort);
+    summary.serverCodes = scraped.codes;
+    summary.heap.end = scraped.heapUsed;
+    // Each known finding that ended INTERNAL was counted once by the server; any INTERNAL beyond those is not known.
+    const knownInternal = Object.values(summary.known).reduce((n, k) => n + k, 0);
+    const faults = Object.entries(summary.serverCodes).filter(([code, n]) => code === 'UNKNOWN' || (code === 'INTERNAL' && n > knownInternal));
     if (faults.length) summary.violations.push({ target: 'server', seed: -1, source: '/metrics', problems: faults.map(([c, n]) => `tensorgate_requests_total counted ${n} requests with code ${c}`) });
   } else if (!summary.violations.some((v) => v.problems.some((p) => p.startsWith('the server process exited')))) {
     summary.violations.push({ target: 'server', seed: -1, source: 'run', problems: [`the server process exited: ${server.exitDescription()}`] });
@@ -182,8 +194,8 @@ async function pool(n: number, limit: number, body: (i: number) => Promise<void>
   await Promise.all(Array.from({ length: Math.min(limit, n) }, lane));
 }
 
-/** tensorgate_requests_total summed by its code label. */
-function requestCodes(port: number): Promise<Record<string, number>> {
+/** From the server's /metrics: tensorgate_requests_total summed by its code label, and the V8 heap in use. */
+function scrape(port: number): Promise<{ codes: Record<string, number>; heapUsed: number }> {
   return new Promise((resolve, reject) => {
     http
       .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
@@ -191,7 +203,8 @@ function requestCodes(port: number): Promise<Record<string, number>> {
         res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => {
           const codes: Record<string, number> = {};
           for (const m of text.matchAll(/^tensorgate_requests_total\{[^}]*code="([A-Z_]+)"[^}]*\} (\S+)$/gm)) codes[m[1]!] = (codes[m[1]!] ?? 0) + Number(m[2]);
-          resolve(codes);
+          const heap = /^tensorgate_nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
+          resolve({ codes, heapUsed: heap ? Number(heap[1]) : 0 });
         });
       })
       .on('error', reject);

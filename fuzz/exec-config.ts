@@ -1,29 +1,33 @@
 /**
- * Runs config cases in-process through the repository's own entry point, readFolderConfig (config.yaml,
- * config.pbtxt, or both present), in a temp model folder of a temp repository. Its documented failure is a plain Error whose message
- * says which file and why; anything else thrown (TypeError, RangeError, a ZodError, a PbtxtError that escaped
- * its wrapper) is a parser bug, and so is a result that is not a config.
+ * Runs config cases in-process through the parsers' own entry points: config.yaml through readModelConfig
+ * (from a temp file, as the repository reads it), config.pbtxt through parseTritonConfigText and
+ * convertTritonConfig (what readTritonConfigFile runs on the file's text). Their documented failures: a plain
+ * Error naming config.yaml and why; a PbtxtError (file:line:col); for a parsed Triton config, problems returned,
+ * never thrown. Anything else thrown (TypeError, RangeError, a ZodError) is a parser bug, and so is a result
+ * that is not a config.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readFolderConfig } from '../src/repository/folder-config';
+import { readModelConfig } from '../src/repository/model-config';
+import { PbtxtError } from '../src/repository/triton/pbtxt';
+import { convertTritonConfig, type TritonModelConfig } from '../src/repository/triton/triton-config';
+import { parseTritonConfigText } from '../src/repository/triton/triton-schema';
 import type { Case, Outcome } from './case';
 
-/** How every documented refusal begins (model-config.ts, folder-config.ts, triton-config-file.ts). */
-const DOCUMENTED = /^(invalid config\.yaml: |config\.yaml is not valid YAML: |invalid config\.pbtxt: |config\.pbtxt cannot be served: |both config\.yaml and config\.pbtxt are present)/;
+/** How every documented config.yaml refusal begins (model-config.ts). */
+const DOCUMENTED_YAML = /^(invalid config\.yaml: |config\.yaml is not valid YAML: )/;
 /** A parse slower than this on a few-KiB text is a hang (a runaway regex or loop). */
 const SLOW_MS = 5000;
 
 export class ConfigExecutor {
   private readonly root = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorgate-fuzz-config-'));
-  private readonly dir = path.join(this.root, 'fuzz');
-
+  private readonly file = path.join(this.root, 'config.yaml');
   private readonly removeOnExit = () => fs.rmSync(this.root, { recursive: true, force: true });
 
   constructor() {
-    fs.mkdirSync(this.dir);
     process.once('exit', this.removeOnExit);
+    quietYamlWarnings();
   }
 
   close(): void {
@@ -31,29 +35,54 @@ export class ConfigExecutor {
     this.removeOnExit();
   }
 
-  /** One at a time (the runner awaits each): the files are rewritten per case. */
+  /** One at a time (the runner chains them): the yaml file is rewritten per case. */
   async run(c: Extract<Case, { kind: 'config' }>): Promise<Outcome> {
-    for (const f of ['config.yaml', 'config.pbtxt']) fs.rmSync(path.join(this.dir, f), { force: true });
-    if (c.file === 'both') {
-      fs.writeFileSync(path.join(this.dir, 'config.yaml'), c.text);
-      fs.writeFileSync(path.join(this.dir, 'config.pbtxt'), '');
-    } else fs.writeFileSync(path.join(this.dir, c.file), c.text);
     const started = performance.now();
-    const violations: string[] = [];
-    let outcome: Outcome;
-    try {
-      const result = await readFolderConfig(this.root, this.dir, 'fuzz');
-      if (result === null || typeof result.config !== 'object' || !Array.isArray(result.warnings)) violations.push('the result is not a config');
-      outcome = { code: 'ok', message: result.warnings[0] ?? '', violations };
-    } catch (err) {
-      const e = err as Error;
-      const name = e?.constructor?.name ?? typeof err;
-      if (!(err instanceof Error) || e.constructor !== Error) violations.push(`threw ${name}, not the documented Error: ${e?.message ?? String(err)}`);
-      else if (!DOCUMENTED.test(e.message)) violations.push(`threw an Error without the documented prefix: ${e.message.slice(0, 300)}`);
-      outcome = { code: e?.constructor === Error ? 'refused' : name, message: e?.message ?? String(err), violations };
-    }
+    const outcome = c.file === 'config.pbtxt' ? this.pbtxt(c.text) : await this.yaml(c.text);
     const ms = performance.now() - started;
     if (ms > SLOW_MS) outcome.violations.push(`hang: the parse took ${Math.round(ms)} ms`);
     return outcome;
   }
+
+  private async yaml(text: string): Promise<Outcome> {
+    fs.writeFileSync(this.file, text);
+    try {
+      const config = await readModelConfig(this.file, 'fuzz');
+      return { code: 'ok', message: '', violations: config !== null && typeof config === 'object' ? [] : ['the result is not a config'] };
+    } catch (err) {
+      return refused(err, (e) => e.constructor === Error && DOCUMENTED_YAML.test(e.message));
+    }
+  }
+
+  private pbtxt(text: string): Outcome {
+    try {
+      const parsed = parseTritonConfigText(text);
+      const converted = convertTritonConfig(parsed.message as TritonModelConfig, { modelName: 'fuzz', unsupported: parsed.unsupported });
+      const violations = converted.config === undefined && converted.problems.length === 0 ? ['no config and no problem said why'] : [];
+      return converted.config ? { code: 'ok', message: converted.warnings[0] ?? '', violations } : { code: 'problems', message: converted.problems[0] ?? '', violations };
+    } catch (err) {
+      return refused(err, (e) => e instanceof PbtxtError);
+    }
+  }
+}
+
+function refused(err: unknown, documented: (e: Error) => boolean): Outcome {
+  const e = err as Error;
+  const name = e?.constructor?.name ?? typeof err;
+  const violations = err instanceof Error && documented(e) ? [] : [`threw ${name}, not the documented error: ${(e?.message ?? String(err)).slice(0, 300)}`];
+  return { code: err instanceof Error && documented(e) ? 'refused' : name, message: e?.message ?? String(err), violations };
+}
+
+/**
+ * The yaml library reports what it tolerates in a text (an ambiguous alias, an unresolved tag) as process
+ * warnings, which Node prints: thousands of lines for fuzzed texts. Those are dropped; every other warning is
+ * still printed, as Node would.
+ */
+function quietYamlWarnings(): void {
+  if (process.listeners('warning').some((l) => l.name === 'printUnlessYaml')) return;
+  const printers = process.listeners('warning');
+  process.removeAllListeners('warning');
+  process.on('warning', function printUnlessYaml(w: Error) {
+    if (w.name !== 'YAMLWarning') for (const p of printers) p(w);
+  });
 }

@@ -5,6 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { unb64, type Case, type Outcome } from './case';
+import { knownFinding } from './known-findings';
 import { decode } from './wire';
 
 const identity = (b: Buffer) => b;
@@ -38,7 +39,8 @@ export class GrpcExecutor {
       const finish = (status: { code: grpc.status; details: string }) => {
         const violations: string[] = [];
         const code = grpc.status[status.code] ?? String(status.code);
-        if (FAULTS.has(status.code)) violations.push(`status ${code}: ${status.details}`);
+        const known = knownFinding(status.details)?.id ?? streamErrors.map((e) => knownFinding(e)?.id).find(Boolean);
+        if (FAULTS.has(status.code) && !knownFinding(status.details)) violations.push(`status ${code}: ${status.details}`);
         // The server's own DEADLINE_EXCEEDED (an input's tiny timeout_us) comes back at once; only the call's deadline
         // running out (the harness's generous one, not a deadline the input chose) is a hang.
         const elapsed = performance.now() - started;
@@ -46,8 +48,8 @@ export class GrpcExecutor {
         if (c.kind === 'grpc-bidi' && status.code === grpc.status.OK && messages !== c.bodies.length) {
           violations.push(`ModelStreamInfer answered ${messages} of ${c.bodies.length} requests`);
         }
-        for (const e of streamErrors) if (CRASH_TEXT.test(e)) violations.push(`stream error_message reads like a crash: ${e}`);
-        resolve({ code, message: streamErrors[0] ?? status.details, violations });
+        for (const e of streamErrors) if (CRASH_TEXT.test(e) && !knownFinding(e)) violations.push(`stream error_message reads like a crash: ${e}`);
+        resolve({ code, message: streamErrors[0] ?? status.details, violations, ...(known ? { known } : {}) });
       };
       const options = { deadline };
       if (c.kind === 'grpc-unary') {

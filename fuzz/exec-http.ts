@@ -6,6 +6,7 @@
  */
 import * as http from 'node:http';
 import { unb64, type Case, type Outcome } from './case';
+import { knownFinding } from './known-findings';
 
 /** Largest error body accepted: messages are cut to 1024 characters, and JSON escapes can at most ~6x a character. */
 export const MAX_ERROR_BODY_BYTES = 8 * 1024;
@@ -91,14 +92,17 @@ function check(c: Extract<Case, { kind: 'http' }>, res: http.IncomingMessage, bo
     message = typeof text === 'string' ? text : '';
     if (body.length > MAX_ERROR_BODY_BYTES) violations.push(`error body is ${body.length} bytes (bound ${MAX_ERROR_BODY_BYTES})`);
   }
-  if (status === 500 || status === 502) violations.push(`status ${status}: ${message || body.subarray(0, 300).toString('utf8')}`);
+  let known = status === 500 ? knownFinding(message)?.id : undefined;
+  if ((status === 500 && !known) || status === 502) violations.push(`status ${status}: ${message || body.subarray(0, 300).toString('utf8')}`);
   // A stream's error event after its 200 (openai-routes.ts EventStream.end(error)).
   if (status === 200 && openAi && /event-stream/.test(String(res.headers['content-type']))) {
     for (const m of body.toString('utf8').matchAll(/^data: (\{"error".*)$/gm)) {
       const e = (JSON.parse(m[1]!) as { error?: { code?: string; message?: string } }).error;
       message = e?.message ?? '';
-      if (e?.code === 'internal' || e?.code === 'unknown') violations.push(`stream error event ${e.code}: ${e.message}`);
+      const isKnown = knownFinding(message)?.id;
+      if (isKnown) known = isKnown;
+      else if (e?.code === 'internal' || e?.code === 'unknown') violations.push(`stream error event ${e.code}: ${e.message}`);
     }
   }
-  return { code, message, violations };
+  return { code, message, violations, ...(known ? { known } : {}) };
 }

@@ -19,8 +19,12 @@ export function withInvalidUtf8(bytes: Uint8Array): Buffer {
   return out;
 }
 
+/** `arb` one time in `outOf`, else undefined (an absent field). fc.option's freq is the other way round: 1/freq is nil. */
+export const sometimes = <T>(arb: fc.Arbitrary<T>, outOf = 4): fc.Arbitrary<T | undefined> =>
+  fc.oneof({ weight: outOf - 1, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: arb });
+
 /** A name as a client might send it: usually `good`, sometimes empty, unicode, a mark, overlong or near-miss. */
-export function nameArb(good: readonly string[], weightGood = 8): fc.Arbitrary<string> {
+export function nameArb(good: readonly string[], weightGood = 40): fc.Arbitrary<string> {
   return fc.oneof(
     { weight: weightGood, arbitrary: fc.constantFrom(...good) },
     { weight: 1, arbitrary: fc.constant('') },
@@ -40,8 +44,8 @@ export const BYTE_SIZE: Record<string, number> = {
 /** A dtype name: mostly the right one, else another real one, a wrong-case one or garbage. */
 export function dtypeArb(right: string, all: readonly string[]): fc.Arbitrary<string> {
   return fc.oneof(
-    { weight: 10, arbitrary: fc.constant(right) },
-    { weight: 3, arbitrary: fc.constantFrom(...all) },
+    { weight: 40, arbitrary: fc.constant(right) },
+    { weight: 2, arbitrary: fc.constantFrom(...all) },
     { weight: 1, arbitrary: fc.constantFrom('fp32', 'FLOAT', 'TYPE_FP32', '', 'STRING', 'BYTES', 'DATA_TYPE_UNSPECIFIED', 'hasOwnProperty') },
   );
 }
@@ -60,7 +64,7 @@ export const badDimArb: fc.Arbitrary<number | string> = fc.oneof(
 export function shapeArb(good: readonly number[]): fc.Arbitrary<(number | string)[]> {
   const filled = fc.tuple(...good.map((d) => (d === -1 ? fc.integer({ min: 1, max: 3 }) : fc.constant(d)))).map((s) => s as (number | string)[]);
   return fc.oneof(
-    { weight: 12, arbitrary: filled },
+    { weight: 40, arbitrary: filled },
     {
       weight: 2,
       arbitrary: fc.tuple(filled, fc.nat(), badDimArb).map(([s, i, d]) => {

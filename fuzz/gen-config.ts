@@ -6,29 +6,40 @@
  */
 import fc from 'fast-check';
 import type { Case } from './case';
-import { floatArb } from './gen-common';
+import { floatArb, sometimes } from './gen-common';
 import { wrongTypeArb } from './gen-http';
 
-const yamlBaseArb = fc.record(
-  {
-    description: fc.string({ maxLength: 12 }),
-    version_policy: fc.constantFrom<unknown>({ latest: 1 }, { all: true }, { specific: [1, 3] }, { latest: 0 }, { specific: [] }, { latest: 1, all: true }),
-    inputs: fc.array(fc.record({ name: fc.constantFrom('input', '', 'x'), dtype: fc.constantFrom('FP32', 'INT64', 'fp32', 'BYTES'), shape: fc.array(fc.integer({ min: -2, max: 64 }), { maxLength: 4 }) }), { maxLength: 2 }),
-    outputs: fc.array(fc.record({ name: fc.constant('logits'), dtype: fc.constant('FP32'), shape: fc.constant([-1, 10]) }), { maxLength: 1 }),
-    session: fc.record({ intra_op_threads: fc.integer({ min: -1, max: 4 }), execution_providers: fc.constantFrom<unknown>(['cpu'], ['cuda', 'cpu'], [], ['gpu']) }, { requiredKeys: [] }),
-    deterministic: fc.boolean(),
-    max_batch_size: fc.integer({ min: -1, max: 256 }),
-    dynamic_batching: fc.record({ preferred_batch_sizes: fc.array(fc.integer({ min: 0, max: 300 }), { maxLength: 3 }), max_queue_delay_us: fc.integer({ min: -1, max: 1000 }) }, { requiredKeys: [] }),
-    queue: fc.record({ max_size: fc.nat(2000), priority_levels: fc.integer({ min: 0, max: 20 }), default_priority: fc.integer({ min: 0, max: 20 }), default_timeout_us: fc.nat() }, { requiredKeys: [] }),
-    execution_timeout_ms: fc.oneof(fc.nat(), fc.constant(2 ** 40)),
-    result_cache: fc.record({ enabled: fc.boolean(), ttl_ms: fc.integer({ min: -1, max: 1000 }) }, { requiredKeys: [] }),
-    canary: fc.constantFrom<unknown>({ weights: { '1': 90, '2': 10 } }, { weights: {} }, { weights: { x: 1 } }, { weights: { '1': 0 } }),
-    generation: fc.constantFrom<unknown>({ max_tokens: 16, default_max_tokens: 32 }, {}, { max_concurrent_sequences: 0 }),
-    warmup: fc.constantFrom<unknown>([{ name: 'w', inputs: { input: { dtype: 'FP32', shape: [1, 64], data: 'zero' } } }], [{}], 'x'),
-    text_pipeline: fc.constantFrom<unknown>({ kind: 'text_classification', tokenizer: { type: 'word_vocab', vocab: 'vocab.json' }, input: 'i', output: 'o', labels: ['a', 'b'] }, { kind: 'x' }),
-  },
-  { requiredKeys: [] },
+/** A config.yaml that is valid on its own (the bundled models' kind of settings)... */
+const yamlCoreArb = fc.record({
+  description: fc.string({ maxLength: 12 }),
+  version_policy: fc.constantFrom<unknown>({ latest: 1 }, { all: true }, { specific: [1, 3] }),
+  inputs: fc.constantFrom<unknown>([{ name: 'input', dtype: 'FP32', shape: [-1, 64] }], [{ name: 'ids', dtype: 'INT64', shape: [-1, -1] }], []),
+  outputs: fc.constant([{ name: 'logits', dtype: 'FP32', shape: [-1, 10] }]),
+  deterministic: fc.boolean(),
+  max_batch_size: fc.constantFrom(0, 8, 256),
+  queue: fc.record({ max_size: fc.nat(2000), priority_levels: fc.constantFrom(1, 2, 16), default_timeout_us: fc.nat() }),
+  session: fc.record({ intra_op_threads: fc.nat(4), execution_providers: fc.constantFrom<unknown>(['cpu'], ['cuda', 'cpu']) }),
+});
+
+/** ...and one setting of a riskier kind (one of them usually invalid in some way) added now and then. */
+const yamlExtraArb: fc.Arbitrary<Record<string, unknown>> = fc.constantFrom<Record<string, unknown>>(
+  { version_policy: { latest: 0 } }, { version_policy: { specific: [] } }, { version_policy: { latest: 1, all: true } },
+  { inputs: [{ name: '', dtype: 'fp32', shape: [-2] }] }, { inputs: [{ name: 'x', dtype: 'BYTES' }] },
+  { dynamic_batching: { preferred_batch_sizes: [4, 300], max_queue_delay_us: 100 } }, { dynamic_batching: { max_queue_delay_us: -1 } },
+  { queue: { priority_levels: 20, default_priority: 21 } }, { queue: { priority_levels: 2, default_priority: 2 } },
+  { execution_timeout_ms: 2 ** 40 }, { execution_timeout_ms: 100 }, { result_cache: { enabled: false, ttl_ms: -1 } },
+  { canary: { weights: { '1': 90, '2': 10 } } }, { canary: { weights: {} } }, { canary: { weights: { x: 1 } } }, { canary: { weights: { '1': 0 } } },
+  { generation: { max_tokens: 16, default_max_tokens: 32 } }, { generation: {} }, { generation: { max_concurrent_sequences: 0 } },
+  { warmup: [{ name: 'w', inputs: { input: { dtype: 'FP32', shape: [1, 64], data: 'zero' } } }] }, { warmup: [{}] }, { warmup: 'x' },
+  { text_pipeline: { kind: 'text_classification', tokenizer: { type: 'word_vocab', vocab: 'vocab.json' }, input: 'i', output: 'o', labels: ['a', 'b'] } },
+  { text_pipeline: { kind: 'x' } }, { session: { execution_providers: [] } }, { session: { execution_providers: ['gpu'] } },
+  { versions: { '1': { sha256: 'ab'.repeat(32) } } }, { versions: { '0': {} } }, { versions: { '1': { sha256: 123 } } }, { name: 'fuzz' }, { name: 'other' },
 );
+
+const yamlBaseArb = fc.tuple(yamlCoreArb, sometimes(yamlExtraArb, 3)).map(([core, extra]) => ({ ...core, ...extra }) as Record<string, unknown>);
+
+/** Deep nesting: the parser must bound its recursion (these cost ~10 ms each, so they come rarely). */
+const yamlDeepArb = fc.constantFrom(`${'['.repeat(5000)}${']'.repeat(5000)}\n`, `${'- '.repeat(3000)}x\n`, `${'{a: '.repeat(2000)}1${'}'.repeat(2000)}\n`);
 
 /** YAML-level traps spliced in as text (the YAML library must refuse or bound them, never throw a TypeError). */
 const yamlTrapArb = fc.constantFrom(
@@ -43,8 +54,6 @@ const yamlTrapArb = fc.constantFrom(
   '%YAML 1.1\n---\nmax_batch_size: 0o17\n',
   'max_batch_size: 0x10\n',
   '--- \n...\n--- \nx: 1\n',
-  `${'['.repeat(5000)}${']'.repeat(5000)}\n`,
-  `${'- '.repeat(3000)}x\n`,
   'description: "\\ud800"\n',
   '\t- tab\n',
   'inputs:\n  - {name: input, dtype: FP32, shape: [1e400]}\n',
@@ -75,14 +84,15 @@ function mutateTextArb(text: string): fc.Arbitrary<string> {
 }
 
 const yamlArb: fc.Arbitrary<string> = fc
-  .tuple(yamlBaseArb, fc.option(fc.tuple(fc.constantFrom('max_batch_size', 'inputs', 'queue', 'session', 'version_policy', 'warmup', 'canary'), wrongTypeArb), { freq: 4, nil: undefined }))
+  .tuple(yamlBaseArb, sometimes(fc.tuple(fc.constantFrom('max_batch_size', 'inputs', 'queue', 'session', 'version_policy', 'warmup', 'canary', 'versions'), wrongTypeArb), 6))
   .map(([obj, retype]) => yamlText(retype ? { ...obj, [retype[0]]: retype[1] } : obj))
   .chain((text) =>
     fc.oneof(
-      { weight: 8, arbitrary: fc.constant(text) },
-      { weight: 3, arbitrary: mutateTextArb(text) },
-      { weight: 2, arbitrary: yamlTrapArb },
-      { weight: 1, arbitrary: yamlTrapArb.map((t) => text + t) },
+      { weight: 80, arbitrary: fc.constant(text) },
+      { weight: 30, arbitrary: mutateTextArb(text) },
+      { weight: 20, arbitrary: yamlTrapArb },
+      { weight: 10, arbitrary: yamlTrapArb.map((t) => text + t) },
+      { weight: 1, arbitrary: yamlDeepArb },
     ),
   );
 
@@ -130,8 +140,6 @@ const pbtxtArb: fc.Arbitrary<string> = fc
     ),
   );
 
-export const configYamlArb: fc.Arbitrary<Case> = fc
-  .tuple(yamlArb, fc.oneof({ weight: 40, arbitrary: fc.constant<'config.yaml' | 'both'>('config.yaml') }, { weight: 1, arbitrary: fc.constant<'both'>('both') }))
-  .map(([text, file]) => ({ kind: 'config', file, text }));
+export const configYamlArb: fc.Arbitrary<Case> = yamlArb.map((text) => ({ kind: 'config', file: 'config.yaml', text }));
 
 export const configPbtxtArb: fc.Arbitrary<Case> = pbtxtArb.map((text) => ({ kind: 'config', file: 'config.pbtxt', text }));

@@ -25,7 +25,7 @@ const parameterValueArb: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
 export const REQUEST_PARAMETER_NAMES = ['priority', 'timeout', 'bypass_cache', 'binary_data_output', 'sequence_id', 'shared_memory_region', 'classification', 'x', ''];
 
 export const parametersArb = (names: readonly string[]) =>
-  fc.oneof({ weight: 6, arbitrary: fc.constant({}) }, { weight: 1, arbitrary: fc.dictionary(fc.constantFrom(...names), parameterValueArb, { maxKeys: 3 }) });
+  fc.oneof({ weight: 12, arbitrary: fc.constant({}) }, { weight: 1, arbitrary: fc.dictionary(fc.constantFrom(...names), parameterValueArb, { maxKeys: 3 }) });
 
 /** Which typed field a datatype's elements belong in. */
 const TYPED_FIELD: Record<string, string> = {
@@ -87,14 +87,14 @@ const bytesRawArb = (count: number) =>
   );
 
 function buildV2TensorArb(m: FuzzModel): fc.Arbitrary<V2Tensor> {
-  return fc.record({ name: nameArb([m.input], 20), datatype: dtypeArb(m.dtype, V2_DTYPES), shape: shapeArb(m.shape) }).chain((t) => {
+  return fc.record({ name: nameArb([m.input]), datatype: dtypeArb(m.dtype, V2_DTYPES), shape: shapeArb(m.shape) }).chain((t) => {
     const count = countOf(t.shape);
     const raw = t.datatype === 'BYTES' ? bytesRawArb(count) : elementBytesArb(t.datatype, count);
     return fc
       .tuple(
-        fc.oneof({ weight: 10, arbitrary: raw }, { weight: 1, arbitrary: raw.chain(resizeArb) }),
+        fc.oneof({ weight: 30, arbitrary: raw }, { weight: 1, arbitrary: raw.chain(resizeArb) }),
         fc.oneof(
-          { weight: 12, arbitrary: fc.constant<[string, number, unknown]>(['same', 0, 0]) },
+          { weight: 30, arbitrary: fc.constant<[string, number, unknown]>(['same', 0, 0]) },
           { weight: 1, arbitrary: fc.tuple(fc.constantFrom('drop', 'add', 'odd'), fc.nat(), fc.constantFrom(...ODD_VALUES)) },
         ),
       )
@@ -121,7 +121,7 @@ export const outputsArb = (m: FuzzModel, parameterNames: readonly string[]) =>
 function inferMessageArb(m: FuzzModel): fc.Arbitrary<Record<string, unknown>> {
   return fc
     .record({
-      model_name: nameArb([m.name], 24),
+      model_name: nameArb([m.name]),
       model_version: fc.oneof({ weight: 10, arbitrary: fc.constant('') }, { weight: 1, arbitrary: fc.constantFrom('1', '3', '-1', 'v1') }),
       id: fc.oneof(fc.string({ maxLength: 10 }), fc.constant(BAD_UTF8_MARK)),
       parameters: parametersArb(REQUEST_PARAMETER_NAMES),
@@ -144,7 +144,7 @@ function inferMessageArb(m: FuzzModel): fc.Arbitrary<Record<string, unknown>> {
           datatype: t.datatype,
           shape: t.shape,
           parameters: r.inputParameters,
-          ...(typed ? { contents: { [field]: field === 'fp32_contents' || field === 'fp64_contents' ? t.values.map(Number) : t.values } } : {}),
+          ...(typed ? { contents: { [field]: forField(field, t.values) } } : {}),
         };
       });
       let raw = r.form === 'typed' || r.form === 'wrong-field' ? [] : r.inputs.map((t) => t.raw);
@@ -152,6 +152,17 @@ function inferMessageArb(m: FuzzModel): fc.Arbitrary<Record<string, unknown>> {
       if (r.form === 'raw-missing') raw = raw.slice(1);
       return { model_name: r.model_name, model_version: r.model_version, id: r.id, parameters: r.parameters, inputs, outputs: r.outputs, raw_input_contents: raw };
     });
+}
+
+/**
+ * Values as protobufjs can encode them into `field` (odd values included: they are what the server must
+ * refuse): bytes as bytes, 64-bit integers as decimal strings, the rest as numbers or booleans.
+ */
+function forField(field: string, values: unknown[]): unknown[] {
+  if (field === 'bytes_contents') return values.map((v) => (v instanceof Uint8Array ? v : Buffer.from(String(v))));
+  if (field === 'int64_contents' || field === 'uint64_contents') return values.map((v) => (typeof v === 'string' && /^-?\d+$/.test(v) ? v : String(Math.trunc(Number(v)) || 0)));
+  if (field === 'bool_contents') return values.map((v) => (typeof v === 'boolean' ? v : Boolean(v)));
+  return values.map((v) => (typeof v === 'number' ? v : Number(v)));
 }
 
 export const inferMessage = fc.constantFrom(...TENSOR_MODELS).chain(perModel(TENSOR_MODELS, inferMessageArb));

@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import type { Case } from './case';
-import { BAD_UTF8_MARK } from './gen-common';
+import { BAD_UTF8_MARK, sometimes } from './gen-common';
 import { contentTypeArb, extraHeadersArb, httpCase, mutateObjectArb, serialiseArb, wrongTypeArb } from './gen-http';
 import { GENERATION_MODEL, MODEL_NAMES, VOCAB_SIZE } from './models';
 
@@ -18,7 +18,7 @@ const textArb = fc.oneof(
 );
 
 const numberArb = fc.oneof(fc.double({ min: -3, max: 3, noNaN: true }), fc.constantFrom(0, 1, -1, 1e308, -1e308, 2, 100, 101));
-const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { freq: 4, nil: undefined });
+const optional = <T>(arb: fc.Arbitrary<T>) => sometimes(arb, 6);
 
 const samplingArb = fc.record(
   {

@@ -6,21 +6,21 @@
  */
 import fc from 'fast-check';
 import { b64, type Case } from './case';
-import { BAD_UTF8_MARK, countOf, dtypeArb, elementBytesArb, nameArb, resizeArb, shapeArb, V1_DTYPES } from './gen-common';
+import { BAD_UTF8_MARK, countOf, dtypeArb, elementBytesArb, nameArb, resizeArb, shapeArb, sometimes, V1_DTYPES } from './gen-common';
 import { MODEL_NAMES, perModel, TENSOR_MODELS, type FuzzModel } from './models';
 import { bodyArb, deadlineArb } from './wire';
 
 const PATH = '/tensorgate.v1.ModelService/Predict';
 
 function tensorArb(m: FuzzModel): fc.Arbitrary<Record<string, unknown>> {
-  const head = fc.record({ name: nameArb([m.input], 20), dtype: dtypeArb(m.dtype, V1_DTYPES), shape: shapeArb(m.shape) });
+  const head = fc.record({ name: nameArb([m.input]), dtype: dtypeArb(m.dtype, V1_DTYPES), shape: shapeArb(m.shape) });
   return head.chain((t): fc.Arbitrary<Record<string, unknown>> => {
     const count = countOf(t.shape);
     const dtype = t.dtype === 'STRING' ? m.dtype : t.dtype;
     return fc
       .tuple(
         elementBytesArb(dtype, count),
-        fc.oneof({ weight: 12, arbitrary: fc.constant('right') }, { weight: 2, arbitrary: fc.constant('resize') }, { weight: 1, arbitrary: fc.constant('strings') }),
+        fc.oneof({ weight: 30, arbitrary: fc.constant('right') }, { weight: 2, arbitrary: fc.constant('resize') }, { weight: 1, arbitrary: fc.constant('strings') }),
       )
       .chain(([data, how]): fc.Arbitrary<Record<string, unknown>> => {
         if (how === 'resize') return resizeArb(data).map((d) => ({ ...t, data: d }));
@@ -58,11 +58,11 @@ function requestArb(m: FuzzModel): fc.Arbitrary<Record<string, unknown>> {
   const textOnly = m.text ? { weight: 4, arbitrary: text.map((input_text) => ({ input_text, inputs: [] as unknown[] })) } : { weight: 0, arbitrary: fc.constant({}) };
   return fc
     .tuple(
-      nameArb(m.text ? [m.name] : [m.name, ...MODEL_NAMES], 24),
+      nameArb(m.text ? [m.name] : [m.name, m.name, m.name, ...MODEL_NAMES]),
       fc.oneof({ weight: 10, arbitrary: fc.constant('') }, { weight: 1, arbitrary: fc.constantFrom('1', '2', '0', '-1', '99999999999999999999', 'latest') }),
       fc.oneof({ weight: 8, arbitrary: inputs.map((i) => ({ inputs: i })) }, textOnly, { weight: 1, arbitrary: fc.tuple(inputs, text).map(([i, t]) => ({ inputs: i, input_text: t })) }),
       fc.oneof({ weight: 8, arbitrary: fc.constant([]) }, { weight: 2, arbitrary: fc.array(nameArb(m.outputs, 6), { minLength: 1, maxLength: 3 }) }),
-      fc.option(optionsArb, { freq: 3, nil: undefined }),
+      sometimes(optionsArb, 3),
     )
     .map(([model, version, body, outputs, options]) => ({ model, version, ...body, outputs, ...(options ? { options } : {}) }));
 }

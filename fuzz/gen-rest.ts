@@ -16,7 +16,8 @@ function jsonData(t: V2Tensor, nest: boolean, deep: number): unknown {
   const values = t.values.map((v) => (v instanceof Uint8Array ? Buffer.from(v).toString('latin1') : typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
   if (deep > 0) return JSON.parse(deepArray(deep));
   if (!nest || t.shape.length < 2) return values;
-  const inner = Number(t.shape[t.shape.length - 1]) || 1;
+  const last = Number(t.shape[t.shape.length - 1]);
+  const inner = Number.isSafeInteger(last) && last > 0 ? last : 1;
   const rows: unknown[] = [];
   for (let i = 0; i < values.length; i += inner) rows.push(values.slice(i, i + inner));
   return rows;

@@ -69,6 +69,8 @@ export function printSummary(s: FuzzSummary, print: (line: string) => void): voi
   }
   print(`  server requests by code (/metrics): ${Object.entries(s.serverCodes).map(([c, n]) => `${c} ${n}`).join(', ')}`);
   print(`  server RSS: ${mib(s.rss.warm)} MiB after warm-up, ${mib(s.rss.mid)} MiB at half, ${mib(s.rss.end)} MiB at the end (max ${mib(s.rss.max)} MiB)`);
+  print(`  server V8 heap in use: ${mib(s.heap.mid)} MiB at half, ${mib(s.heap.end)} MiB at the end`);
+  for (const [id, n] of Object.entries(s.known)) print(`  known finding ${id} (fuzz/known-findings.ts): ${n} inputs`);
   if (s.corpusAdded.length) print(`  corpus: ${s.corpusAdded.length} new entries`);
   for (const v of s.violations.slice(0, 20)) {
     print(`VIOLATION [${v.target}] ${v.source}${v.seed >= 0 ? ` (replay: npm run fuzz -- --replay ${v.target}:${v.seed})` : ''}`);

@@ -25,16 +25,16 @@ export interface Target {
  * of a run; the in-process parsers are cheap, so they get many inputs for little time.
  */
 export const TARGETS: readonly Target[] = [
-  { name: 'predict', arb: predictArb, weight: 12 },
-  { name: 'generate', arb: generateArb, weight: 3 },
-  { name: 'model-infer', arb: modelInferArb, weight: 12 },
-  { name: 'stream-infer', arb: streamInferArb, weight: 4 },
-  { name: 'rest-infer', arb: restInferArb, weight: 12 },
-  { name: 'rest-v2', arb: restOtherArb, weight: 5 },
-  { name: 'openai-completions', arb: completionsArb, weight: 3 },
-  { name: 'openai-chat', arb: chatCompletionsArb, weight: 3 },
-  { name: 'config-yaml', arb: configYamlArb, weight: 23 },
-  { name: 'config-pbtxt', arb: configPbtxtArb, weight: 23 },
+  { name: 'predict', arb: predictArb, weight: 10 },
+  { name: 'generate', arb: generateArb, weight: 2 },
+  { name: 'model-infer', arb: modelInferArb, weight: 9 },
+  { name: 'stream-infer', arb: streamInferArb, weight: 3 },
+  { name: 'rest-infer', arb: restInferArb, weight: 8 },
+  { name: 'rest-v2', arb: restOtherArb, weight: 3 },
+  { name: 'openai-completions', arb: completionsArb, weight: 2 },
+  { name: 'openai-chat', arb: chatCompletionsArb, weight: 2 },
+  { name: 'config-yaml', arb: configYamlArb, weight: 12 },
+  { name: 'config-pbtxt', arb: configPbtxtArb, weight: 49 },
 ];
 
 export const targetByName = (name: string) => TARGETS.find((t) => t.name === name);

@@ -44,7 +44,7 @@ export function decode(typeName: string, bytes: Uint8Array): Record<string, unkn
 export function bodyArb(typeName: string, message: fc.Arbitrary<Record<string, unknown>>): fc.Arbitrary<Buffer> {
   const encoded = message.map((m) => encode(typeName, m));
   return fc.oneof(
-    { weight: 14, arbitrary: encoded },
+    { weight: 24, arbitrary: encoded },
     { weight: 2, arbitrary: fc.tuple(encoded, fc.array(wireJunkArb, { minLength: 1, maxLength: 3 })).map(([b, junk]) => Buffer.concat([b, ...junk])) },
     { weight: 4, arbitrary: encoded.chain((b) => mutateBytesArb(b)) },
   );

@@ -65,3 +65,35 @@ test('a v2 parameter named like an Object.prototype member is refused as not und
   assert.equal(grpc.status[answer.code], 'INVALID_ARGUMENT');
   assert.match(answer.details, /parameter 'constructor' of the request is not understood/);
 });
+
+/**
+ * The fuzzer's known findings whose fix lies in files another engineer owns (fuzz/known-findings.ts): each
+ * fails today and is marked todo with where the fix belongs; when it passes, drop `todo` and its entry there.
+ */
+
+// A map<string, InferParameter> entry with a key and no value is valid protobuf (the value is the default
+// message), but protobufjs decodes it to null and toObject then reads it: the request is refused as undecodable
+// with a TypeError's text. Fix: src/api/grpc/protos.ts (the guarded deserializer) or its decode options.
+test('a ModelInfer parameters map entry without a value is decoded as an empty parameter', { todo: 'fix in src/api/grpc/protos.ts (known finding map-entry-without-value)' }, async () => {
+  const valid = encode('inference.ModelInferRequest', { model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 64] }], raw_input_contents: [Buffer.alloc(256)] });
+  // Field 4 (parameters), one entry: field 1 (key) = "x", no field 2 (value).
+  const entry = Buffer.from([0x22, 0x03, 0x0a, 0x01, 0x78]);
+  const answer = await call('/inference.GRPCInferenceService/ModelInfer', Buffer.concat([valid, entry]));
+  assert.doesNotMatch(answer.details, /Cannot read properties/);
+  assert.equal(grpc.status[answer.code], 'INVALID_ARGUMENT');
+  assert.match(answer.details, /parameter 'x' of the request has no value set/);
+});
+
+// repetition_penalty 8e-323 is inside the documented range (0, 10], but dividing logits by it makes them
+// infinite; with min_p > 0 the filter then keeps no token (NaN probabilities), the sampler picks no token id and
+// decoding throws: a 500 (OpenAI, or an internal error event once a stream began), INTERNAL on gRPC Generate. Fix: src/generation (refuse penalties that overflow, or keep logits finite).
+test('a subnormal repetition_penalty with min_p is refused or generates normally, never an internal error', { todo: 'fix in src/generation (known finding subnormal-repetition-penalty)' }, async () => {
+  const res = await fetch(`http://127.0.0.1:${ts.server.httpPort}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'tiny-lm', prompt: 'light', max_tokens: 3, min_p: 5.8e-159, repetition_penalty: 8e-323 }),
+  });
+  const body = (await res.json()) as { error?: { code?: string } };
+  assert.ok(res.status === 200 || res.status === 400, `status ${res.status}: ${JSON.stringify(body)}`);
+  assert.notEqual(body.error?.code, 'internal');
+});
