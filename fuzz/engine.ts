@@ -28,6 +28,8 @@ export interface FuzzOptions {
   hangMs: number;
   /** Most RSS growth of the server over the run's second half. */
   rssBoundBytes: number;
+  /** Most growth of the server's V8 heap in use over the run's second half (a leak of JS objects). */
+  heapBoundBytes: number;
   corpusDir: string;
   replayCorpus: boolean;
   writeCorpus: boolean;
@@ -58,8 +60,8 @@ export interface FuzzSummary {
   corpusAdded: string[];
   /** Outcomes that were known findings (fuzz/known-findings.ts), by id. */
   known: Record<string, number>;
-  /** The server's V8 heap in use (tensorgate_nodejs_heap_size_used_bytes) at half and at the end. */
-  heap: { mid: number; end: number };
+  /** The server's V8 heap in use and its external (Buffer, ArrayBuffer) memory at half and at the end. */
+  heap: { mid: number; end: number; externalMid: number; externalEnd: number };
   violations: Violation[];
 }
 
@@ -103,7 +105,7 @@ async function fuzzAgainst(
   const corpus = new Corpus(o.corpusDir, o.writeCorpus);
   const summary: FuzzSummary = {
     seed: o.seed, inputs: 0, corpusReplayed: 0, perTarget: {}, serverCodes: {}, rss: { warm: 0, mid: 0, end: 0, max: 0 },
-    seconds: 0, networkInputs: 0, corpusAdded: corpus.added, known: {}, heap: { mid: 0, end: 0 }, violations: [],
+    seconds: 0, networkInputs: 0, corpusAdded: corpus.added, known: {}, heap: { mid: 0, end: 0, externalMid: 0, externalEnd: 0 }, violations: [],
   };
   let errorLinesSeen = 0;
   const record = (target: string, seed: number, source: string, c: Case, outcome: Outcome) => {
@@ -154,7 +156,8 @@ async function fuzzAgainst(
     if (completed === marks.warm) summary.rss.warm = sampleRss();
     if (completed === marks.mid) {
       summary.rss.mid = sampleRss();
-      summary.heap.mid = (await scrape(server.httpPort)).heapUsed;
+      const at = await scrape(server.httpPort);
+      [summary.heap.mid, summary.heap.externalMid] = [at.heapUsed, at.external];
     }
     if (completed % 1000 === 0) sampleRss();
     if (o.log && completed % 10_000 === 0) o.log(`  ${completed} inputs, ${Math.round(performance.now() - started) / 1000} s, RSS ${mib(sampleRss())} MiB, ${summary.violations.length} violations`);
@@ -167,7 +170,7 @@ async function fuzzAgainst(
   if (server.alive()) {
     const scraped = await scrape(server.httpPort);
     summary.serverCodes = scraped.codes;
-    summary.heap.end = scraped.heapUsed;
+    [summary.heap.end, summary.heap.externalEnd] = [scraped.heapUsed, scraped.external];
     // Each known finding that ended INTERNAL was counted once by the server; any INTERNAL beyond those is not known.
     const knownInternal = Object.values(summary.known).reduce((n, k) => n + k, 0);
     const faults = Object.entries(summary.serverCodes).filter(([code, n]) => code === 'UNKNOWN' || (code === 'INTERNAL' && n > knownInternal));
@@ -178,6 +181,10 @@ async function fuzzAgainst(
   const growth = summary.rss.end - summary.rss.mid;
   if (o.inputs >= 10_000 && growth > o.rssBoundBytes) {
     summary.violations.push({ target: 'server', seed: -1, source: 'RSS', problems: [`RSS grew ${mib(growth)} MiB over the second half (${mib(summary.rss.mid)} -> ${mib(summary.rss.end)} MiB), above the bound of ${mib(o.rssBoundBytes)} MiB`] });
+  }
+  const heapGrowth = summary.heap.end - summary.heap.mid;
+  if (o.inputs >= 10_000 && summary.heap.mid > 0 && heapGrowth > o.heapBoundBytes) {
+    summary.violations.push({ target: 'server', seed: -1, source: 'V8 heap', problems: [`the V8 heap in use grew ${mib(heapGrowth)} MiB over the second half, above the bound of ${mib(o.heapBoundBytes)} MiB`] });
   }
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
@@ -194,8 +201,8 @@ async function pool(n: number, limit: number, body: (i: number) => Promise<void>
   await Promise.all(Array.from({ length: Math.min(limit, n) }, lane));
 }
 
-/** From the server's /metrics: tensorgate_requests_total summed by its code label, and the V8 heap in use. */
-function scrape(port: number): Promise<{ codes: Record<string, number>; heapUsed: number }> {
+/** From the server's /metrics: tensorgate_requests_total summed by its code label, the V8 heap in use, external memory. */
+function scrape(port: number): Promise<{ codes: Record<string, number>; heapUsed: number; external: number }> {
   return new Promise((resolve, reject) => {
     http
       .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
@@ -203,8 +210,8 @@ function scrape(port: number): Promise<{ codes: Record<string, number>; heapUsed
         res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => {
           const codes: Record<string, number> = {};
           for (const m of text.matchAll(/^tensorgate_requests_total\{[^}]*code="([A-Z_]+)"[^}]*\} (\S+)$/gm)) codes[m[1]!] = (codes[m[1]!] ?? 0) + Number(m[2]);
-          const heap = /^tensorgate_nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
-          resolve({ codes, heapUsed: heap ? Number(heap[1]) : 0 });
+          const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+          resolve({ codes, heapUsed: gauge('tensorgate_nodejs_heap_size_used_bytes'), external: gauge('tensorgate_nodejs_external_memory_bytes') });
         });
       })
       .on('error', reject);
