@@ -67,14 +67,14 @@ test('a v2 parameter named like an Object.prototype member is refused as not und
 });
 
 /**
- * The fuzzer's known findings whose fix lies in files another engineer owns (fuzz/known-findings.ts): each
- * fails today and is marked todo with where the fix belongs; when it passes, drop `todo` and its entry there.
+ * Two findings whose fixes lay outside the harness's files (they were known findings, fuzz/known-findings.ts,
+ * while they failed): both fixed, both seen failing before.
  */
 
 // A map<string, InferParameter> entry with a key and no value is valid protobuf (the value is the default
 // message), but protobufjs decodes it to null and toObject then reads it: the request is refused as undecodable
-// with a TypeError's text. Fix: src/api/grpc/protos.ts (the guarded deserializer) or its decode options.
-test('a ModelInfer parameters map entry without a value is decoded as an empty parameter', { todo: 'fix in src/api/grpc/protos.ts (known finding map-entry-without-value)' }, async () => {
+// with a TypeError's text. Fixed: src/api/grpc/lenient-decode.ts decodes such a message again, leniently.
+test('a ModelInfer parameters map entry without a value is decoded as an empty parameter', async () => {
   const valid = encode('inference.ModelInferRequest', { model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 64] }], raw_input_contents: [Buffer.alloc(256)] });
   // Field 4 (parameters), one entry: field 1 (key) = "x", no field 2 (value).
   const entry = Buffer.from([0x22, 0x03, 0x0a, 0x01, 0x78]);
@@ -86,8 +86,9 @@ test('a ModelInfer parameters map entry without a value is decoded as an empty p
 
 // repetition_penalty 8e-323 is inside the documented range (0, 10], but dividing logits by it makes them
 // infinite; with min_p > 0 the filter then keeps no token (NaN probabilities), the sampler picks no token id and
-// decoding throws: a 500 (OpenAI, or an internal error event once a stream began), INTERNAL on gRPC Generate. Fix: src/generation (refuse penalties that overflow, or keep logits finite).
-test('a subnormal repetition_penalty with min_p is refused or generates normally, never an internal error', { todo: 'fix in src/generation (known finding subnormal-repetition-penalty)' }, async () => {
+// decoding throws: a 500 (OpenAI, or an internal error event once a stream began), INTERNAL on gRPC Generate.
+// Fixed: src/generation/sampling.ts keeps a penalised logit within float32's finite range.
+test('a subnormal repetition_penalty with min_p is refused or generates normally, never an internal error', async () => {
   const res = await fetch(`http://127.0.0.1:${ts.server.httpPort}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

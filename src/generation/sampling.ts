@@ -36,6 +36,9 @@ export interface TokenHistory {
   readonly promptLength: number;
 }
 
+/** The largest finite float32: logits are Float32Array. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 /**
  * Applies the penalties to `logits` in place. Each penalised token is adjusted once, however often it occurs
  * (the repetition penalty is a factor per distinct token, as in Hugging Face's processor).
@@ -50,7 +53,9 @@ export function applyPenalties(logits: Float32Array, history: TokenHistory, p: S
       if (seen.has(t) || t < 0 || t >= logits.length) continue;
       seen.add(t);
       const l = logits[t]!;
-      logits[t] = l > 0 ? l / p.repetitionPenalty : l * p.repetitionPenalty;
+      // A tiny penalty (the range is (0, 10]) can push a logit past float32's range; an infinite logit would
+      // make the probabilities NaN, so it stays the largest finite one instead.
+      logits[t] = Math.max(-FLOAT32_MAX, Math.min(FLOAT32_MAX, l > 0 ? l / p.repetitionPenalty : l * p.repetitionPenalty));
     }
   }
   if (p.presencePenalty !== 0 || p.frequencyPenalty !== 0) {

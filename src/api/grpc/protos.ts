@@ -5,7 +5,9 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import * as path from 'node:path';
+import type * as protobuf from 'protobufjs';
 import { PROTO_DIR } from '../../paths';
+import { lenientDecoder } from './lenient-decode';
 
 export const MODEL_SERVICE_PROTO = path.join(PROTO_DIR, 'tensorgate/v1/model_service.proto');
 export const MODEL_SERVICE_NAME = 'tensorgate.v1.ModelService';
@@ -45,15 +47,23 @@ function guardedServiceDefinition(protoFile: string, serviceName: string): grpc.
   const packageDefinition = protoLoader.loadSync([protoFile], { ...LOADER_OPTIONS, longs: String });
   const service = (packageDefinition[serviceName] ?? {}) as grpc.ServiceDefinition;
   const guarded: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  const packageName = serviceName.slice(0, serviceName.lastIndexOf('.'));
   for (const [method, definition] of Object.entries(service)) {
     const decode = definition.requestDeserialize;
+    const requestName = `${packageName}.${(definition as { requestType?: { type?: { name?: string } } }).requestType?.type?.name ?? ''}`;
+    const lenient = lenientDecoder(protoFile, LOADER_OPTIONS.includeDirs!, requestName, { ...LOADER_OPTIONS, longs: String } as protobuf.IConversionOptions);
     guarded[method] = {
       ...definition,
       requestDeserialize: (bytes: Buffer) => {
         try {
           return decode(bytes);
         } catch (err) {
-          return new UndecodableRequest(`${serviceName}/${method}`, bytes.length, err instanceof Error ? err.message : String(err));
+          // Valid protobuf that protobufjs's conversion trips on (a map entry without a value): decoded again leniently.
+          try {
+            return lenient(bytes);
+          } catch {
+            return new UndecodableRequest(`${serviceName}/${method}`, bytes.length, err instanceof Error ? err.message : String(err));
+          }
         }
       },
     };
