@@ -18,7 +18,6 @@ test('the corpus and 2,000 generated inputs: no crash, no hang, no UNKNOWN/INTER
     hangMs: 20_000,
     // A short run says nothing about leaks (the engine checks RSS from 10k inputs): the CI run does.
     rssBoundBytes: Number.MAX_SAFE_INTEGER,
-    heapBoundBytes: Number.MAX_SAFE_INTEGER,
     corpusDir: CORPUS_DIR,
     replayCorpus: true,
     writeCorpus: false,
