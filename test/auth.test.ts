@@ -17,6 +17,7 @@ import { CALL_ACTIONS } from '../src/security/call-actions';
 import { inferenceServiceDefinition, modelServiceDefinition } from '../src/api/grpc/protos';
 import { copyBundledModel, expectStatus, f32Tensor, tempDir } from './common';
 import { healthClient } from './health-client';
+import { cli } from './cli-process';
 import { AUDIENCE, ISSUER, makeIssuer, newKey, sha256, startLoggedServer, type Issuer, type LoggedServer } from './auth-fixtures';
 
 const keys = { alice: newKey(), ops: newKey(), gen: newKey() };
@@ -203,4 +204,18 @@ test('every RPC of both services has an action in the permission table', () => {
   const methods = [...Object.values(modelServiceDefinition()), ...Object.values(inferenceServiceDefinition())].map((m) => m.path.slice(m.path.lastIndexOf('/') + 1));
   assert.ok(methods.length >= 15);
   for (const m of methods) assert.ok(CALL_ACTIONS[m], `${m} has no action in CALL_ACTIONS`);
+});
+
+test('the CLI: without a token it says how to send one; with --token it is served; keys new prints a key and the line holding its hash', async () => {
+  const refused = await cli(['models', '--address', grpcAddress]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /requires credentials.*\(this CLI sends one with --token TOKEN or TENSORGATE_TOKEN\)/);
+  const served = await cli(['models', '--address', grpcAddress, '--token', keys.alice]);
+  assert.equal(served.code, 0, served.stderr);
+  assert.match(served.stdout, /^mlp\s+v1 READY$/m);
+  const made = await cli(['keys', 'new', 'carol']);
+  assert.equal(made.code, 0, made.stderr);
+  const lines = made.stdout.trim().split('\n');
+  assert.match(lines[1]!, /^tg_[A-Za-z0-9_-]{43}$/);
+  assert.equal(lines[3], `  - { name: carol, sha256: "${sha256(lines[1]!)}" }`);
 });

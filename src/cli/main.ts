@@ -196,6 +196,8 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   const e = err as { code?: number; details?: string; message?: string };
-  process.stderr.write(`tensorgate: ${e.details ?? e.message ?? String(err)}\n`);
+  // gRPC status 16 (UNAUTHENTICATED) without a token given: say how the CLI sends one.
+  const hint = e.code === 16 && !process.argv.includes('--token') && !process.env.TENSORGATE_TOKEN ? ' (this CLI sends one with --token TOKEN or TENSORGATE_TOKEN)' : '';
+  process.stderr.write(`tensorgate: ${e.details ?? e.message ?? String(err)}${hint}\n`);
   process.exit(e.code !== undefined && e.code > 0 ? 2 : 1);
 });
