@@ -101,6 +101,9 @@ export class TensorgateServer {
   ) {
     this.pool = new ExecutionPool({ workers: config.workers || undefined });
     this.pool.on('worker-restarted', (index: number) => log.warn({ worker: index }, 'inference worker replaced after it exited'));
+    this.pool.on('session-restore-failed', (e: { index: number; key: string; reason: string }) =>
+      log.error({ worker: e.index, session: e.key, reason: e.reason }, `${e.key} could not be loaded again on replaced inference worker ${e.index}: ${e.reason}`),
+    );
     // An uncaught error inside a worker thread (it then exits and is replaced): the reason, for the bug report.
     this.pool.on('worker-error', (e: { index: number; error: Error }) =>
       log.error({ worker: e.index, err: e.error }, `inference worker ${e.index} failed: ${e.error?.message ?? String(e.error)}`),

@@ -290,7 +290,7 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
     }
     let loaded;
     try {
-      loaded = await this.options.pool.load(v.key, checked.path, entry.settings!, warmup);
+      loaded = await this.options.pool.load(v.key, checked.path, sha256 === undefined ? entry.settings! : { ...entry.settings!, sha256 }, warmup);
     } catch (err) {
       const message = (err as Error).message;
       const file = path.join(String(version), MODEL_FILE);

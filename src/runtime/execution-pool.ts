@@ -90,6 +90,8 @@ export interface ExecutionPoolEvents {
   'slot-free': [];
   'run-start': [key: string, index: number];
   'worker-restarted': [index: number];
+  /** A replacement worker could not load one of the sessions back (e.g. its pinned file changed): it serves without it. */
+  'session-restore-failed': [failure: { index: number; key: string; reason: string }];
   'worker-error': [event: { index: number; error: Error }];
   'execution-timeout': [key: string, index: number];
   'worker-stuck': [index: number, key: string];
@@ -162,7 +164,9 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     replacement.inflight = this.slotsPerWorker; // no work until sessions are back
     replacement.ready = (async () => {
       for (const [key, s] of this.sessions) {
-        await this.request(replacement, { type: 'load', id: 0, key, path: s.path, settings: s.settings, warmup: s.warmup }).catch(() => undefined);
+        // A session that no longer loads (its pinned file changed since) stays off this worker, said once.
+        const reply = await this.request(replacement, { type: 'load', id: 0, key, path: s.path, settings: s.settings, warmup: s.warmup }).catch((err: Error) => ({ type: 'error' as const, message: err.message }));
+        if (reply.type === 'error') this.emit('session-restore-failed', { index: handle.index, key, reason: reply.message });
       }
       replacement.inflight = 0;
       this.emit('worker-restarted', handle.index);

@@ -21,6 +21,11 @@ export interface SessionSettings {
   graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'all';
   executionMode: 'sequential' | 'parallel';
   executionProviders: string[];
+  /**
+   * The model file's pinned sha256 (config.yaml `versions`), when it has one: every session of it, on every
+   * worker (a replacement included) and inline, loads the very bytes it has just hashed (src/runtime/ort-session.ts).
+   */
+  sha256?: string;
 }
 
 /** Runs a new session makes before it answers 'loaded' (config.yaml `warmup`): `count` times these inputs. */

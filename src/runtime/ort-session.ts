@@ -11,6 +11,8 @@
  * (dist/binding.d.ts), which InferenceSession wraps; the package version is pinned in package.json, and
  * tests compare inline and worker answers byte for byte and load every fixture model through it.
  */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { binding, initOrt, type Binding } from 'onnxruntime-node/dist/binding';
 import { dataTypeByName, dataTypeByOrt } from '../core/dtype';
@@ -88,7 +90,15 @@ export class NativeSession {
   constructor(path: string, settings: SessionSettings) {
     initOrt(); // once per thread: hands the binding the Tensor class
     const session = new binding.InferenceSession();
-    session.loadModel(path, sessionOptions(settings));
+    if (settings.sha256 === undefined) session.loadModel(path, sessionOptions(settings));
+    else {
+      // Pinned: hash the bytes and give ONNX Runtime those same bytes, so no file swapped after a check can load
+      // (the repository checked the file before; a worker started later, after a crash, checks again here).
+      const bytes = fs.readFileSync(path);
+      const has = createHash('sha256').update(bytes).digest('hex');
+      if (has !== settings.sha256) throw new Error(`the model file does not match its sha256: config says ${settings.sha256}, the file has ${has}`);
+      session.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, sessionOptions(settings));
+    }
     try {
       this.inputs = specsFrom(session.inputMetadata, 'input');
       this.outputs = specsFrom(session.outputMetadata, 'output');
