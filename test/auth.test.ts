@@ -20,7 +20,7 @@ import { healthClient } from './health-client';
 import { cli } from './cli-process';
 import { AUDIENCE, ISSUER, makeIssuer, newKey, sha256, startLoggedServer, type Issuer, type LoggedServer } from './auth-fixtures';
 
-const keys = { alice: newKey(), ops: newKey(), gen: newKey() };
+const keys = { alice: newKey(), ops: newKey(), gen: newKey(), narrow: newKey() };
 let repo: { dir: string; cleanup: () => void };
 let issuer: Issuer;
 let ts: LoggedServer;
@@ -47,7 +47,8 @@ before(async () => {
     jwt: { jwks_file: 'jwks.json', issuer: ISSUER, audience: AUDIENCE },
     open: ['health'],
     permissions: [
-      { principals: ['*'], models: ['*'], actions: ['metadata'] },
+      { principals: ['key:alice', 'key:gen', 'jwt:svc-7'], models: ['*'], actions: ['metadata'] },
+      { principals: ['key:narrow'], models: ['mlp'], actions: ['metadata'] },
       { principals: ['key:alice'], models: ['mlp'], actions: ['infer'] },
       { principals: ['claim:role=ml'], models: ['sentiment'], actions: ['infer'] },
       { principals: ['key:gen'], models: ['tiny-lm'], actions: ['generate'] },
@@ -78,12 +79,12 @@ test('gRPC: no token, an unknown key, a malformed header -> UNAUTHENTICATED; a v
 
 test('gRPC: a valid key without the permission -> PERMISSION_DENIED naming principal, action and model', async () => {
   const alice = client(keys.alice);
-  await expectStatus(unary(alice, 'Predict', { model: 'sentiment', input_text: 'good' }), grpc.status.PERMISSION_DENIED, /key:alice may not infer on model "sentiment"/);
+  await expectStatus(unary(alice, 'Predict', { model: 'sentiment', input_text: 'good' }), grpc.status.PERMISSION_DENIED, /key:alice has no 'infer' permission on model "sentiment"/);
   // metadata on any model is granted to everyone; repository control only to ops.
   assert.equal((await unary(alice, 'GetModel', { model: 'sentiment' })).name, 'sentiment');
   const v2 = createInferenceClient(grpcAddress, false, {}, { token: keys.alice });
   clients.push(v2);
-  await expectStatus(v2Call(v2, 'RepositoryModelUnload', { model_name: 'mlp' }), grpc.status.PERMISSION_DENIED, /may not control on model "mlp"/);
+  await expectStatus(v2Call(v2, 'RepositoryModelUnload', { model_name: 'mlp' }), grpc.status.PERMISSION_DENIED, /has no 'control' permission on model "mlp"/);
   const infer = await v2Call(v2, 'ModelInfer', { model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 64], contents: { fp32_contents: new Array(64).fill(0.5) } }] });
   assert.equal(infer.model_name, 'mlp');
   const anonymous = createInferenceClient(grpcAddress);
@@ -95,7 +96,7 @@ test('JWT: a valid token authorises by claim; expired, forged, wrong issuer or a
   const good = await issuer.token('svc-7', { role: 'ml' });
   const text = await unary(client(good), 'Predict', { model: 'sentiment', input_text: 'a wonderful film' });
   assert.ok(text.output_text);
-  await expectStatus(unary(client(good), 'Predict', mlpRequest), grpc.status.PERMISSION_DENIED, /jwt:svc-7 may not infer on model "mlp"/);
+  await expectStatus(unary(client(good), 'Predict', mlpRequest), grpc.status.PERMISSION_DENIED, /jwt:svc-7 has no 'infer' permission on model "mlp"/);
   await expectStatus(unary(client(await issuer.token('svc-7', { role: 'ml' }, { ttlSecs: -120 })), 'Predict', mlpRequest), grpc.status.UNAUTHENTICATED, /expired/);
   await expectStatus(unary(client(await issuer.forged('svc-7')), 'Predict', mlpRequest), grpc.status.UNAUTHENTICATED, /signature/);
   await expectStatus(unary(client(await issuer.token('svc-7', {}, { issuer: 'https://evil.example/' })), 'Predict', mlpRequest), grpc.status.UNAUTHENTICATED, /'iss' claim/);
@@ -145,7 +146,7 @@ test('HTTP: probes open, /metrics and the APIs need a token; 401 vs 403 on REST 
   assert.equal((await get('/v2/models/mlp/infer', keys.alice, { method: 'POST', body: infer })).status, 200);
   const denied = await get('/v2/models/mlp/infer', await issuer.token('svc-7', { role: 'ml' }), { method: 'POST', body: infer });
   assert.equal(denied.status, 403);
-  assert.match(JSON.parse(denied.body).error, /jwt:svc-7 may not infer on model "mlp"/);
+  assert.match(JSON.parse(denied.body).error, /jwt:svc-7 has no 'infer' permission on model "mlp"/);
   assert.equal((await get('/v2/repository/models/mlp/unload', keys.alice, { method: 'POST', body: '{}' })).status, 403);
 });
 
@@ -179,7 +180,7 @@ test('OpenAI API with the official client: the API key is the bearer token; 401 
   const alice = new OpenAI({ baseURL: base, apiKey: keys.alice, maxRetries: 0 });
   await assert.rejects(alice.chat.completions.create({ model: 'tiny-lm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 }), (err: unknown) => {
     assert.ok(err instanceof OpenAI.PermissionDeniedError, String(err));
-    assert.match(err.message, /key:alice may not generate on model "tiny-lm"/);
+    assert.match(err.message, /key:alice has no 'generate' permission on model "tiny-lm"/);
     return true;
   });
 });
@@ -218,4 +219,21 @@ test('the CLI: without a token it says how to send one; with --token it is serve
   const lines = made.stdout.trim().split('\n');
   assert.match(lines[1]!, /^tg_[A-Za-z0-9_-]{43}$/);
   assert.equal(lines[3], `  - { name: carol, sha256: "${sha256(lines[1]!)}" }`);
+});
+
+test('listings show a caller only the models it may read: ListModels, the v2 index on gRPC and REST, statistics, /v1/models', async () => {
+  const narrow = client(keys.narrow);
+  assert.deepEqual((await unary(narrow, 'ListModels', {})).models.map((m: { name: string }) => m.name), ['mlp']);
+  assert.deepEqual((await unary(client(keys.alice), 'ListModels', {})).models.map((m: { name: string }) => m.name).sort(), ['mlp', 'sentiment', 'tiny-lm']);
+  await expectStatus(unary(narrow, 'GetModel', { model: 'sentiment' }), grpc.status.PERMISSION_DENIED, /key:narrow has no 'metadata' permission on model "sentiment"/);
+  const v2 = createInferenceClient(grpcAddress, false, {}, { token: keys.narrow });
+  clients.push(v2);
+  assert.deepEqual([...new Set((await v2Call(v2, 'RepositoryIndex', {})).models.map((m: { name: string }) => m.name))], ['mlp']);
+  assert.deepEqual((await v2Call(v2, 'ModelStatistics', {})).model_stats.map((m: { name: string }) => m.name), ['mlp']);
+  const index = await get('/v2/repository/index', keys.narrow, { method: 'POST', body: '{}' });
+  assert.deepEqual([...new Set((JSON.parse(index.body) as { name: string }[]).map((m) => m.name))], ['mlp']);
+  const stats = JSON.parse((await get('/v2/models/stats', keys.narrow)).body) as { model_stats: { name: string }[] };
+  assert.deepEqual(stats.model_stats.map((m) => m.name), ['mlp']);
+  assert.deepEqual((JSON.parse((await get('/v1/models', keys.narrow)).body) as { data: unknown[] }).data, []);
+  assert.deepEqual((JSON.parse((await get('/v1/models', keys.gen)).body) as { data: { id: string }[] }).data.map((m) => m.id), ['tiny-lm']);
 });

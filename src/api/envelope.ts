@@ -57,6 +57,11 @@ export class RequestEnvelope {
 
   constructor(private readonly parts: EnvelopeParts) {}
 
+  /** The models a listing shows `who` (the policy's metadata permission); undefined: all of them. */
+  visibleTo(who: Principal | undefined): ((model: string) => boolean) | undefined {
+    return this.guard?.visibleTo(who);
+  }
+
   /**
    * Runs `body` inside the call's SERVER span and hands the outcome to `answer` exactly once: the body's
    * result, or earlier a drain's UNAVAILABLE (the body's later outcome is then dropped). `answer` writes the

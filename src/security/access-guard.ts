@@ -52,12 +52,21 @@ export class AccessGuard {
       throw unauthenticated(`this server requires credentials for ${method}: send 'authorization: Bearer <API key or JWT>'`);
     }
     if (action !== 'health' && !this.permits(who, action, model)) {
-      throw permissionDenied(model ? `${who.label} may not ${action} on model ${JSON.stringify(clip(model, 64))}` : `${who.label} may not ${action} on any model of this server`);
+      throw permissionDenied(model ? `${who.label} has no '${action}' permission on model ${JSON.stringify(clip(model, 64))}` : `${who.label} has no '${action}' permission on any model of this server`);
     }
     const waitMs = this.limiter.take(who, model);
     if (waitMs > 0) {
       throw new RetryLaterError('RESOURCE_EXHAUSTED', `rate limit reached for ${who.label}${model ? ` on model ${JSON.stringify(clip(model, 64))}` : ''}; retry in ${waitMs} ms`, waitMs);
     }
+  }
+
+  /**
+   * Which models a listing (ListModels, the repository index, all-model statistics, GET /v1/models) shows
+   * `who`: those it may read metadata of. Undefined: every model (no permissions in the policy).
+   */
+  visibleTo(who: Principal | undefined): ((model: string) => boolean) | undefined {
+    if (!this.policy.permissions) return undefined;
+    return (model) => who !== undefined && this.permits(who, 'metadata', model);
   }
 
   private permits(who: Principal, action: Action, model: string): boolean {

@@ -9,6 +9,7 @@ import { ServingError, clip, invalidArgument } from '../../core/errors';
 import type { CancelSignal } from '../../core/cancellation';
 import { ATTR_REQUEST_ID } from '../../telemetry/semconv';
 import type { RequestRecord } from '../request-record';
+import type { Principal } from '../../security/principal';
 import { toInferenceRequest, toV2Response } from '../v2/v2-infer';
 import { modelMetadata, modelReady, repositoryIndex, serverMetadata, serverReady } from '../v2/v2-models';
 import { refuseRepositoryParameters, statisticsOf, type V2Parts } from '../v2/v2-control';
@@ -29,11 +30,11 @@ export function createInferenceService(parts: InferenceServiceParts): grpc.Untyp
 
   /** A unary RPC whose answer is computed from the request alone. */
   const simple =
-    <Req>(method: string, body: (req: Req, record: RequestRecord) => unknown | Promise<unknown>, model?: (req: Req) => string): Unary<Req> =>
+    <Req>(method: string, body: (req: Req, record: RequestRecord, who: Principal | undefined) => unknown | Promise<unknown>, model?: (req: Req) => string): Unary<Req> =>
     (call, callback) => {
       if (unary.refuseUndecodable(call, callback)) return;
       const record = unary.record(method, model?.(call.request) ?? '');
-      unary.serve(call, callback, record, async () => body(call.request, record));
+      unary.serve(call, callback, record, async (_span, who) => body(call.request, record, who));
     };
 
   /** One inference: the v2 request through the pipeline, answered in the request's output form. */
@@ -59,8 +60,8 @@ export function createInferenceService(parts: InferenceServiceParts): grpc.Untyp
     ServerMetadata: simple('ServerMetadata', () => serverMetadata()),
     ModelMetadata: simple<NameVersion>('ModelMetadata', (r) => modelMetadata(repository, r.name, r.version), (r) => r.name),
     ModelConfig: simple<NameVersion>('ModelConfig', (r) => ({ config: parts.config(r.name, r.version) }), (r) => r.name),
-    ModelStatistics: simple<NameVersion>('ModelStatistics', (r) => ({ model_stats: statisticsOf(repository, parts.statistics, r.name, r.version) }), (r) => r.name),
-    RepositoryIndex: simple<{ ready: boolean }>('RepositoryIndex', async (r) => ({ models: await repositoryIndex(repository, r.ready) })),
+    ModelStatistics: simple<NameVersion>('ModelStatistics', (r, _record, who) => ({ model_stats: statisticsOf(repository, parts.statistics, r.name, r.version, envelope.visibleTo(who)) }), (r) => r.name),
+    RepositoryIndex: simple<{ ready: boolean }>('RepositoryIndex', async (r, _record, who) => ({ models: await repositoryIndex(repository, r.ready, envelope.visibleTo(who)) })),
     RepositoryModelLoad: simple<{ model_name: string; parameters: Record<string, unknown> }>(
       'RepositoryModelLoad',
       async (r) => {

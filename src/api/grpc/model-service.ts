@@ -145,10 +145,11 @@ export function createModelService(
 
     ListModels(call: grpc.ServerUnaryCall<{ ready_only: boolean }, unknown>, callback: grpc.sendUnaryData<unknown>) {
       if (refuseUndecodable(call, callback)) return;
-      serveUnary(call, callback, newRecord('ListModels'), async () => {
+      serveUnary(call, callback, newRecord('ListModels'), async (_span, who) => {
+        const visible = envelope.visibleTo(who);
         const models = repository
           .list()
-          .filter((m) => !call.request.ready_only || repository.defaultVersion(m) !== undefined)
+          .filter((m) => (!call.request.ready_only || repository.defaultVersion(m) !== undefined) && (!visible || visible(m.name)))
           .map((m) => modelInfoToProto(m, state));
         return { models };
       });

@@ -8,6 +8,7 @@ import type { Span } from '@opentelemetry/api';
 import { invalidArgument } from '../../core/errors';
 import type { RequestEnvelope } from '../envelope';
 import type { RequestRecord } from '../request-record';
+import type { Principal } from '../../security/principal';
 import { answerUnary, grpcCallStart } from './call-start';
 import { UndecodableRequest } from './protos';
 
@@ -19,7 +20,7 @@ export interface UnaryCalls {
     call: grpc.ServerUnaryCall<unknown, unknown>,
     callback: grpc.sendUnaryData<unknown>,
     record: RequestRecord,
-    body: (span: Span) => Promise<unknown>,
+    body: (span: Span, who: Principal | undefined) => Promise<unknown>,
     settled?: () => void,
   ): void;
   /** True (and the call answered) when the request did not decode. */

@@ -33,6 +33,7 @@ import { httpCallStart } from './call-start';
 import { MAX_ECHO_CHARS, overLimit, readBody } from './http-body';
 import type { FrontDoorPlugin, FrontDoorRouteConfig } from './http-server';
 import { toHttpError } from './status';
+import type { Principal } from '../../security/principal';
 import { binaryOutputChoice, HEADER_LENGTH, inferRequestFromRest, inferResponseToRest, parseJsonText, parseWith, REST_PARAMETERS } from './v2-rest-codec';
 
 export interface V2RestDeps extends V2Parts {
@@ -66,7 +67,7 @@ const flag = (key: 'live' | 'ready', value: boolean): Answer => json({ [key]: va
 const errorAnswer = (status: number, message: string): Answer => json({ error: clip(message, MAX_ERROR_CHARS) }, status);
 
 type Params = { name?: string; version?: string };
-type RouteBody = (ctx: { request: FastifyRequest; params: Params; record: RequestRecord; signal: Cancellation; span: Span }) => Answer | Promise<Answer>;
+type RouteBody = (ctx: { request: FastifyRequest; params: Params; record: RequestRecord; signal: Cancellation; span: Span; who: Principal | undefined }) => Answer | Promise<Answer>;
 
 const repositoryIndexSchema = z.strictObject({ ready: z.boolean().nullish() });
 const repositoryModelSchema = z.strictObject({ parameters: z.record(z.string(), z.unknown()).nullish() });
@@ -124,15 +125,15 @@ export function v2Routes(deps: V2RestDeps): FrontDoorPlugin {
     route('GET', ['/'], () => json(serverMetadata()));
     route('GET', ['/health/live'], () => flag('live', true));
     route('GET', ['/health/ready'], () => flag('ready', serverReady(readiness)));
-    route('GET', ['/models/stats'], () => json({ model_stats: statisticsOf(repository, deps.statistics, '', '') }));
+    route('GET', ['/models/stats'], ({ who }) => json({ model_stats: statisticsOf(repository, deps.statistics, '', '', deps.envelope.visibleTo(who)) }));
     route('GET', model(''), ({ params }) => json(modelMetadata(repository, nameOf(params), versionOf(params))));
     route('GET', model('/ready'), ({ params }) => flag('ready', modelReady(readiness, nameOf(params), versionOf(params))));
     route('GET', model('/config'), ({ params }) => json(deps.config(nameOf(params), versionOf(params))));
     route('GET', model('/stats'), ({ params }) => json({ model_stats: statisticsOf(repository, deps.statistics, nameOf(params), versionOf(params)) }));
     route('POST', model('/infer'), (ctx) => infer(deps, ctx), { infer: true, bodyLimit: deps.maxBodyBytes });
-    route('POST', ['/repository/index'], async ({ request }) => {
+    route('POST', ['/repository/index'], async ({ request, who }) => {
       const body = parseWith(repositoryIndexSchema, jsonBody(request), 'the request body');
-      const index = await repositoryIndex(repository, body.ready ?? false);
+      const index = await repositoryIndex(repository, body.ready ?? false, deps.envelope.visibleTo(who));
       // As Triton lists them: no empty version or reason.
       return json(index.map((e) => ({ name: e.name, ...(e.version ? { version: e.version } : {}), state: e.state, ...(e.reason ? { reason: e.reason } : {}) })));
     });
@@ -176,7 +177,7 @@ function serve(deps: V2RestDeps, request: FastifyRequest, reply: FastifyReply, m
   res.once('close', onClose);
   deps.envelope.serve(
     httpCallStart(request.headers, method, template, record),
-    async (span) => body({ request, params, record, signal, span }),
+    async (span, who) => body({ request, params, record, signal, span, who }),
     (outcome) => {
       if (outcome.ok) return send(reply, outcome.value);
       const { status, body: error, headers } = toHttpError(outcome.error);

@@ -23,6 +23,7 @@ import type { RequestEnvelope } from '../envelope';
 import type { RequestRecord } from '../request-record';
 import { httpCallStart } from '../http/call-start';
 import { toHttpError } from '../http/status';
+import { principalOf } from '../../security/call-principal';
 import { chatRequestSchema, chatToGenerate, completionRequestSchema, completionToGenerate, OpenAiRequestError, parseBody } from './openai-requests';
 
 export interface OpenAiDeps {
@@ -80,13 +81,17 @@ export function openAiRoutes(deps: OpenAiDeps): (app: FastifyInstance) => void {
       void reply.code(404).send({ error: { message: `no route ${request.method} ${request.url.split('?')[0]!.slice(0, 64)}; the OpenAI-compatible API serves GET /v1/models, POST /v1/completions, POST /v1/chat/completions`, type: 'not_found_error', param: null, code: 'not_found' } });
     });
 
-    app.get('/models', async () => ({
-      object: 'list',
-      data: deps.repository
-        .list()
-        .filter((m) => m.generation && deps.repository.defaultVersion(m))
-        .map((m) => ({ id: m.name, object: 'model', created, owned_by: 'tensorgate', max_model_len: m.generation!.contextTokens(deps.repository.defaultVersion(m)!.decoder!.maxPositions) })),
-    }));
+    app.get('/models', async (request) => {
+      // Authenticated at the door (not served through the envelope): a caller sees the models it may read.
+      const visible = deps.envelope.visibleTo(principalOf(request.headers));
+      return {
+        object: 'list',
+        data: deps.repository
+          .list()
+          .filter((m) => m.generation && deps.repository.defaultVersion(m) && (!visible || visible(m.name)))
+          .map((m) => ({ id: m.name, object: 'model', created, owned_by: 'tensorgate', max_model_len: m.generation!.contextTokens(deps.repository.defaultVersion(m)!.decoder!.maxPositions) })),
+      };
+    });
 
     const route = (path: string, kind: Kind) =>
       app.post(path, { bodyLimit: deps.maxBodyBytes }, (request, reply) => serveGeneration(deps, request, reply, `${OPENAI_PREFIX}${path}`, kind));

@@ -45,9 +45,9 @@ export function refuseRepositoryParameters(parameters: Record<string, unknown> |
 }
 
 /** Statistics of every READY version of every model (no name), of one model, or of one version of it. */
-export function statisticsOf(repository: ModelRepository, statistics: ModelStatistics, name: string, version: string) {
+export function statisticsOf(repository: ModelRepository, statistics: ModelStatistics, name: string, version: string, visible?: (model: string) => boolean) {
   const ready = (model: string) => (repository.get(model)?.versions ?? []).filter((v) => v.state === 'READY').map((v) => ({ model, version: v.version }));
-  if (!name) return statistics.snapshot(repository.list().flatMap((m) => ready(m.name)));
+  if (!name) return statistics.snapshot(repository.list().filter((m) => !visible || visible(m.name)).flatMap((m) => ready(m.name)));
   if (!version) {
     repository.entry(name); // NOT_FOUND for an unknown model
     return statistics.snapshot(ready(name));

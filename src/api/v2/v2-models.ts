@@ -68,7 +68,7 @@ export interface ModelIndexEntry {
  * RepositoryIndex: every version of every model the server knows, plus model folders in the repository that
  * are not loaded (state UNAVAILABLE, reason "unloaded"), as Triton lists them. `readyOnly`: READY versions only.
  */
-export async function repositoryIndex(repository: ModelRepository, readyOnly: boolean): Promise<ModelIndexEntry[]> {
+export async function repositoryIndex(repository: ModelRepository, readyOnly: boolean, visible?: (model: string) => boolean): Promise<ModelIndexEntry[]> {
   const index: ModelIndexEntry[] = [];
   const known = new Set<string>();
   for (const m of repository.list()) {
@@ -81,7 +81,8 @@ export async function repositoryIndex(repository: ModelRepository, readyOnly: bo
     if (!known.has(name)) index.push({ name, version: '', state: 'UNAVAILABLE', reason: 'unloaded' });
   }
   index.sort((a, b) => a.name.localeCompare(b.name) || Number(b.version) - Number(a.version));
-  return readyOnly ? index.filter((e) => e.state === 'READY') : index;
+  // With an access policy, a caller sees the models it may read (src/security/access-guard.ts visibleTo).
+  return index.filter((e) => (!readyOnly || e.state === 'READY') && (!visible || visible(e.name)));
 }
 
 /** A model name from a repository request: one folder of the repository, never a path. */
