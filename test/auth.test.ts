@@ -237,3 +237,34 @@ test('listings show a caller only the models it may read: ListModels, the v2 ind
   assert.deepEqual((JSON.parse((await get('/v1/models', keys.narrow)).body) as { data: unknown[] }).data, []);
   assert.deepEqual((JSON.parse((await get('/v1/models', keys.gen)).body) as { data: { id: string }[] }).data.map((m) => m.id), ['tiny-lm']);
 });
+
+test('hostile authorization values (random, JWT-shaped garbage, huge, non-ASCII) are UNAUTHENTICATED with a bounded message, and the server keeps serving', async () => {
+  const fc = await import('fast-check');
+  const b64 = (s: string) => Buffer.from(s).toString('base64url');
+  const token = fc.oneof(
+    fc.string({ maxLength: 200 }),
+    fc.tuple(fc.string(), fc.string(), fc.string()).map(([a, b, c]) => `${a}.${b}.${c}`),
+    fc.tuple(fc.json(), fc.json(), fc.string()).map(([h, p, s]) => `${b64(h)}.${b64(p)}.${b64(s)}`),
+    fc.constantFrom(`${b64('{"alg":"none"}')}.${b64('{"sub":"ops"}')}.`, `${b64('{"alg":"HS256"}')}.${b64('{"sub":"ops"}')}.${b64('x')}`, 'x'.repeat(20_000)),
+  );
+  const raw = new grpc.Client(grpcAddress, grpc.credentials.createInsecure());
+  clients.push(raw);
+  const identity = (b: Buffer) => b;
+  await fc.assert(
+    fc.asyncProperty(token, fc.constantFrom('Bearer ', 'bearer ', 'Basic ', ''), async (t, scheme) => {
+      const md = new grpc.Metadata();
+      const value = `${scheme}${t}`.replace(/[^\x20-\x7e]/g, '?'); // header values are visible ASCII on the wire
+      if (value.trim() !== '') md.set('authorization', value);
+      const answer = await new Promise<{ code: grpc.status; details: string }>((resolve) =>
+        raw.makeUnaryRequest('/tensorgate.v1.ModelService/ListModels', identity, identity, Buffer.alloc(0), md, { deadline: Date.now() + 20_000 }, (err) =>
+          resolve(err ? { code: err.code, details: err.details } : { code: grpc.status.OK, details: '' }),
+        ),
+      );
+      assert.equal(answer.code, grpc.status.UNAUTHENTICATED, `${value.slice(0, 80)} -> ${grpc.status[answer.code]} ${answer.details}`);
+      assert.ok(answer.details.length <= 1024);
+      assert.ok(!answer.details.includes(t.slice(0, 40)) || t.length < 8, 'the token is not echoed');
+    }),
+    { numRuns: 300, seed: 14 },
+  );
+  assert.equal((await unary(client(keys.alice), 'Predict', mlpRequest)).outputs[0].name, 'logits');
+});
