@@ -95,7 +95,7 @@ function shellCommands(body: string[], firstLine: number): Snippet[] {
 const markdown = fs.readFileSync(README, 'utf8');
 const section = readmeSection(markdown, SECTION);
 /** Sections whose commands run too, after "Calling it" (which the checks on addresses and apt-get are about). */
-const MORE_SECTIONS = ['## Coming from Triton'];
+const MORE_SECTIONS = ['## Coming from Triton', '## Optimising a model'];
 const SNIPPETS = [section, ...MORE_SECTIONS.map((h) => readmeSection(markdown, h))].flatMap((s) => snippets(s.text, s.firstLine));
 const isSkipped = (s: Snippet) => s.kind === 'sh' && /^\s*(sudo\s+)?apt-get\s/.test(s.text);
 
@@ -216,6 +216,16 @@ const EXPECTATIONS: { name: string; when: (s: Snippet) => boolean; check: (stdou
     name: 'protoc --python_out',
     when: (s) => /^protoc\s[\s\S]*tensorgate\/v1/.test(s.text),
     check: (_out, cwd) => assert.ok(fs.existsSync(path.join(cwd, 'gen/tensorgate/v1/model_service_pb2.py')), 'protoc wrote gen/tensorgate/v1/model_service_pb2.py'),
+  },
+  {
+    name: 'tensorgate optimize',
+    when: (s) => /tensorgate optimize/.test(s.text),
+    check: (out, cwd) => {
+      assert.match(out, /^convnet: version 1 -> version 2 \(ONNX Runtime graph optimisation 'extended'\)$/m);
+      assert.match(out, /output logits: largest difference over 4 rows of seeded inputs/);
+      assert.ok(fs.existsSync(path.join(cwd, 'my-models', 'convnet', '2', 'model.onnx')), 'my-models/convnet/2/model.onnx written');
+      assert.ok(!fs.existsSync(path.join(PACKAGE_ROOT, 'models', 'convnet', '2')), 'the bundled models are untouched');
+    },
   },
   {
     name: 'tensorgate models convert',

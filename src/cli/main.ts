@@ -36,6 +36,9 @@ Commands:
   models promote|rollback NAME
             promote a model's canary (config.yaml canary) to take every request that names no version, or
             roll it back to the stable version, until the model is reloaded
+  optimize MODEL --to VERSION --graph-optimize basic|extended|all [--from VERSION] [--models DIR]
+            write ONNX Runtime's offline graph optimisation of a model version as a new version (never
+            over one), checked against the original on seeded inputs
   keys new NAME
             a new API key for the access policy (--auth-config): prints the key, once, and the
             api_keys line holding only its sha256; keys hash NAME < FILE prints that line for a key
@@ -94,7 +97,7 @@ async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: rest,
     strict: true,
-    allowPositionals: command === 'generate' || command === 'models' || command === 'keys',
+    allowPositionals: command === 'generate' || command === 'models' || command === 'keys' || command === 'optimize',
     options: {
       ...Object.fromEntries(SERVER_SETTINGS.map((s) => [s.flag, { type: 'string' as const }])),
       address: { type: 'string' },
@@ -115,6 +118,9 @@ async function main(argv: string[]): Promise<void> {
       'tls-ca': { type: 'string' },
       'tls-server-name': { type: 'string' },
       token: { type: 'string' },
+      to: { type: 'string' },
+      from: { type: 'string' },
+      'graph-optimize': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -163,6 +169,14 @@ async function main(argv: string[]): Promise<void> {
         throw new Error(`unknown models subcommand '${positionals[0]}' (models lists a server's models; models load|unload|reload NAME; models convert PATH converts a config.pbtxt; models hash PATH prints sha256s)`);
       }
       await clientCommands().modelsCommand(address, timeoutMs, security());
+      return;
+    case 'optimize':
+      await (require('./optimize-command') as typeof import('./optimize-command')).optimizeCommand(positionals, {
+        to: values.to,
+        from: values.from,
+        models: (values as Record<string, unknown>).models as string | undefined,
+        graphOptimize: values['graph-optimize'],
+      });
       return;
     case 'keys':
       (require('./keys-command') as typeof import('./keys-command')).keysCommand(positionals);
