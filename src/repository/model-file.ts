@@ -3,14 +3,10 @@
  * and, when config.yaml gives one (`versions: { "2": { sha256: ... } }`), the sha256 it names. A mismatch keeps
  * the version UNAVAILABLE and the file is never given to ONNX Runtime.
  *
- * What is hashed and what ONNX Runtime loads: the file is hashed through an open handle, and ONNX Runtime is
- * then given the file's realpath (no symlink left to retarget) to open in every worker thread. Handing the hashed
- * bytes themselves to the workers would close the gap entirely, but costs a copy of the model per worker (or a
- * SharedArrayBuffer the native binding does not take), keeps the bytes in memory for workers that are replaced
- * later, and breaks models whose weights are external data files found beside model.onnx. So the residual gap is
- * a file replaced between the hash and ONNX Runtime's open (milliseconds): unchangedSince() catches a replaced or
- * rewritten file (device, inode, size, modification time) after the load; only a rewrite that also restores the
- * modification time within that window goes unseen, and that needs write access to the repository.
+ * What is hashed and what ONNX Runtime loads: the file is hashed here, through an open handle, so a mismatch is
+ * the version's reason before any worker is asked; then each worker thread reads the file's realpath, hashes
+ * those bytes again and loads exactly them (src/runtime/ort-session.ts, SessionSettings.sha256), so a file
+ * replaced after this check never loads, on a worker started later either.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
@@ -24,7 +20,7 @@ export interface CheckedModelFile {
   /** As messages name it: '2/model.onnx'. */
   shown: string;
   size: number;
-  /** device, inode, size and modification time when it was checked (see unchangedSince). */
+  /** device, inode, size and modification time when it was checked (a change while hashing is refused). */
   identity: string;
 }
 
@@ -79,9 +75,3 @@ export async function checkModelFile(root: string, file: string, shown: string, 
   }
 }
 
-/** Undefined when the checked file is still the one at its path; otherwise why not (it was replaced or rewritten). */
-export async function unchangedSince(checked: CheckedModelFile): Promise<string | undefined> {
-  const now = await fs.stat(checked.path).catch(() => undefined);
-  if (now && identityOf(now) === checked.identity) return undefined;
-  return `model file '${checked.shown}' changed while ONNX Runtime loaded it (after it was checked); load it again once it is written`;
-}

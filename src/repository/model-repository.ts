@@ -28,7 +28,7 @@ import { readFolderConfig } from './folder-config';
 import { describePolicy, selectVersions } from './version-policy';
 import { checkModelName, modelNameProblem } from './model-name';
 import { loadConfiguredParts, openModelFolder, type ModelFolder } from './model-folder';
-import { checkVersionFile, unchangedSince, type CheckedModelFile } from './model-file';
+import { checkVersionFile, type CheckedModelFile } from './model-file';
 
 export const MODEL_FILE = 'model.onnx';
 
@@ -295,12 +295,6 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
       const message = (err as Error).message;
       const file = path.join(String(version), MODEL_FILE);
       return { ...v, state: 'UNAVAILABLE', reason: message.startsWith('warm-up') ? `'${file}' loaded, but its ${message}` : `ONNX Runtime cannot load '${file}': ${message}` };
-    }
-    // A signed file replaced while ONNX Runtime read it: what loaded is not what was checked.
-    const changed = sha256 === undefined ? undefined : await unchangedSince(checked);
-    if (changed) {
-      await this.options.pool.unload(v.key);
-      return { ...v, state: 'UNAVAILABLE', reason: changed };
     }
     const inputs = checkSpecs('input', loaded.inputs, config.inputs);
     const outputs = checkSpecs('output', loaded.outputs, config.outputs);

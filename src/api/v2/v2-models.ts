@@ -4,7 +4,6 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { echo, invalidArgument } from '../../core/errors';
 import type { TensorSpec } from '../../core/tensor';
 import { PACKAGE_ROOT } from '../../paths';
 import type { ModelRepository } from '../../repository/model-repository';
@@ -83,13 +82,4 @@ export async function repositoryIndex(repository: ModelRepository, readyOnly: bo
   index.sort((a, b) => a.name.localeCompare(b.name) || Number(b.version) - Number(a.version));
   // With an access policy, a caller sees the models it may read (src/security/access-guard.ts visibleTo).
   return index.filter((e) => (!readyOnly || e.state === 'READY') && (!visible || visible(e.name)));
-}
-
-/** A model name from a repository request: one folder of the repository, never a path. */
-export function repositoryModelName(name: string): string {
-  if (!name) throw invalidArgument('model_name is empty; name a model folder of the repository');
-  if (name.includes('/') || name.includes('\\') || name === '.' || name === '..' || name.startsWith('.') || name.includes('\0')) {
-    throw invalidArgument(`model name ${echo(name)} is not a folder name of the repository; names cannot contain path separators or start with '.'`);
-  }
-  return name;
 }
