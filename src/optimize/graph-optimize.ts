@@ -12,14 +12,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { dataTypeByName, elementCount } from '../core/dtype';
-import type { InferTensor } from '../core/tensor';
-import { SeededRandom } from '../generation/seeded-random';
 import { checkModelName } from '../repository/model-name';
 import { MODEL_FILE } from '../repository/model-repository';
 import { listVersionFolders } from '../repository/version-folders';
 import { NativeSession } from '../runtime/ort-session';
 import type { SessionSettings } from '../runtime/messages';
+import { difference } from './output-difference';
+import { seededInputs } from './sample-inputs';
 
 export const GRAPH_LEVELS = ['basic', 'extended', 'all'] as const;
 export type GraphLevel = (typeof GRAPH_LEVELS)[number];
@@ -51,32 +50,6 @@ export interface OptimizeReport {
 const CHECK_ROWS = 4;
 const SETTINGS: SessionSettings = { intraOpThreads: 1, interOpThreads: 1, graphOptimizationLevel: 'disabled', executionMode: 'sequential', executionProviders: ['cpu'] };
 
-/** Inputs for every model input, from its metadata: dynamic dimensions CHECK_ROWS, floats in [-1, 1), integers 0. */
-function checkInputs(session: NativeSession): InferTensor[] {
-  const random = new SeededRandom(14n);
-  return session.inputs.map((spec) => {
-    const shape = spec.shape.map((d) => (d > 0 ? d : CHECK_ROWS));
-    const info = dataTypeByName(spec.dtype);
-    if (!info?.arrayType || spec.dtype === 'STRING') throw new Error(`input '${spec.name}' has dtype ${spec.dtype}, which the check cannot make values for`);
-    const values = new info.arrayType(elementCount(shape));
-    if (values instanceof Float32Array || values instanceof Float64Array) for (let i = 0; i < values.length; i++) values[i] = random.next() * 2 - 1;
-    return { name: spec.name, dtype: spec.dtype, shape, data: new Uint8Array(values.buffer) };
-  });
-}
-
-function maxAbsDifference(a: InferTensor, b: InferTensor): number {
-  const info = dataTypeByName(a.dtype);
-  if (!info?.arrayType || a.data.byteLength !== b.data.byteLength) return Infinity;
-  const x = new info.arrayType(a.data.slice().buffer);
-  const y = new info.arrayType(b.data.slice().buffer);
-  let worst = 0;
-  for (let i = 0; i < x.length; i++) {
-    const d = Math.abs(Number(x[i]) - Number(y[i]));
-    worst = Number.isNaN(d) ? Infinity : Math.max(worst, d);
-  }
-  return worst;
-}
-
 export async function optimizeModel(request: OptimizeRequest): Promise<OptimizeReport> {
   checkModelName(request.model);
   if (!Number.isInteger(request.to) || request.to < 1) throw new Error(`--to must be a version number (1 or more), got ${request.to}`);
@@ -101,11 +74,11 @@ export async function optimizeModel(request: OptimizeRequest): Promise<OptimizeR
     const after = new NativeSession(written, SETTINGS);
     const maxAbsError: Record<string, number> = {};
     try {
-      const inputs = checkInputs(before);
+      const inputs = seededInputs(before.inputs, CHECK_ROWS);
       const names = before.outputs.map((o) => o.name);
       const a = before.run(inputs, names).outputs;
       const b = after.run(inputs, names).outputs;
-      for (const [i, name] of names.entries()) maxAbsError[name] = maxAbsDifference(a[i]!, b[i]!);
+      for (const [i, name] of names.entries()) maxAbsError[name] = difference(a[i]!, b[i]!).maxAbs;
     } finally {
       before.dispose();
       after.dispose();
