@@ -77,3 +77,55 @@ export function floatAttribute(node: OnnxNode, name: string, fallback: number): 
   const a = (node.attribute ?? []).find((x) => x.name === name);
   return a && typeof a.f === 'number' && a.type === 1 ? a.f : fallback;
 }
+
+/** Names a graph defines itself: its inputs, initializers and node outputs. */
+function definedIn(g: OnnxGraph, enclosing: ReadonlySet<string>): Set<string> {
+  const scope = new Set(enclosing);
+  for (const v of g.input ?? []) scope.add(v.name ?? '');
+  for (const t of g.initializer ?? []) scope.add(t.name ?? '');
+  for (const n of g.node ?? []) for (const o of n.output ?? []) scope.add(o);
+  return scope;
+}
+
+/** Visits every name a graph (and its nested graphs) reads or outputs from scopes outside `enclosing`. */
+function visitOuterNames(g: OnnxGraph, enclosing: ReadonlySet<string>, visit: (names: string[], i: number) => void): void {
+  const scope = definedIn(g, enclosing);
+  const outerOnly = (names: string[]) => names.forEach((x, i) => { if (x && !scope.has(x)) visit(names, i); });
+  for (const n of g.node ?? []) {
+    if (n.input) outerOnly(n.input);
+    visitSubgraphs(n, (inner) => visitOuterNames(inner, scope, visit));
+  }
+  // An If branch may output an outer value directly, by name.
+  const outputs = (g.output ?? []).map((o) => o.name ?? '');
+  outerOnly(outputs);
+  (g.output ?? []).forEach((o, i) => { o.name = outputs[i]; });
+}
+
+/**
+ * The values of the enclosing graph that a node's subgraphs (If, Loop, Scan bodies) read by name: inputs of
+ * the node in all but syntax, so a pass that renames or retypes a value must treat them as such.
+ */
+export function outerScopeReads(node: OnnxNode): Set<string> {
+  const names = new Set<string>();
+  visitSubgraphs(node, (g) => visitOuterNames(g, new Set(), (list, i) => names.add(list[i]!)));
+  return names;
+}
+
+/** Makes a node's subgraphs read `to` wherever they read the enclosing graph's value `from`. */
+export function renameOuterScopeRead(node: OnnxNode, from: string, to: string): void {
+  visitSubgraphs(node, (g) => visitOuterNames(g, new Set(), (list, i) => { if (list[i] === from) list[i] = to; }));
+}
+
+/** Every name defined inside a node's subgraphs, at any depth (fresh names for the enclosing graph avoid them). */
+export function subgraphNames(node: OnnxNode): Set<string> {
+  const names = new Set<string>();
+  const walk = (g: OnnxGraph): void => {
+    for (const name of definedIn(g, new Set())) names.add(name);
+    for (const n of g.node ?? []) {
+      if (n.name) names.add(n.name);
+      visitSubgraphs(n, walk);
+    }
+  };
+  visitSubgraphs(node, walk);
+  return names;
+}
