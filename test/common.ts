@@ -68,9 +68,19 @@ export function addModel(root: string, name: string, config: string | undefined,
   }
 }
 
-/** Copies a bundled model folder into a temp repository. */
-export function copyBundledModel(root: string, name: string): void {
-  fs.cpSync(path.join(BUNDLED_MODELS_DIR, name), path.join(root, name), { recursive: true });
+/**
+ * Copies a bundled model folder into a temp repository: by default its version 1 only, with a config that serves
+ * the newest version (`latest: 1`), the fixture most tests build on (a version dropped in is switched to). The
+ * bundled mlp and convnet also carry an int8 version 2 that their configs leave unserved; `allVersions` copies
+ * the folder as it is.
+ */
+export function copyBundledModel(root: string, name: string, options: { allVersions?: boolean } = {}): void {
+  const from = path.join(BUNDLED_MODELS_DIR, name);
+  const to = path.join(root, name);
+  fs.cpSync(from, to, { recursive: true, filter: (src) => options.allVersions || !/^\d+$/.test(path.basename(src)) || path.basename(src) === '1' || path.dirname(src) !== from });
+  if (options.allVersions) return;
+  const config = path.join(to, 'config.yaml');
+  if (fs.existsSync(config)) fs.writeFileSync(config, fs.readFileSync(config, 'utf8').replace(/^version_policy:.*\n {2}specific: \[1\].*\n/m, 'version_policy:\n  latest: 1\n'));
 }
 
 /** Asserts a promise rejects with a gRPC status and returns the error for further checks. */

@@ -22,7 +22,7 @@ import { cli } from './cli-process';
 
 const MLP_FILE = path.join(BUNDLED_MODELS_DIR, 'mlp', '1', 'model.onnx');
 /** The bundled mlp's config, serving every version folder. */
-const MLP_CONFIG = fs.readFileSync(path.join(BUNDLED_MODELS_DIR, 'mlp', 'config.yaml'), 'utf8').replace(/version_policy:\n  latest: 1\n/, 'version_policy: { all: true }\n');
+const MLP_CONFIG = fs.readFileSync(path.join(BUNDLED_MODELS_DIR, 'mlp', 'config.yaml'), 'utf8').replace(/^version_policy:.*\n  specific: \[1\].*\n/m, 'version_policy: { all: true }\n');
 const MLP_PBTXT = 'backend: "onnxruntime"\nmax_batch_size: 256\n';
 const ESCAPE = /leads outside the model repository/;
 

@@ -221,10 +221,23 @@ const EXPECTATIONS: { name: string; when: (s: Snippet) => boolean; check: (stdou
     name: 'tensorgate optimize',
     when: (s) => /tensorgate optimize/.test(s.text),
     check: (out, cwd) => {
-      assert.match(out, /^convnet: version 1 -> version 2 \(ONNX Runtime graph optimisation 'extended'\)$/m);
-      assert.match(out, /output logits: largest difference over 4 rows of seeded inputs/);
-      assert.ok(fs.existsSync(path.join(cwd, 'my-models', 'convnet', '2', 'model.onnx')), 'my-models/convnet/2/model.onnx written');
-      assert.ok(!fs.existsSync(path.join(PACKAGE_ROOT, 'models', 'convnet', '2')), 'the bundled models are untouched');
+      assert.match(out, /^sentiment: version 1 -> version 2 \(prune magnitude:0\.3\)$/m);
+      assert.match(out, /^ {2}pruned 1 layers: \d+ of \d+ weights are zero \(3\d\.\d%\)$/m);
+      assert.match(out, /output probabilities: largest difference over 4 rows of seeded inputs/);
+      assert.ok(fs.existsSync(path.join(cwd, 'my-models', 'sentiment', '2', 'model.onnx')), 'my-models/sentiment/2/model.onnx written');
+      assert.ok(!fs.existsSync(path.join(PACKAGE_ROOT, 'models', 'sentiment', '2')), 'the bundled models are untouched');
+    },
+  },
+  {
+    name: 'tensorgate compare',
+    when: (s) => /tensorgate compare/.test(s.text),
+    check: (out) => {
+      const model = /^(mlp|sentiment): version 1 \(A\) vs version 2 \(B\)$/m.exec(out)?.[1];
+      assert.ok(model, `compare printed its heading:\n${out}`);
+      assert.match(out, /^model\.onnx\s+\d+\.\d KiB\s+\d+\.\d KiB\s+\d\.\d\dx$/m);
+      assert.match(out, /^throughput, best batch\s+[\d,]+ rows\/s\s+[\d,]+ rows\/s/m);
+      if (model === 'sentiment') assert.match(out, /^task accuracy: A \d+\.\d\d%, B \d+\.\d\d%/m);
+      else assert.match(out, /^logits\s+\S+\s+\S+\s+\d+\.\d\d% of 256 rows$/m);
     },
   },
   {

@@ -8,6 +8,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { decodeModel, encodeModel, type OnnxModel } from '../src/onnx/onnx-proto';
+import { quantizeInt8Dynamic } from '../src/optimize/quantize-int8';
 import { DataType, GraphBuilder, attr, floatTensor, glorotLimit, int64Tensor, mulberry32, saveModel, uniform } from './onnx-builder';
 
 /**
@@ -38,7 +40,7 @@ function writeText(file: string, text: string): void {
   written.push(file);
 }
 
-function writeModel(file: string, model: Parameters<typeof saveModel>[1]): void {
+function writeModel(file: string, model: OnnxModel): void {
   saveModel(file, model);
   written.push(file);
 }
@@ -63,13 +65,27 @@ queue:
 ${instances > 0 ? `instance_count: ${instances}\n` : ''}`;
 }
 
+/**
+ * Version 2 of a bundled tensor model is version 1 quantized to int8: the very bytes
+ * `tensorgate optimize MODEL --to 2 --from 1 --quantize int8-dynamic` writes (a test holds them equal), there for
+ * `tensorgate compare MODEL 1 2`. The config serves version 1 only, so a plain start costs nothing more; the
+ * comment says how to serve both and route a share to the int8 one.
+ */
+function writeInt8Version(dir: string, model: OnnxModel): void {
+  const copy = decodeModel(encodeModel(model));
+  quantizeInt8Dynamic(copy);
+  writeModel(path.join(dir, '2', 'model.onnx'), copy);
+}
+
+const VERSIONS_SERVED = `version_policy:            # version 2 is version 1 in int8 (tensorgate optimize); to serve both and send it 10%:
+  specific: [1]            #   specific: [1, 2]  and  canary: { weights: { "1": 90, "2": 10 } }
+`;
+
 /** config.yaml for a plain tensor model (no text pipeline). */
 function tensorConfig(description: string, input: [string, string], output: [string, string], batching: string): string {
   return `description: ${description}
 platform: onnxruntime
-version_policy:
-  latest: 1
-inputs:
+${VERSIONS_SERVED}inputs:
   - name: ${input[0]}
     dtype: FP32
     shape: ${input[1]}
@@ -172,7 +188,9 @@ function buildMlp(): void {
   h = g.node('Relu', [dense(g, rng, h, 'fc2', 256, 256)]);
   dense(g, rng, h, 'fc3', 256, 10, 'logits');
   g.output('logits', DataType.FLOAT, ['batch', 10]);
-  writeModel(path.join(dir, '1', 'model.onnx'), g.build({ docString: 'MLP 64-256-256-10 with seeded random weights' }));
+  const model = g.build({ docString: 'MLP 64-256-256-10 with seeded random weights' });
+  writeModel(path.join(dir, '1', 'model.onnx'), model);
+  writeInt8Version(dir, model);
   writeText(
     path.join(dir, 'config.yaml'),
     tensorConfig(
@@ -228,7 +246,9 @@ function buildConvnet(): void {
   h = g.node('Flatten', [h], { axis: attr.int(1) }); // [batch, C]
   dense(g, rng, h, 'fc', channels, 10, 'logits');
   g.output('logits', DataType.FLOAT, ['batch', 10]);
-  writeModel(path.join(dir, '1', 'model.onnx'), g.build({ docString: 'Small conv net on 3x32x32 images with seeded random weights' }));
+  const model = g.build({ docString: 'Small conv net on 3x32x32 images with seeded random weights' });
+  writeModel(path.join(dir, '1', 'model.onnx'), model);
+  writeInt8Version(dir, model);
   writeText(
     path.join(dir, 'config.yaml'),
     tensorConfig(

@@ -36,9 +36,15 @@ Commands:
   models promote|rollback NAME
             promote a model's canary (config.yaml canary) to take every request that names no version, or
             roll it back to the stable version, until the model is reloaded
-  optimize MODEL --to VERSION --graph-optimize basic|extended|all [--from VERSION] [--models DIR]
-            write ONNX Runtime's offline graph optimisation of a model version as a new version (never
-            over one), checked against the original on seeded inputs
+  optimize MODEL --to VERSION [--from VERSION] [--models DIR] PASS...
+            write an optimised copy of a model version as a new version (never over one), checked against
+            the original on seeded inputs. Passes, applied in this order: --prune magnitude:FRACTION (zero
+            the smallest weights of each layer), --quantize int8-dynamic (int8 weights) or --fp16 (float16
+            weights and compute, inputs and outputs kept), --graph-optimize basic|extended|all (ONNX Runtime)
+  compare MODEL A B [--models DIR] [--data FILE] [--json] [--batch-sizes 1,8,32] [--seconds S]
+            run versions A and B of a model on the same inputs (seeded from its metadata, or JSON lines
+            in FILE, labelled or not) and report file size, latency p50/p99 and throughput at batch 1 and
+            the best batch, how far B's outputs are from A's, and task accuracy when rows carry labels
   keys new NAME
             a new API key for the access policy (--auth-config): prints the key, once, and the
             api_keys line holding only its sha256; keys hash NAME < FILE prints that line for a key
@@ -97,7 +103,7 @@ async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: rest,
     strict: true,
-    allowPositionals: command === 'generate' || command === 'models' || command === 'keys' || command === 'optimize',
+    allowPositionals: command === 'generate' || command === 'models' || command === 'keys' || command === 'optimize' || command === 'compare',
     options: {
       ...Object.fromEntries(SERVER_SETTINGS.map((s) => [s.flag, { type: 'string' as const }])),
       address: { type: 'string' },
@@ -121,6 +127,14 @@ async function main(argv: string[]): Promise<void> {
       to: { type: 'string' },
       from: { type: 'string' },
       'graph-optimize': { type: 'string' },
+      quantize: { type: 'string' },
+      fp16: { type: 'boolean' },
+      prune: { type: 'string' },
+      // compare
+      data: { type: 'string' },
+      json: { type: 'boolean' },
+      'batch-sizes': { type: 'string' },
+      seconds: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -176,6 +190,18 @@ async function main(argv: string[]): Promise<void> {
         from: values.from,
         models: (values as Record<string, unknown>).models as string | undefined,
         graphOptimize: values['graph-optimize'],
+        quantize: values.quantize,
+        fp16: values.fp16,
+        prune: values.prune,
+      });
+      return;
+    case 'compare':
+      await (require('./compare-command') as typeof import('./compare-command')).compareCommand(positionals, {
+        models: (values as Record<string, unknown>).models as string | undefined,
+        data: values.data,
+        json: values.json,
+        batchSizes: values['batch-sizes'],
+        seconds: values.seconds,
       });
       return;
     case 'keys':
