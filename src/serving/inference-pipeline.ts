@@ -18,7 +18,7 @@ import { invalidArgument, resourceExhausted, SERVER_ERROR_CODES, ServingError } 
 import type { CanaryRouter } from './canary-router';
 import type { CancelSignal } from '../core/cancellation';
 import type { InferenceRequest, InferenceResult } from '../core/request';
-import type { InferTensor } from '../core/tensor';
+import type { InferTensor, TensorSpec } from '../core/tensor';
 import { formatSpecs, validateInputs, validateOutputNames, type RequestLimits } from '../core/validate';
 
 export interface PipelineParts {
@@ -122,21 +122,24 @@ export class InferencePipeline {
     let inputs = request.inputs;
     let outputs = request.outputs;
     const pipeline = entry.textPipeline;
-    const text = request.text !== undefined && request.text !== '';
+    const tensorText = pipeline && !request.text ? textInput(inputs, version.inputs) : undefined;
+    const requestText = tensorText ?? request.text;
+    if (tensorText !== undefined) inputs = [];
+    const text = requestText !== undefined && requestText !== '';
     if (text) {
       if (!pipeline) {
         throw invalidArgument(`${where} has no text pipeline, so input_text cannot be used; send tensors in inputs: ${formatSpecs(version.inputs)}`);
       }
       if (inputs.length > 0) throw invalidArgument('send either input_text or inputs, not both');
       if (outputs.length > 0) throw invalidArgument('outputs cannot be chosen with input_text; the text pipeline returns labels');
-      const bytes = Buffer.byteLength(request.text!, 'utf8');
+      const bytes = Buffer.byteLength(requestText!, 'utf8');
       if (bytes > this.parts.limits.maxTextBytes) {
         throw resourceExhausted(
           `input_text is ${bytes} bytes, more than the limit of ${this.parts.limits.maxTextBytes}; ${where} reads only its first ` +
             `${pipeline.config.tokenizer.max_tokens} words, so send less text (or raise --max-text-bytes / TENSORGATE_MAX_TEXT_BYTES)`,
         );
       }
-      inputs = [pipeline.encode(request.text!)];
+      inputs = [pipeline.encode(requestText!)];
       outputs = [pipeline.config.output];
     } else if (inputs.length === 0 && pipeline) {
       throw invalidArgument(`no inputs sent; ${where} takes input_text, or tensors: ${formatSpecs(version.inputs)}`);
@@ -173,4 +176,18 @@ export class InferencePipeline {
     };
     return result;
   }
+}
+
+/** The input name that carries text in the v2 protocols, which have no text field: a BYTES tensor of one element. */
+export const TEXT_INPUT = 'input_text';
+
+/**
+ * The text of a v2 request to a model with a text pipeline: its only input, a one-element BYTES tensor named
+ * input_text (unless the model itself has an input of that name, which then gets the tensor as sent).
+ */
+function textInput(inputs: readonly InferTensor[], modelInputs: readonly TensorSpec[]): string | undefined {
+  if (inputs.length !== 1) return undefined;
+  const t = inputs[0]!;
+  if (t.name !== TEXT_INPUT || t.dtype !== 'STRING' || t.strings?.length !== 1 || modelInputs.some((i) => i.name === TEXT_INPUT)) return undefined;
+  return t.strings[0];
 }

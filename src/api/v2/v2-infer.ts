@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { echo, invalidArgument } from '../../core/errors';
 import type { CancelSignal } from '../../core/cancellation';
-import type { InferenceRequest, InferenceResult } from '../../core/request';
+import type { InferenceRequest, InferenceResult, TextClassification } from '../../core/request';
 import type { InferTensor } from '../../core/tensor';
 import { inputFromV2, type V2InputTensor } from './v2-tensors';
 
@@ -95,6 +95,7 @@ export function toInferenceRequest(req: V2InferRequest, allowed: FrontDoorParame
 }
 
 export function toV2Response(result: InferenceResult, req: V2InferRequest): V2InferResponse {
+  if (result.text) return { model_name: result.model, model_version: result.version, id: req.id, outputs: textOutputs(result.text) };
   let outputs = result.outputs;
   if (req.outputs.length > 1) {
     const byName = new Map(outputs.map((t) => [t.name, t]));
@@ -131,4 +132,19 @@ export function booleanParameter(parameters: V2Parameters, name: string, fallbac
   if (v === undefined) return fallback;
   if (typeof v !== 'boolean') throw invalidArgument(`parameter '${name}' is ${echo(v, 24)}; expected true or false`);
   return v;
+}
+
+/**
+ * A text request's answer in v2 tensors, which have no label fields: `label` (BYTES [1]) the best label,
+ * `confidence` (FP32 [1]) its score, `labels` (BYTES [n]) every label in the model's order and `probabilities`
+ * (FP32 [1, n]) their scores, what ModelService Predict answers as output_text, confidence and labels.
+ */
+export function textOutputs(text: TextClassification): InferTensor[] {
+  const f32 = (values: number[], shape: number[]): InferTensor => ({ name: '', dtype: 'FP32', shape, data: new Uint8Array(Float32Array.from(values).buffer) });
+  return [
+    { name: 'label', dtype: 'STRING', shape: [1], data: new Uint8Array(0), strings: [text.label] },
+    { ...f32([text.confidence], [1]), name: 'confidence' },
+    { name: 'labels', dtype: 'STRING', shape: [text.labels.length], data: new Uint8Array(0), strings: text.labels.map((l) => l.label) },
+    { ...f32(text.labels.map((l) => l.score), [1, text.labels.length]), name: 'probabilities' },
+  ];
 }
