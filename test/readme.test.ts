@@ -95,7 +95,7 @@ function shellCommands(body: string[], firstLine: number): Snippet[] {
 const markdown = fs.readFileSync(README, 'utf8');
 const section = readmeSection(markdown, SECTION);
 /** Sections whose commands run too, after "Calling it" (which the checks on addresses and apt-get are about). */
-const MORE_SECTIONS = ['## Coming from Triton', '## Optimising a model'];
+const MORE_SECTIONS = ['## Using existing v2 clients', '## Coming from Triton', '## Optimising a model'];
 const SNIPPETS = [section, ...MORE_SECTIONS.map((h) => readmeSection(markdown, h))].flatMap((s) => snippets(s.text, s.firstLine));
 const isSkipped = (s: Snippet) => s.kind === 'sh' && /^\s*(sudo\s+)?apt-get\s/.test(s.text);
 
@@ -216,6 +216,15 @@ const EXPECTATIONS: { name: string; when: (s: Snippet) => boolean; check: (stdou
     name: 'protoc --python_out',
     when: (s) => /^protoc\s[\s\S]*tensorgate\/v1/.test(s.text),
     check: (_out, cwd) => assert.ok(fs.existsSync(path.join(cwd, 'gen/tensorgate/v1/model_service_pb2.py')), 'protoc wrote gen/tensorgate/v1/model_service_pb2.py'),
+  },
+  {
+    name: 'curl v2 infer with input_text',
+    when: (s) => /\/v2\/models\/sentiment\/infer/.test(s.text) && s.text.includes('"input_text"'),
+    check: (out) => {
+      const outputs = json(out, 'curl v2 infer').outputs;
+      assert.deepEqual(outputs[0], { name: 'label', datatype: 'BYTES', shape: [1], data: ['positive'] });
+      assert.deepEqual(outputs[2].data, ['negative', 'positive']);
+    },
   },
   {
     name: 'tensorgate optimize',
