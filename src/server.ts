@@ -41,6 +41,12 @@ import { Readiness } from './api/readiness';
 import { RepositoryPoller } from './repository/repository-poller';
 import { CanaryRouter } from './serving/canary-router';
 import { parseVersionKey } from './core/model-key';
+import { OcclusionExplainer } from './explain/occlusion';
+import { LiveAccuracy } from './feedback/live-accuracy';
+import { insightCalls } from './api/grpc/insight-calls';
+import { jsonRoutes } from './api/http/json-routes';
+import { explainRoutes } from './api/http/explain-routes';
+import { feedbackRoutes } from './api/http/feedback-routes';
 import { grpcServerCredentials, isLoopbackHost, logTlsEvents, TlsFiles } from './security/tls-files';
 
 /** A failure to start that a person can act on: the CLI prints its message alone, as one line. */
@@ -71,6 +77,10 @@ export class TensorgateServer {
   readonly pipeline: InferencePipeline;
   readonly sequences: SequenceScheduler;
   readonly generation: GenerationPipeline;
+  /** Live accuracy from feedback: classification predictions counted and remembered, feedback per version. */
+  readonly liveAccuracy: LiveAccuracy;
+  /** Explanations of text classifications by occlusion, through the pipeline. */
+  readonly explainer: OcclusionExplainer;
   readonly breakers: BreakerRegistry;
   /** config.yaml `canary`: the weighted split of requests that name no version, and automatic rollback. */
   readonly canary = new CanaryRouter();
@@ -120,8 +130,10 @@ export class TensorgateServer {
       this.scheduler.configure(v.key, schedule);
       // A (re)loaded version must never answer with results computed by what was loaded before.
       this.cache?.invalidate(v.model, v.version);
+      this.liveAccuracy.forget(v.key);
     });
     this.repository.on('version-unloaded', (v: ModelVersionEntry) => {
+      this.liveAccuracy.forget(v.key);
       this.scheduler.remove(v.key);
       this.sequences.forget(v.key, unavailable(`version ${v.version} of model '${v.model}' was unloaded while generating; retry`));
       this.breakers.remove(v.key);
@@ -164,6 +176,7 @@ export class TensorgateServer {
         maxConnections: config.httpMaxConnections,
       },
     });
+    this.liveAccuracy = new LiveAccuracy({ repository: this.repository, metrics: this.metrics.classificationMetrics() });
     this.pipeline = new InferencePipeline({
       repository: this.repository,
       scheduler: this.scheduler,
@@ -171,7 +184,9 @@ export class TensorgateServer {
       cache: this.cache,
       limits: { maxElements: config.maxElements, maxTextBytes: config.maxTextBytes },
       canary: this.canary,
+      observer: this.liveAccuracy.observe,
     });
+    this.explainer = new OcclusionExplainer({ pipeline: this.pipeline, repository: this.repository, maxTextBytes: config.maxTextBytes });
     this.generation = new GenerationPipeline({
       repository: this.repository,
       sequences: this.sequences,
@@ -213,7 +228,10 @@ export class TensorgateServer {
       openAiRoutes({ generation: this.generation, repository: this.repository, envelope: this.envelope, maxBodyBytes: config.maxTextBytes * 2 + 65_536 }),
       { prefix: OPENAI_PREFIX },
     );
-    this.grpcServer.addService(modelServiceDefinition(), createModelService({ predict: this.pipeline, generate: this.generation }, { repository: this.repository, breakers: this.breakers, scheduler: this.scheduler, canary: this.canary }, log, this.envelope));
+    this.grpcServer.addService(modelServiceDefinition(), {
+      ...createModelService({ predict: this.pipeline, generate: this.generation }, { repository: this.repository, breakers: this.breakers, scheduler: this.scheduler, canary: this.canary }, log, this.envelope),
+      ...insightCalls(this.envelope, { explainer: this.explainer, liveAccuracy: this.liveAccuracy }),
+    });
     // A reload or unload releases a version's sessions only once its requests in flight have finished.
     this.repository.drainWith((key) => this.pipeline.drained(key));
     this.repositoryControl = repositoryControl(this.repository, config.modelControlMode);
@@ -231,6 +249,11 @@ export class TensorgateServer {
     this.grpcServer.addService(inferenceServiceDefinition(), createInferenceService(v2));
     this.http.mount(
       v2Routes({ ...v2, maxBodyBytes: config.maxMessageBytes }),
+      { prefix: V2_PREFIX },
+    );
+    // Explanations and live accuracy beside the v2 routes (/v2/models/{m}/explain, /feedback, /accuracy).
+    this.http.mount(
+      jsonRoutes(this.envelope, V2_PREFIX, [...explainRoutes(this.explainer, config.maxTextBytes * 2 + 65_536), ...feedbackRoutes(this.liveAccuracy)]),
       { prefix: V2_PREFIX },
     );
     this.health.addToServer(this.grpcServer);

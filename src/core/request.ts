@@ -38,6 +38,13 @@ export interface InferenceRequest {
   timeoutMs?: number;
   /** Neither read nor fill the result cache. */
   bypassCache?: boolean;
+  /**
+   * The id live accuracy (src/feedback) remembers this prediction by, for feedback to name it: set only where
+   * the caller learns it (ModelService returns its request_id; v2 echoes an id only when the caller sent one).
+   */
+  feedbackId?: string;
+  /** Not a prediction a caller sees (an explanation's occlusion rows): live accuracy neither counts nor remembers it. */
+  unobserved?: boolean;
 }
 
 export interface InferenceResult {

@@ -19,6 +19,14 @@ const WORD = /[\p{L}\p{N}']+/gu;
 
 export type { LabelScore, TextClassification } from '../core/request';
 
+/** One word of a text as the tokenizer reads it: as written, where it is (UTF-16 offsets), its vocabulary id. */
+export interface TextWord {
+  word: string;
+  start: number;
+  end: number;
+  id: number;
+}
+
 export class TextClassificationPipeline {
   /** Ids the model's embedding accepts: 0 .. vocabularySize - 1 (pad and unknown included). */
   readonly vocabularySize: number;
@@ -67,6 +75,22 @@ export class TextClassificationPipeline {
       ids.push(this.vocab.get(w) ?? UNKNOWN_ID);
     }
     return ids;
+  }
+
+  /**
+   * The words tokenize() reads, each with its place in `text` (UTF-16 offsets, so text.slice(start, end) is the
+   * word as written) and its id: at most `limit` of them plus one, so a caller can tell a text that has more
+   * (explanations refuse those rather than explain a prefix). Stops scanning there, as tokenize() does.
+   */
+  words(text: string, limit: number): TextWord[] {
+    const lowercase = this.config.tokenizer.lowercase;
+    const words: TextWord[] = [];
+    const word = new RegExp(WORD.source, WORD.flags);
+    for (let m = word.exec(text); m !== null && words.length <= limit; m = word.exec(text)) {
+      const w = lowercase ? m[0].toLowerCase() : m[0];
+      words.push({ word: m[0], start: m.index, end: m.index + m[0].length, id: this.vocab.get(w) ?? UNKNOWN_ID });
+    }
+    return words;
   }
 
   /**

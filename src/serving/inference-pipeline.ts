@@ -30,7 +30,11 @@ export interface PipelineParts {
   limits: RequestLimits;
   /** Splits requests that name no version between versions by weight (config.yaml `canary`). */
   canary?: CanaryRouter;
+  /** Told of every successful prediction, with the version that served it (live accuracy, src/feedback); must not throw. */
+  observer?: PredictionObserver;
 }
+
+export type PredictionObserver = (request: InferenceRequest, result: InferenceResult, served: { entry: ModelEntry; version: ModelVersionEntry }) => void;
 
 interface Prepared {
   entry: ModelEntry;
@@ -57,7 +61,9 @@ export class InferencePipeline {
     const started = performance.now();
     let outcome: 'ok' | 'server-fault' | 'client-error' = 'ok';
     try {
-      return await this.predictPrepared(request, prepared);
+      const result = await this.predictPrepared(request, prepared);
+      this.parts.observer?.(request, result, prepared);
+      return result;
     } catch (err) {
       outcome = SERVER_ERROR_CODES.has(ServingError.from(err).code) ? 'server-fault' : 'client-error';
       throw err;

@@ -36,6 +36,28 @@ export const LOAD_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 
 /** Generate: time to first token includes prompt processing; gaps between tokens are one decode step. */
 export const TTFT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 export const INTER_TOKEN_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2];
+/** A classifier's confidence: steps of 0.05 from 0.5, where most answers fall, and coarse ones below (many-class models). */
+export const CONFIDENCE_BUCKETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1];
+
+/**
+ * Live accuracy's metrics (src/feedback). The hot path (every classification prediction) holds the children
+ * it gets here per version and label, so a prediction costs an increment and an observe, no label lookups.
+ */
+export interface ClassificationMetrics {
+  predictedLabel(model: string, version: string, label: string): { inc(): void };
+  confidence(model: string, version: string): { observe(value: number): void };
+  feedback(model: string, version: string, label: string, predicted: string): void;
+  /** Where the accuracy gauges read the sliding windows at scrape time. */
+  readAccuracyFrom(read: () => Iterable<AccuracyReading>): void;
+}
+
+export interface AccuracyReading {
+  model: string;
+  version: string;
+  /** Feedbacks in the window and the share of them the prediction got right. */
+  feedback: number;
+  accuracy: number;
+}
 
 const VERSION_STATES: readonly VersionState[] = ['READY', 'UNAVAILABLE', 'LOADING', 'UNLOADING'];
 const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half_open'];
@@ -87,6 +109,11 @@ export class ServerMetrics {
   private readonly interToken = this.histogram('tensorgate_generate_inter_token_seconds', 'Generate: time between consecutive streamed tokens.', ['model'], INTER_TOKEN_BUCKETS);
   private readonly tokens = this.counter('tensorgate_generate_tokens_total', 'Generate: tokens in (prompt) and out (generated).', ['model', 'direction']);
   private readonly finishes = this.counter('tensorgate_generate_finished_total', 'Generate: finished sequences by finish reason (length, eos, stop, cancelled).', ['model', 'reason']);
+  // Live accuracy (src/feedback). Labels are the classifier's own label names, bounded by the model.
+  private readonly predictedLabels = this.counter('tensorgate_predicted_labels_total', 'Classification predictions by predicted label (text classifiers, and tensor models with one [batch, classes] output: every row).', ['model', 'version', 'label']);
+  private readonly predictionConfidence = this.histogram('tensorgate_prediction_confidence', "Classification predictions' confidence: the predicted label's score (softmax of the row when it is not already a distribution).", ['model', 'version'], CONFIDENCE_BUCKETS);
+  private readonly feedbacks = this.counter('tensorgate_feedback_total', 'Feedback on remembered predictions: label is the true label the feedback gave, predicted the one the model gave.', ['model', 'version', 'label', 'predicted']);
+  private accuracyReadings: (() => Iterable<AccuracyReading>) | undefined;
 
   constructor() {
     // Prefix "tensorgate_": tensorgate_process_cpu_seconds_total, tensorgate_process_resident_memory_bytes,
@@ -146,6 +173,15 @@ export class ServerMetrics {
         const versions = m.versions.length > 0 ? m.versions : [{ version: '', state: 'UNAVAILABLE' as const }];
         for (const v of versions) for (const s of VERSION_STATES) this.set({ model: m.name, version: v.version, state: s }, v.state === s ? 1 : 0);
       }
+    });
+    const readings = () => this.accuracyReadings?.() ?? [];
+    this.gauge('tensorgate_feedback_accuracy', 'Accuracy over the sliding window of the last feedbacks, per version with feedback since it loaded.', ['model', 'version'], function () {
+      this.reset();
+      for (const r of readings()) if (r.feedback > 0) this.set({ model: r.model, version: r.version }, r.accuracy);
+    });
+    this.gauge('tensorgate_feedback_window', 'Feedbacks in the accuracy window of each version (it holds the last window_size, GET /v2/models/{name}/accuracy).', ['model', 'version'], function () {
+      this.reset();
+      for (const r of readings()) this.set({ model: r.model, version: r.version }, r.feedback);
     });
     this.gauge('tensorgate_breaker_state', 'Circuit breaker state per version: 1 for the current one. A READY version whose breaker has not been used yet is closed.', ['model', 'version', 'state'], function () {
       const p = parts();
@@ -239,6 +275,16 @@ export class ServerMetrics {
 
   observeModelLoad(model: string, seconds: number): void {
     this.modelLoad.observe({ model: this.bounded(model, '').model }, seconds);
+  }
+
+  /** Live accuracy's metrics (see ClassificationMetrics); model and version are loaded ones, labels the model's. */
+  classificationMetrics(): ClassificationMetrics {
+    return {
+      predictedLabel: (model, version, label) => this.predictedLabels.labels({ model, version, label }),
+      confidence: (model, version) => this.predictionConfidence.labels({ model, version }),
+      feedback: (model, version, label, predicted) => this.feedbacks.inc({ model, version, label, predicted }),
+      readAccuracyFrom: (read) => (this.accuracyReadings = read),
+    };
   }
 
   /** The generation pipeline's reports, as these metrics. */

@@ -93,6 +93,8 @@ export function createModelService(
             deadline: callDeadline(call),
             signal: cancellation.signal,
             requestId,
+            // Returned in request_id, so feedback (Feedback) can name this prediction.
+            feedbackId: requestId,
             ...(req.options?.request_id ? { routingKey: req.options.request_id } : {}),
             priority: req.options?.priority ?? 0,
             timeoutMs: Number(req.options?.timeout_us ?? 0) / 1000,

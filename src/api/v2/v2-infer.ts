@@ -87,7 +87,7 @@ export function toInferenceRequest(req: V2InferRequest, allowed: FrontDoorParame
     deadline: call.deadline,
     signal: call.signal,
     requestId: req.id || randomUUID(),
-    ...(req.id ? { routingKey: req.id } : {}),
+    ...(req.id ? { routingKey: req.id, feedbackId: req.id } : {}),
     priority: integerParameter(req.parameters, 'priority'),
     timeoutMs: integerParameter(req.parameters, 'timeout') / 1000,
     bypassCache: booleanParameter(req.parameters, 'bypass_cache', false),
