@@ -142,6 +142,10 @@ test('refusals: empty text, no words, unknown label, a non-text model, too many 
     assert.deepEqual(Object.keys(r.json), ['error']);
     assert.match(r.json.error, pattern);
   }
+  const get = await fetch(`${base}/models/sentiment/explain`);
+  assert.equal(get.status, 405);
+  assert.equal(get.headers.get('allow'), 'POST');
+  assert.match(((await get.json()) as any).error, /method GET is not allowed on \/v2\/models\/sentiment\/explain; allowed: POST/);
   // 127 words is the limit and is served.
   const most = await rest('sentiment', { text: Array.from({ length: 127 }, () => 'good').join(' ') });
   assert.equal(most.status, 200);

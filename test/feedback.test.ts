@@ -220,6 +220,10 @@ test('feedback refusals: unknown id, another model, a label the model lacks, a s
   assert.equal(noAccuracy.status, 400);
   assert.match(noAccuracy.json.error, /model 'plain' is not a classifier/);
   assert.equal((await http('GET', '/models/sentiment/versions/9/accuracy')).status, 404);
+  const post = await fetch(`${base}/models/sentiment/accuracy`, { method: 'POST' });
+  assert.deepEqual([post.status, post.headers.get('allow')], [405, 'GET']);
+  const get = await fetch(`${base}/models/sentiment/feedback`);
+  assert.deepEqual([get.status, get.headers.get('allow')], [405, 'POST']);
 });
 
 test('a tensor classifier (mlp): class indexes as labels, softmax confidence, every row counted, single rows remembered', async () => {

@@ -175,9 +175,17 @@ export class ServerMetrics {
       }
     });
     const readings = () => this.accuracyReadings?.() ?? [];
-    this.gauge('tensorgate_feedback_accuracy', 'Accuracy over the sliding window of the last feedbacks, per version with feedback since it loaded.', ['model', 'version'], function () {
-      this.reset();
-      for (const r of readings()) if (r.feedback > 0) this.set({ model: r.model, version: r.version }, r.accuracy);
+    // With --processes N each process keeps its own windows: the cluster's value is their average, not a sum.
+    new Gauge({
+      name: 'tensorgate_feedback_accuracy',
+      help: 'Accuracy over the sliding window of the last feedbacks, per version with feedback since it loaded.',
+      labelNames: ['model', 'version'],
+      registers: [this.registry],
+      aggregator: 'average',
+      collect() {
+        this.reset();
+        for (const r of readings()) if (r.feedback > 0) this.set({ model: r.model, version: r.version }, r.accuracy);
+      },
     });
     this.gauge('tensorgate_feedback_window', 'Feedbacks in the accuracy window of each version (it holds the last window_size, GET /v2/models/{name}/accuracy).', ['model', 'version'], function () {
       this.reset();

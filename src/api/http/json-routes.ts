@@ -64,6 +64,23 @@ export function jsonRoutes(envelope: RequestEnvelope, prefix: string, routes: Js
       if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return send(reply, err.statusCode, { error: clip(err.message, MAX_ERROR_CHARS) });
       send(reply, 500, { error: toHttpError(internal(`internal error: ${err.message}`)).body.error });
     });
+    // A path served for one method answers the other with 405 and Allow (the v2 plugin's not-found handler,
+    // which answers under this prefix, knows only its own routes).
+    const methods = new Map<string, string[]>();
+    for (const r of routes) methods.set(r.path, [...(methods.get(r.path) ?? []), r.method]);
+    for (const [path, allowed] of methods) {
+      for (const other of (['GET', 'POST'] as const).filter((m) => !allowed.includes(m))) {
+        app.route({
+          method: other,
+          url: path,
+          config: { servedAs: `${prefix}${path}`.replace(/:(\w+)/g, '{$1}'), takesBody: false } satisfies FrontDoorRouteConfig,
+          handler: (request, reply) => {
+            void reply.header('allow', allowed.join(', '));
+            send(reply, 405, { error: `method ${request.method} is not allowed on ${clip(request.url.split('?', 1)[0]!, MAX_ECHO_CHARS)}; allowed: ${allowed.join(', ')}` });
+          },
+        });
+      }
+    }
     for (const route of routes) {
       const template = `${prefix}${route.path}`.replace(/:(\w+)/g, '{$1}');
       app.route({
