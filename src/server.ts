@@ -30,6 +30,9 @@ import { AccessGuard } from './security/access-guard';
 import { PolicyWatcher } from './security/policy-watcher';
 import { describePolicy } from './security/access-policy';
 import { V2_PREFIX, v2Routes } from './api/http/v2-routes';
+import { JOBS_PREFIX, jobRoutes } from './api/http/job-routes';
+import { JobRunner } from './jobs/job-runner';
+import type { Job } from './jobs/job-store';
 import { ServerMetrics } from './telemetry/metrics';
 import type { RequestRecord } from './api/request-record';
 import { ModelRepository, type ModelEntry, type ModelVersionEntry } from './repository/model-repository';
@@ -63,6 +66,15 @@ function bindReason(err: Error): string {
   return err.message;
 }
 
+/** Why async jobs are off, if they are: turned off, or several processes (a job lives in the one that accepted it). */
+function jobsOffReason(config: ServerConfig): string | undefined {
+  if (config.maxJobs === 0) return 'async jobs are off on this server (--max-jobs 0); call without async=true';
+  if (config.processes > 1) {
+    return `async jobs need --processes 1: a job lives only in the server process that accepted it, and with ${config.processes} processes a later GET /v2/jobs/{id} could reach another; call without async=true`;
+  }
+  return undefined;
+}
+
 /** After a drain answers its unfinished calls, how long their answers get to reach clients before sockets close. */
 const SHUTDOWN_FLUSH_MS = 1000;
 
@@ -92,6 +104,8 @@ export class TensorgateServer {
   /** Unanswered calls: a drain that runs out of grace answers them UNAVAILABLE. */
   readonly inflightCalls = new InflightCalls();
   readonly envelope: RequestEnvelope;
+  /** Async jobs (?async=true on infer and completions; GET/DELETE /v2/jobs/{id}): this process's, bounded. */
+  readonly jobs: JobRunner;
   /** The v2 protocol's model control (RepositoryModelLoad/Unload, REST load/unload) and configuration views. */
   readonly repositoryControl: RepositoryControl;
   readonly modelConfig: ModelConfigView;
@@ -224,8 +238,16 @@ export class TensorgateServer {
       // a policy there is no interceptor at all, so its per-call wrapper costs nothing.
       ...(config.authConfig ? { interceptors: [accessInterceptor(this.envelope)] } : {}),
     });
+    this.jobs = new JobRunner({
+      limits: { ttlMs: config.jobTtlSecs * 1000, maxJobs: config.maxJobs, maxResultBytes: config.maxJobResultBytes },
+      observe: (r) => this.observeRequest(r),
+      disabled: jobsOffReason(config),
+    });
+    this.jobs.store.on('finished', (job: Job) => this.metrics.observeJobFinished(job.model, job.status));
+    this.metrics.readJobsFrom(() => this.jobs.store.counts());
+    this.http.mount(jobRoutes({ jobs: this.jobs, envelope: this.envelope }), { prefix: JOBS_PREFIX });
     this.http.mount(
-      openAiRoutes({ generation: this.generation, repository: this.repository, envelope: this.envelope, maxBodyBytes: config.maxTextBytes * 2 + 65_536 }),
+      openAiRoutes({ generation: this.generation, repository: this.repository, envelope: this.envelope, maxBodyBytes: config.maxTextBytes * 2 + 65_536, jobs: this.jobs }),
       { prefix: OPENAI_PREFIX },
     );
     this.grpcServer.addService(modelServiceDefinition(), {
@@ -248,7 +270,7 @@ export class TensorgateServer {
     };
     this.grpcServer.addService(inferenceServiceDefinition(), createInferenceService(v2));
     this.http.mount(
-      v2Routes({ ...v2, maxBodyBytes: config.maxMessageBytes }),
+      v2Routes({ ...v2, maxBodyBytes: config.maxMessageBytes, jobs: this.jobs }),
       { prefix: V2_PREFIX },
     );
     // Explanations and live accuracy beside the v2 routes (/v2/models/{m}/explain, /feedback, /accuracy).
@@ -398,6 +420,10 @@ export class TensorgateServer {
   shutdown(graceMs = this.config.shutdownGraceMs): Promise<void> {
     this.shuttingDown ??= (async () => {
       this.setHealth('NOT_SERVING');
+      // Jobs do not survive the process: no new ones, and unfinished ones are cancelled now (their queued work
+      // dropped) rather than left to hold the drain; their status stays readable while the HTTP port is up.
+      const cancelledJobs = this.jobs.close();
+      if (cancelledJobs > 0) this.log.warn({ jobs: cancelledJobs }, `cancelled ${cancelledJobs} unfinished async jobs`);
       await this.poller?.stop();
       this.policyWatcher?.stop();
       this.tls?.stop();

@@ -42,6 +42,13 @@ export const serverConfigSchema = z.strictObject({
   /** Byte bound of the result cache shared by all models; 0 turns caching off. */
   cacheMaxBytes: z.coerce.number().int().min(0).default(256 * 1024 * 1024),
   /**
+   * Async jobs (?async=true, src/jobs): a finished job is kept this long, and an unfinished one must finish
+   * within it; at most maxJobs jobs (0 turns async jobs off) and maxJobResultBytes of results are held.
+   */
+  jobTtlSecs: z.coerce.number().min(1).max(7 * 86_400).default(600),
+  maxJobs: z.coerce.number().int().min(0).max(1_000_000).default(1000),
+  maxJobResultBytes: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+  /**
    * gRPC connection lifetime in ms, 0 = grpc-js default (unlimited): after it (+/-10% jitter) the server sends
    * GOAWAY, in-flight calls finish, and the client opens a new connection, which an L4 balancer may place on a
    * new replica. Grace: how long calls may still run after that GOAWAY before the connection is closed; 0 = no limit.
@@ -115,6 +122,9 @@ export const SERVER_SETTINGS: { flag: string; env: string; key: keyof ServerConf
   { flag: 'max-elements', env: 'TENSORGATE_MAX_ELEMENTS', key: 'maxElements', help: 'most tensor elements per request (default 16M)' },
   { flag: 'max-text-bytes', env: 'TENSORGATE_MAX_TEXT_BYTES', key: 'maxTextBytes', help: 'most UTF-8 bytes of input_text per request (default 64 KiB)' },
   { flag: 'cache-max-bytes', env: 'TENSORGATE_CACHE_MAX_BYTES', key: 'cacheMaxBytes', help: 'result cache size in bytes, 0 = off (default 256 MiB)' },
+  { flag: 'job-ttl-secs', env: 'TENSORGATE_JOB_TTL_SECS', key: 'jobTtlSecs', help: 'async jobs: seconds a finished job\'s result is kept, and the most an unfinished job may take (default 600)' },
+  { flag: 'max-jobs', env: 'TENSORGATE_MAX_JOBS', key: 'maxJobs', help: 'async jobs: most jobs held, unfinished and finished; 0 = async jobs off (default 1000)' },
+  { flag: 'max-job-result-bytes', env: 'TENSORGATE_MAX_JOB_RESULT_BYTES', key: 'maxJobResultBytes', help: 'async jobs: most bytes of results held, oldest finished evicted first (default 64 MiB)' },
   { flag: 'max-connection-age-ms', env: 'TENSORGATE_MAX_CONNECTION_AGE_MS', key: 'maxConnectionAgeMs', help: 'gRPC: close connections (GOAWAY) older than this, +/-10%, so clients reconnect and rebalance; 0 = never (default 0)' },
   { flag: 'max-connection-age-grace-ms', env: 'TENSORGATE_MAX_CONNECTION_AGE_GRACE_MS', key: 'maxConnectionAgeGraceMs', help: 'gRPC: time calls still get after that GOAWAY before the connection is closed; 0 = no limit (default 0)' },
   { flag: 'keepalive-time-ms', env: 'TENSORGATE_KEEPALIVE_TIME_MS', key: 'keepaliveTimeMs', help: 'gRPC: ping a connection silent this long; 0 = no pings (default 0)' },

@@ -38,6 +38,8 @@ export interface InferenceRequest {
   timeoutMs?: number;
   /** Neither read nor fill the result cache. */
   bypassCache?: boolean;
+  /** Called once when the request leaves the queue for execution (never for a cache hit): an async job is then running. */
+  onDispatch?: () => void;
   /**
    * The id live accuracy (src/feedback) remembers this prediction by, for feedback to name it: set only where
    * the caller learns it (ModelService returns its request_id; v2 echoes an id only when the caller sent one).

@@ -26,6 +26,8 @@ export interface Pending extends QueuedRequest {
   reject: (err: ServingError) => void;
   onAbort?: () => void;
   timer?: LongTimer;
+  /** The caller's wish to hear when it leaves the queue (ScheduledRun.onDispatch). */
+  onDispatch?: () => void;
 }
 
 export type Rerun =

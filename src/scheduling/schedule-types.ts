@@ -19,6 +19,8 @@ export interface ScheduledRun {
   priority?: number;
   /** Server-side queue timeout in ms; 0/undefined = the model's default. */
   timeoutMs?: number;
+  /** Called once when the request leaves the queue for execution. */
+  onDispatch?: () => void;
 }
 
 export interface ScheduledResult extends RunResult {

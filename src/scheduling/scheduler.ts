@@ -179,6 +179,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
         enqueuedAt: performance.now(),
         deadline,
         signal: run.signal,
+        onDispatch: run.onDispatch,
         dispatched: false,
         settled: false,
         resolve,
@@ -284,6 +285,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       if (r.onAbort) r.signal?.removeEventListener('abort', r.onAbort);
       r.timer?.clear();
       trace.getSpan(r.traceContext)?.setAttributes({ [ATTR_QUEUE_OUTCOME]: 'dispatched', [ATTR_QUEUE_WAIT_MS]: now - r.enqueuedAt });
+      r.onDispatch?.();
     }
     this.lanes.start(slot, membersBytes(batch), batch.length, (inline) => this.execute(slot, batch, inline));
   }

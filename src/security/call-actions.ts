@@ -46,6 +46,11 @@ export const CALL_ACTIONS: Readonly<Record<string, Action>> = {
   'POST /v2/models/{name}/feedback': 'infer',
   'GET /v2/models/{name}/accuracy': 'metadata',
   'GET /v2/models/{name}/versions/{version}/accuracy': 'metadata',
+  // Async jobs: a job's own action, on its model (src/api/http/job-routes.ts names the method by the job's kind)
+  'GET /v2/jobs/{id}': 'infer',
+  'DELETE /v2/jobs/{id}': 'infer',
+  'GET /v2/jobs/{id} (generate)': 'generate',
+  'DELETE /v2/jobs/{id} (generate)': 'generate',
   'POST /v2/repository/index': 'metadata',
   'POST /v2/repository/models/{name}/load': 'control',
   'POST /v2/repository/models/{name}/unload': 'control',

@@ -168,6 +168,7 @@ export class InferencePipeline {
         signal,
         priority: request.priority,
         timeoutMs: request.timeoutMs,
+        onDispatch: request.onDispatch,
       }),
     );
     const result: InferenceResult = {

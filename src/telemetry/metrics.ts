@@ -104,6 +104,8 @@ export class ServerMetrics {
   private readonly stuck = this.counter('tensorgate_worker_stuck_total', 'Workers retired because an execution ran far past its timeout.', ['model', 'version']);
   private readonly reloadFailures = this.counter('tensorgate_model_reload_failures_total', 'Reloads of a model (or of one of its versions) that failed to load; the previous load kept serving.', ['model']);
   private readonly canaryTransitions = this.counter('tensorgate_canary_transitions_total', 'Canary transitions: to="rolled_back" (by the rules of config.yaml canary, or by command), to="promoted" (by command).', ['model', 'version', 'to']);
+  private readonly jobsFinished = this.counter('tensorgate_jobs_total', 'Async jobs by the status they ended in (succeeded, failed, cancelled).', ['model', 'status']);
+  private jobCounts: (() => Record<string, number>) | undefined;
   private readonly modelLoad = this.histogram('tensorgate_model_load_duration_seconds', 'Time to load a model (all its versions).', ['model'], LOAD_BUCKETS);
   private readonly ttft = this.histogram('tensorgate_generate_time_to_first_token_seconds', 'Generate: time from request to the first streamed token.', ['model'], TTFT_BUCKETS);
   private readonly interToken = this.histogram('tensorgate_generate_inter_token_seconds', 'Generate: time between consecutive streamed tokens.', ['model'], INTER_TOKEN_BUCKETS);
@@ -156,6 +158,11 @@ export class ServerMetrics {
         this.set({ model, version, state: 'running' }, c.running);
         this.set({ model, version, state: 'waiting' }, c.waiting);
       }
+    });
+    const jobCounts = () => this.jobCounts?.();
+    this.gauge('tensorgate_jobs', 'Async jobs held by status: queued, running, and finished ones kept for their TTL (succeeded, failed, cancelled).', ['status'], function () {
+      const counts = jobCounts();
+      if (counts) for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
     });
     this.gauge('tensorgate_execution_placement', 'Where each READY version runs: 1 for the current one (worker: inference worker threads; main_thread: inline, for versions whose measured runs take microseconds).', ['model', 'version', 'placement'], function () {
       const p = parts();
@@ -279,6 +286,16 @@ export class ServerMetrics {
   /** A reload that failed while the previous load kept serving (ModelRepository 'reload-failed'). */
   observeReloadFailure(model: string): void {
     this.reloadFailures.inc({ model: this.bounded(model, '').model });
+  }
+
+  /** Async jobs (src/jobs): where the tensorgate_jobs gauge reads the store's counts at scrape time. */
+  readJobsFrom(counts: () => Record<string, number>): void {
+    this.jobCounts = counts;
+  }
+
+  /** An async job reached its final status. */
+  observeJobFinished(model: string, status: string): void {
+    this.jobsFinished.inc({ model: this.bounded(model, '').model, status });
   }
 
   observeModelLoad(model: string, seconds: number): void {

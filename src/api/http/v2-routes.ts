@@ -7,7 +7,8 @@
  *   GET  /v2/models/{m}[/versions/{v}]               model metadata
  *   GET  /v2/models/{m}[/versions/{v}]/ready         200 / 400
  *   GET  /v2/models/{m}[/versions/{v}]/config        Triton's ModelConfig as JSON
- *   POST /v2/models/{m}[/versions/{v}]/infer         JSON, or the binary tensor extension (src/api/http/v2-rest-codec.ts)
+ *   POST /v2/models/{m}[/versions/{v}]/infer         JSON, or the binary tensor extension (src/api/http/v2-rest-codec.ts);
+ *                                                    ?async=true: 202 with a job to poll (src/api/http/job-routes.ts)
  *   GET  /v2/models/stats, /v2/models/{m}[/versions/{v}]/stats   {"model_stats": [...]}
  *   POST /v2/repository/index                        [{name, version, state, reason}], body {} / {"ready": true} / none
  *   POST /v2/repository/models/{m}/load | /unload    {} (load/unload parameters are refused)
@@ -22,7 +23,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorCodes } from 'fastify';
 import { z } from 'zod';
 import { Cancellation } from '../../core/cancellation';
-import { clip, echo, internal, ServingError } from '../../core/errors';
+import { clip, echo, internal, ServingError, unimplemented } from '../../core/errors';
 import { ATTR_REQUEST_ID } from '../../telemetry/semconv';
 import { resultFields } from '../grpc/model-service';
 import type { RequestRecord } from '../request-record';
@@ -33,12 +34,16 @@ import { httpCallStart } from './call-start';
 import { MAX_ECHO_CHARS, overLimit, readBody } from './http-body';
 import type { FrontDoorPlugin, FrontDoorRouteConfig } from './http-server';
 import { toHttpError } from './status';
+import type { JobRunner } from '../../jobs/job-runner';
+import { asyncRequested, submitInferJob } from './job-routes';
 import type { Principal } from '../../security/principal';
 import { binaryOutputChoice, HEADER_LENGTH, inferRequestFromRest, inferResponseToRest, parseJsonText, parseWith, REST_PARAMETERS } from './v2-rest-codec';
 
 export interface V2RestDeps extends V2Parts {
   /** Largest infer request body, in bytes (the server's max message size, as on the gRPC port). */
   maxBodyBytes: number;
+  /** Async jobs (?async=true on infer); undefined: refused. */
+  jobs?: JobRunner;
 }
 
 /** Where the routes are mounted (HttpFrontDoor.mount with this prefix). */
@@ -51,7 +56,7 @@ const MAX_ERROR_CHARS = 1024;
 /** The routes, for a 404 (the module comment has them in full). */
 const SERVED =
   'GET /v2, GET /v2/health/{live,ready}, GET /v2/models/{name}[/versions/{version}][/ready|/config|/stats], GET /v2/models/stats, ' +
-  'POST /v2/models/{name}[/versions/{version}]/infer, POST /v2/repository/index, POST /v2/repository/models/{name}/{load,unload}';
+  'POST /v2/models/{name}[/versions/{version}]/infer[?async=true], GET|DELETE /v2/jobs/{id}, POST /v2/repository/index, POST /v2/repository/models/{name}/{load,unload}';
 
 /** What a route answers: a status and a payload of a content type, and extra headers. */
 interface Answer {
@@ -149,12 +154,17 @@ export function v2Routes(deps: V2RestDeps): FrontDoorPlugin {
 }
 
 /** One inference: the REST body through the shared v2 request and the pipeline, answered in the asked output form. */
-async function infer(deps: V2RestDeps, { request, params, record, signal, span }: Parameters<RouteBody>[0]): Promise<Answer> {
+async function infer(deps: V2RestDeps, { request, params, record, signal, span, who }: Parameters<RouteBody>[0]): Promise<Answer> {
+  const job = asyncRequested(request.query);
   const v2 = inferRequestFromRest(bodyBytes(request), request.headers[HEADER_LENGTH], params.name ?? '', params.version ?? '');
   if (v2.id) span.setAttribute(ATTR_REQUEST_ID, clip(v2.id));
   const inference = toInferenceRequest(v2, REST_PARAMETERS, { signal });
   const binary = binaryOutputChoice(v2);
   record.requestId = inference.requestId;
+  if (job) {
+    if (!deps.jobs) throw unimplemented('async jobs are not served on this port');
+    return submitInferJob({ jobs: deps.jobs, pipeline: deps.pipeline }, { v2, inference, who, route: record.method, record });
+  }
   const result = await deps.pipeline.predict(inference);
   Object.assign(record, resultFields(result));
   const answer = inferResponseToRest(toV2Response(result, v2), binary);

@@ -5,6 +5,7 @@
  *   GET  /v1/models             generation models with a READY version
  *   POST /v1/completions        plain or streamed (server-sent events, `data: [DONE]`)
  *   POST /v1/chat/completions   plain or streamed; messages rendered by the model's chat template
+ *   (either with ?async=true: answered at once with a job to poll, src/api/openai/openai-jobs.ts)
  *
  * A thin translation onto the generation pipeline through the request envelope (span, access log,
  * metrics, drain), like every front door. Errors have the API's shape, {"error": {message, type, param,
@@ -15,16 +16,20 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { Cancellation } from '../../core/cancellation';
-import { ServingError } from '../../core/errors';
 import type { ModelRepository } from '../../repository/model-repository';
 import type { FinishReason, GenerationChunk, GenerationPipeline, Usage } from '../../serving/generation-pipeline';
 import type { GenerateRequest } from '../../generation/generate-request';
 import type { RequestEnvelope } from '../envelope';
 import type { RequestRecord } from '../request-record';
 import { httpCallStart } from '../http/call-start';
-import { toHttpError } from '../http/status';
 import { principalOf } from '../../security/call-principal';
-import { chatRequestSchema, chatToGenerate, completionRequestSchema, completionToGenerate, OpenAiRequestError, parseBody } from './openai-requests';
+import type { JobRunner } from '../../jobs/job-runner';
+import { wantsAsync } from '../http/job-routes';
+import { chatRequestSchema, chatToGenerate, completionRequestSchema, completionToGenerate, parseBody } from './openai-requests';
+import { completionBody, errorTypeOf, FINISH, openAiError, requestIdHeader, usageOf } from './openai-answers';
+import { submitGenerationJob } from './openai-jobs';
+
+export { openAiError };
 
 export interface OpenAiDeps {
   generation: GenerationPipeline;
@@ -32,39 +37,12 @@ export interface OpenAiDeps {
   envelope: RequestEnvelope;
   /** Largest request body, in bytes. */
   maxBodyBytes: number;
-}
-
-const ERROR_TYPES: Partial<Record<number, string>> = {
-  400: 'invalid_request_error',
-  401: 'authentication_error',
-  403: 'permission_error',
-  404: 'not_found_error',
-  429: 'rate_limit_error',
-  499: 'cancelled',
-  500: 'server_error',
-  503: 'service_unavailable_error',
-  504: 'timeout_error',
-};
-
-/** The API's error body for a failure; `param` when a request field is to blame. */
-export function openAiError(err: unknown): { status: number; body: { error: { message: string; type: string; param: string | null; code: string } }; headers: Record<string, string> } {
-  const e = ServingError.from(err);
-  const { status, headers } = toHttpError(e);
-  const param = e instanceof OpenAiRequestError ? (e.param ?? null) : paramOf(e.message);
-  const code = e.code === 'NOT_FOUND' && /^model /.test(e.message) ? 'model_not_found' : e.code.toLowerCase();
-  return { status, body: { error: { message: e.message, type: ERROR_TYPES[status] ?? 'server_error', param, code } }, headers };
-}
-
-/** The pipeline's messages start with the wire name of the parameter at fault ("top_p must be ..."). */
-function paramOf(message: string): string | null {
-  const m = /^(max_tokens|temperature|top_p|top_k|min_p|repetition_penalty|repeat_last_n|presence_penalty|frequency_penalty|stop|stop_token_ids|messages|prompt_token_ids)\b/.exec(message);
-  return m ? m[1]! : null;
+  /** Async jobs (?async=true, src/api/openai/openai-jobs.ts); undefined: refused. */
+  jobs?: JobRunner;
 }
 
 /** Where the routes are mounted (HttpFrontDoor.mount with this prefix): a plugin's own 404 needs a prefix. */
 export const OPENAI_PREFIX = '/v1';
-
-const FINISH: Record<FinishReason, string> = { eos: 'stop', stop: 'stop', length: 'length', cancelled: 'abort' };
 
 type Kind = 'completion' | 'chat';
 
@@ -75,7 +53,7 @@ export function openAiRoutes(deps: OpenAiDeps): (app: FastifyInstance) => void {
       // fastify's own refusals (bad JSON, body too large, wrong content type) keep their status, in the API's shape.
       const status = err.statusCode ?? 500;
       const message = status >= 500 ? 'internal error' : err.message;
-      void reply.code(status).send({ error: { message: message.slice(0, 512), type: ERROR_TYPES[status] ?? 'invalid_request_error', param: null, code: String(status) } });
+      void reply.code(status).send({ error: { message: message.slice(0, 512), type: errorTypeOf(status) ?? 'invalid_request_error', param: null, code: String(status) } });
     });
     app.setNotFoundHandler((request, reply) => {
       void reply.code(404).send({ error: { message: `no route ${request.method} ${request.url.split('?')[0]!.slice(0, 64)}; the OpenAI-compatible API serves GET /v1/models, POST /v1/completions, POST /v1/chat/completions`, type: 'not_found_error', param: null, code: 'not_found' } });
@@ -94,14 +72,16 @@ export function openAiRoutes(deps: OpenAiDeps): (app: FastifyInstance) => void {
     });
 
     const route = (path: string, kind: Kind) =>
-      app.post(path, { bodyLimit: deps.maxBodyBytes }, (request, reply) => serveGeneration(deps, request, reply, `${OPENAI_PREFIX}${path}`, kind));
+      app.post(path, { bodyLimit: deps.maxBodyBytes }, (request, reply) =>
+        wantsAsync(request.query) ? submitGenerationJob(deps, request, reply, `${OPENAI_PREFIX}${path}`, kind) : serveGeneration(deps, request, reply, `${OPENAI_PREFIX}${path}`, kind),
+      );
     route('/completions', 'completion');
     route('/chat/completions', 'chat');
   };
 }
 
 function serveGeneration(deps: OpenAiDeps, request: FastifyRequest, reply: FastifyReply, path: string, kind: Kind): void {
-  const requestId = headerValue(request.headers['x-request-id']) ?? randomUUID();
+  const requestId = requestIdHeader(request.headers) ?? randomUUID();
   const body = request.body as { model?: unknown; stream?: unknown; stream_options?: { include_usage?: unknown } } | undefined;
   const record: RequestRecord = { protocol: 'http', method: `POST ${path}`, model: typeof body?.model === 'string' ? body.model : '', version: '', code: 'OK', seconds: 0, requestId };
   const res = reply.raw;
@@ -156,20 +136,9 @@ function serveGeneration(deps: OpenAiDeps, request: FastifyRequest, reply: Fasti
         return;
       }
       if (writer) return writer.end();
-      const u = finish!.usage;
-      const reason = FINISH[finish!.reason];
-      const choice = kind === 'chat' ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: reason } : { index: 0, text, logprobs: null, finish_reason: reason };
-      // The seed as a JSON number, like the request's (server-picked seeds stay below 2^53, so it is exact).
-      sendJson(res, 200, { id, object: kind === 'chat' ? 'chat.completion' : 'text_completion', created: Math.floor(Date.now() / 1000), model, choices: [choice], usage: usageOf(u), seed: Number(seed) }, requestId);
+      sendJson(res, 200, completionBody(kind, id, model, text, finish!, seed), requestId);
     },
   );
-}
-
-const usageOf = (u: Usage) => ({ prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens });
-
-function headerValue(v: string | string[] | undefined): string | undefined {
-  const s = Array.isArray(v) ? v[0] : v;
-  return s && s.length <= 128 ? s : undefined;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string, headers: Record<string, string> = {}): void {
