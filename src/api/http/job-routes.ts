@@ -15,6 +15,7 @@
  * probed), answered after authentication alone. On a job it may see, the caller is checked for the job's own
  * action on the job's model (infer for an inference job, generate for a generation job; the record's method
  * names which, "GET /v2/jobs/{id}" or "GET /v2/jobs/{id} (generate)", as src/security/call-actions.ts lists them).
+ * Each poll is a call like any other: it counts against the caller's rate limits (those of the job's model too).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { clip, echo, internal, invalidArgument, notFound, ServingError } from '../../core/errors';
