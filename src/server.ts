@@ -33,6 +33,8 @@ import { V2_PREFIX, v2Routes } from './api/http/v2-routes';
 import { JOBS_PREFIX, jobRoutes } from './api/http/job-routes';
 import { JobRunner } from './jobs/job-runner';
 import type { Job } from './jobs/job-store';
+import { consoleRoutes } from './api/http/console-routes';
+import { LiveSummary } from './telemetry/live-summary';
 import { ServerMetrics } from './telemetry/metrics';
 import type { RequestRecord } from './api/request-record';
 import { ModelRepository, type ModelEntry, type ModelVersionEntry } from './repository/model-repository';
@@ -100,6 +102,8 @@ export class TensorgateServer {
   readonly health: HealthImplementation;
   readonly readiness: Readiness;
   readonly metrics = new ServerMetrics();
+  /** The web console's live figures, from the same registry (sampled only while a Watch page polls). */
+  readonly liveSummary = new LiveSummary(this.metrics.registry);
   readonly http: HttpFrontDoor;
   /** Unanswered calls: a drain that runs out of grace answers them UNAVAILABLE. */
   readonly inflightCalls = new InflightCalls();
@@ -278,6 +282,18 @@ export class TensorgateServer {
       jsonRoutes(this.envelope, V2_PREFIX, [...explainRoutes(this.explainer, config.maxTextBytes * 2 + 65_536), ...feedbackRoutes(this.liveAccuracy)]),
       { prefix: V2_PREFIX },
     );
+    // The web console at / (src/api/http/console-routes.ts): static files and two read-only JSON routes.
+    this.http.mount(
+      consoleRoutes({
+        repository: this.repository,
+        breakers: this.breakers,
+        scheduler: this.scheduler,
+        canary: this.canary,
+        envelope: this.envelope,
+        summary: this.liveSummary,
+        server: () => ({ grpc_port: this.boundPort, http_port: this.boundHttpPort, tls: this.tls !== undefined, model_control_mode: config.modelControlMode, auth: this.envelope.guard !== undefined }),
+      }),
+    );
     this.health.addToServer(this.grpcServer);
     new ReflectionService(reflectionPackageDefinition()).addToServer(this.grpcServer);
   }
@@ -452,6 +468,7 @@ export class TensorgateServer {
       this.scheduler.close(unavailable('the server is shutting down; retry on another replica'));
       // The HTTP port stays up through the drain, so /readyz says 503 and /metrics shows it.
       await this.http.close();
+      this.liveSummary.stop();
       this.metrics.unbind();
       await this.pool.close();
       this.breakers.shutdown();

@@ -14,7 +14,7 @@
  *   issuer: https://login.example.com/
  *   audience: tensorgate
  * mtls: { principal: subject_cn }    # a verified client certificate authenticates too (needs --tls-client-ca)
- * open: [health]                     # health | metrics | reflection: reachable without credentials
+ * open: [health, console]            # health | metrics | reflection | console: reachable without credentials
  * permissions:                       # absent: every authenticated principal may do everything
  *   - { principals: ['*'], models: ['*'], actions: [metadata] }
  *   - { principals: [alice, 'claim:role=ml'], models: [mlp, sentiment], actions: [infer] }
@@ -36,8 +36,13 @@ import { describeIssues } from '../repository/model-config';
 export const ACTIONS = ['infer', 'generate', 'metadata', 'control', 'health'] as const;
 export type Action = (typeof ACTIONS)[number];
 
-/** Endpoint groups that can be left reachable without credentials. */
-export const OPEN_GROUPS = ['health', 'metrics', 'reflection'] as const;
+/**
+ * Endpoint groups that can be left reachable without credentials. `console` is the web console's files (its
+ * page and modules, no data: the data it shows comes from calls that carry the user's token); open by default,
+ * since a browser cannot send a token when it opens a page. A policy that lists `open` without it keeps the
+ * page behind credentials too, which turns the console off for browsers.
+ */
+export const OPEN_GROUPS = ['health', 'metrics', 'reflection', 'console'] as const;
 export type OpenGroup = (typeof OPEN_GROUPS)[number];
 
 const selectors = z.array(z.string().min(1).max(256)).min(1);
@@ -92,7 +97,7 @@ export const accessPolicySchema = z.strictObject({
   api_keys: z.array(apiKey).default([]),
   jwt: jwt.optional(),
   mtls: z.strictObject({ principal: z.enum(['subject_cn', 'san']).default('subject_cn') }).optional(),
-  open: z.array(z.enum(OPEN_GROUPS)).default(['health']),
+  open: z.array(z.enum(OPEN_GROUPS)).default(['health', 'console']),
   permissions: z.array(permission).optional(),
   rate_limits: z.array(rateLimit).default([]),
   generation_limits: z.array(generationLimit).default([]),

@@ -58,6 +58,9 @@ export const CALL_ACTIONS: Readonly<Record<string, Action>> = {
   'GET /v1/models': 'metadata',
   'POST /v1/completions': 'generate',
   'POST /v1/chat/completions': 'generate',
+  // The web console's JSON routes (its files are the `console` open group, src/api/http/access-check.ts)
+  'GET /console/api/models': 'metadata',
+  'GET /console/api/summary': 'metadata',
 };
 
 export const actionOf = (method: string): Action => CALL_ACTIONS[method] ?? 'control';

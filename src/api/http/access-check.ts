@@ -4,8 +4,9 @@
  * request envelope (src/security/call-principal.ts) for permissions and rate limits; a refusal is answered
  * here (in the shape of the API it was sent to), and logged and counted by the envelope.
  *
- * /healthz, /readyz and the v2 health routes are the `health` group, /metrics the `metrics` group: reachable
- * without credentials when the policy lists them under `open`.
+ * /healthz, /readyz and the v2 health routes are the `health` group, /metrics the `metrics` group, the web
+ * console's files (/ and /console/*, not its JSON routes) the `console` group: reachable without credentials
+ * when the policy lists them under `open`.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ServingError } from '../../core/errors';
@@ -16,6 +17,7 @@ import { actionOf } from '../../security/call-actions';
 import { attachPrincipal } from '../../security/call-principal';
 import { httpPeerIdentity } from '../../security/peer-identity';
 import { httpCallStart } from './call-start';
+import { CONSOLE_ASSETS_ROUTE } from './console-routes';
 import { toHttpError } from './status';
 
 /** An API's error body for a refusal, for the routes under its prefix (the OpenAI API has its own shape). */
@@ -27,6 +29,7 @@ export type AccessCheck = (request: FastifyRequest, reply: FastifyReply) => Prom
 function openGroupOf(method: string, route: string): OpenGroup | undefined {
   if (route === '/metrics') return 'metrics';
   if (route === '/healthz' || route === '/readyz') return 'health';
+  if (method === 'GET' && (route === '/' || route === CONSOLE_ASSETS_ROUTE)) return 'console';
   return actionOf(`${method} ${route}`) === 'health' ? 'health' : undefined;
 }
 
