@@ -68,7 +68,7 @@ export class LiveChart {
     const last = samples.at(-1);
     this.figure.dataset.latest = String(columns[0]?.at(-1) ?? '');
     this.readout.textContent = last
-      ? this.spec.series.map((s) => `${s.label} ${num(s.value(last, last.models[model]), 2)}${this.spec.unit ? ` ${this.spec.unit}` : ''}`).join(' · ')
+      ? this.spec.series.map((s) => `${s.label} ${num(s.value(last, last.models[model]), 1)}${this.spec.unit === '%' ? '%' : this.spec.unit ? ` ${this.spec.unit}` : ''}`).join(' · ')
       : '';
   }
 

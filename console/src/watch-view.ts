@@ -57,6 +57,8 @@ export function watchView(root: HTMLElement): { show(): Promise<void>; hide(): v
   let visible = false;
   let inFlight = false;
   let polls = 0;
+  /** The server process whose samples are shown. */
+  let process: number | undefined;
 
   const draw = () => {
     for (const c of charts) c.update(samples, select.value);
@@ -78,13 +80,19 @@ export function watchView(root: HTMLElement): { show(): Promise<void>; hide(): v
     let wait = 1000;
     try {
       const after = samples.at(-1)?.seq ?? -1;
-      const answer = await getJson<{ interval_ms: number; samples: SummarySample[] }>(`/console/api/summary?after=${after}`);
+      const answer = await getJson<{ interval_ms: number; process: number; samples: SummarySample[] }>(`/console/api/summary?after=${after}`);
       wait = answer.interval_ms;
-      // A restarted server numbers its samples from 1 again.
-      if (answer.samples.length > 0 && answer.samples[0]!.seq <= after) samples = [];
-      samples = [...samples, ...answer.samples].slice(-MAX_SAMPLES);
+      if (answer.process !== process && process !== undefined) {
+        // Another server process (--processes N, or a restart) with samples of its own: start again with its history.
+        process = answer.process;
+        samples = [];
+        wait = 0;
+      } else {
+        process = answer.process;
+        samples = [...samples, ...answer.samples].slice(-MAX_SAMPLES);
+      }
       error.textContent = '';
-      status.textContent = samples.length ? `${samples.length} samples, one per ${answer.interval_ms / 1000} s` : 'Waiting for the first sample…';
+      status.textContent = samples.length ? `${samples.length} samples, one per ${answer.interval_ms / 1000} s, from server process ${answer.process}` : 'Waiting for the first sample…';
       draw();
       if (polls++ % 5 === 0) await refreshAccuracy();
     } catch (err) {

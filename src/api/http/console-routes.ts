@@ -7,8 +7,8 @@
  *   GET /console/*               its files: console/public (HTML, CSS), dist/console (the compiled modules of
  *                                console/src) and uPlot's module and stylesheet (uPlot.esm.js, uPlot.min.css)
  *   GET /console/api/models      {server: {...}, models: [ModelInfo as GetModel answers it, config parsed]}
- *   GET /console/api/summary     {interval_ms, samples: [...]}: the live figures of src/telemetry/live-summary.ts;
- *                                ?after=SEQ answers only the samples after SEQ
+ *   GET /console/api/summary     {interval_ms, process, samples: [...]}: the live figures of this process
+ *                                (src/telemetry/live-summary.ts); ?after=SEQ answers only the samples after SEQ
  *
  * The files hold no secrets and are the `console` open group (open by default): a browser cannot send a
  * bearer token when it navigates. The JSON routes are `metadata` calls through the request envelope, like
@@ -117,7 +117,8 @@ export function consoleRoutes(deps: ConsoleDeps): FrontDoorPlugin {
       deps.summary.watch();
       const visible = deps.envelope.visibleTo(who);
       const samples = deps.summary.since(after).map((s) => (visible ? { ...s, models: Object.fromEntries(Object.entries(s.models).filter(([m]) => visible(m))) } : s));
-      return { interval_ms: deps.summary.interval, samples };
+      // With --processes N each process samples its own metrics: the page keeps to one process's series.
+      return { interval_ms: deps.summary.interval, process: process.pid, samples };
     });
   };
 }
