@@ -28,6 +28,7 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY proto ./proto
 COPY src ./src
+COPY console ./console
 # Compile, drop the development dependencies, and drop the macOS and Windows binaries onnxruntime-node
 # bundles (~220 MB): the image runs Linux only.
 RUN npm run build \
@@ -49,6 +50,7 @@ COPY package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY proto ./proto
+COPY console/public ./console/public
 COPY models ./models
 COPY deploy/healthcheck.js ./deploy/healthcheck.js
 

@@ -95,7 +95,7 @@ function shellCommands(body: string[], firstLine: number): Snippet[] {
 const markdown = fs.readFileSync(README, 'utf8');
 const section = readmeSection(markdown, SECTION);
 /** Sections whose commands run too, after "Calling it" (which the checks on addresses and apt-get are about). */
-const MORE_SECTIONS = ['## Using existing v2 clients', '## Coming from Triton', '## Optimising a model'];
+const MORE_SECTIONS = ['## Using existing v2 clients', '## Coming from Triton', '## Optimising a model', '## Web console', '## Explanations and live accuracy', '## Async jobs'];
 const SNIPPETS = [section, ...MORE_SECTIONS.map((h) => readmeSection(markdown, h))].flatMap((s) => snippets(s.text, s.firstLine));
 const isSkipped = (s: Snippet) => s.kind === 'sh' && /^\s*(sudo\s+)?apt-get\s/.test(s.text);
 
@@ -196,7 +196,7 @@ const EXPECTATIONS: { name: string; when: (s: Snippet) => boolean; check: (stdou
   },
   {
     name: 'curl /v1/completions',
-    when: (s) => /curl[\s\S]*\/v1\/completions/.test(s.text),
+    when: (s) => /curl[\s\S]*\/v1\/completions/.test(s.text) && !s.text.includes('async=true'),
     check: (out) => {
       const res = json(out, 'curl /v1/completions');
       assert.equal(res.object, 'text_completion');
@@ -224,6 +224,41 @@ const EXPECTATIONS: { name: string; when: (s: Snippet) => boolean; check: (stdou
       const outputs = json(out, 'curl v2 infer').outputs;
       assert.deepEqual(outputs[0], { name: 'label', datatype: 'BYTES', shape: [1], data: ['positive'] });
       assert.deepEqual(outputs[2].data, ['negative', 'positive']);
+    },
+  },
+  {
+    name: 'curl the console summary',
+    when: (s) => s.text.includes('/console/api/summary'),
+    check: (out) => assert.ok(Array.isArray(json(out, 'the console summary').samples), out.slice(0, 200)),
+  },
+  {
+    name: 'explain over REST and gRPC',
+    when: (s) => /\/explain|ModelService\/Explain/.test(s.text),
+    check: (out) => {
+      const answer = json(out, 'explain');
+      const words = answer.words as { word: string; contribution: number }[];
+      assert.ok(words.find((w) => w.word === 'great')!.contribution > 0, out);
+      assert.ok(words.find((w) => w.word === 'rude')!.contribution < 0, out);
+    },
+  },
+  {
+    name: 'feedback and accuracy',
+    when: (s) => /\/feedback|\/accuracy/.test(s.text),
+    check: (out) => {
+      const answer = json(out, 'feedback or accuracy');
+      if ('correct' in answer) assert.equal(answer.correct, true, out);
+      else assert.equal(answer.versions[0].total_correct, 1, out);
+    },
+  },
+  {
+    name: 'an async job submitted and polled',
+    when: (s) => s.text.includes('async=true') || s.text.includes('job.json'),
+    check: (out) => {
+      const job = json(out, 'the job');
+      assert.equal(job.model, 'tiny-lm');
+      assert.match(job.job_id, /^[0-9a-f-]{36}$/);
+      if ('location' in job) assert.equal(job.location, `/v2/jobs/${job.job_id}`);
+      assert.ok(['queued', 'running', 'succeeded'].includes(job.status), out);
     },
   },
   {
