@@ -85,10 +85,12 @@ test('a scripted sequence of predictions and feedbacks gives exact accuracy and 
     confidences.push(res.confidence);
     return res;
   };
-  const p1 = await predict('I love this');
+  const anonymous = await predict('I love this');
+  assert.ok(anonymous.request_id, 'the server makes up a request id and returns it');
+  await expectStatus(rpc('Feedback', { model: 'sentiment', request_id: anonymous.request_id, label: 'positive' }), grpc.status.NOT_FOUND, /under the id their request named/);
+  const p1 = await predict('I love this', 'p1');
   assert.equal(p1.output_text, 'positive');
-  assert.ok(p1.request_id, 'the server makes up a request id and returns it');
-  const p2 = await predict('this is terrible');
+  const p2 = await predict('this is terrible', 'p2');
   assert.equal(p2.output_text, 'negative');
   const p3 = await predict('a great day but a rude waiter', 'p3');
   assert.equal(p3.output_text, 'positive');
@@ -106,7 +108,7 @@ test('a scripted sequence of predictions and feedbacks gives exact accuracy and 
   const scores5 = float32s(Buffer.from(grpc5.raw_output_contents[0]));
   assert.ok(scores5[0]! > scores5[1]!, 'hate is negative');
   confidences.push(scores5[0]!);
-  const p6 = await predict('awesome');
+  const p6 = await predict('awesome', 'p6');
   assert.ok(Math.abs(p6.confidence - sigmoid(4)) < 1e-6);
 
   // Feedback through each door: gRPC, REST, buf curl through reflection.
@@ -173,10 +175,11 @@ test('a scripted sequence of predictions and feedbacks gives exact accuracy and 
   for (const [label, predicted, count] of cells) assert.equal(await metric('tensorgate_feedback_total', { ...sentiment, label, predicted }), count, `${label} x ${predicted}`);
   assert.equal(await metric('tensorgate_feedback_accuracy', sentiment), 0.6);
   assert.equal(await metric('tensorgate_feedback_window', sentiment), 5);
-  // Every classification prediction: three positive (p1, p3, p6), three negative (p2, rest-4, grpc-v2-5).
-  assert.equal(await metric('tensorgate_predicted_labels_total', { ...sentiment, label: 'positive' }), 3);
+  // Every classification prediction, remembered or not: four positive (the anonymous one, p1, p3, p6), three
+  // negative (p2, rest-4, grpc-v2-5).
+  assert.equal(await metric('tensorgate_predicted_labels_total', { ...sentiment, label: 'positive' }), 4);
   assert.equal(await metric('tensorgate_predicted_labels_total', { ...sentiment, label: 'negative' }), 3);
-  assert.equal(await metric('tensorgate_prediction_confidence_count', sentiment), 6);
+  assert.equal(await metric('tensorgate_prediction_confidence_count', sentiment), 7);
   for (const le of CONFIDENCE_BUCKETS) {
     assert.equal(await metric('tensorgate_prediction_confidence_bucket', { ...sentiment, le: String(le) }), confidences.filter((c) => c <= le).length, `bucket le=${le}`);
   }
@@ -187,7 +190,7 @@ test('feedback refusals: unknown id, another model, a label the model lacks, a s
   const p = await unary(ts.client, 'Predict', { model: 'sentiment', input_text: 'nice', options: { request_id: 'refusals-1' } });
   assert.equal(p.request_id, 'refusals-1');
   const refusals: [string, unknown, number, number, RegExp][] = [
-    ['sentiment', { id: 'never-seen', label: 'positive' }, 404, grpc.status.NOT_FOUND, /no prediction with request id 'never-seen' in the last 1 h \(kept: at most 100000 single-row classification predictions\)/],
+    ['sentiment', { id: 'never-seen', label: 'positive' }, 404, grpc.status.NOT_FOUND, /no prediction with request id 'never-seen' in the last 1 h \(kept: at most 100000 single-row classification predictions, under the id their request named/],
     ['mlp', { id: 'refusals-1', label: '3' }, 400, grpc.status.INVALID_ARGUMENT, /request id 'refusals-1' is a prediction of model 'sentiment', not of model 'mlp'/],
     ['sentiment', { id: 'refusals-1', label: 'neutral' }, 400, grpc.status.INVALID_ARGUMENT, /label 'neutral' is not one of model 'sentiment' version 1's labels: negative, positive/],
     ['sentiment', { id: '', label: 'positive' }, 400, grpc.status.INVALID_ARGUMENT, /the request id is empty/],
@@ -309,7 +312,7 @@ test('the prediction store forgets a prediction once it is older than its TTL (i
   assert.ok(store.get('late'), 'the later one is 30 s old');
   now += 30_000;
   assert.equal(store.get('late'), undefined);
-  assert.equal(store.missing('late', "'late'"), "no prediction with request id 'late' in the last 1 min (kept: at most 10 single-row classification predictions)");
+  assert.equal(store.missing('late', "'late'"), "no prediction with request id 'late' in the last 1 min (kept: at most 10 single-row classification predictions, under the id their request named: ModelService options.request_id, the v2 id)");
 });
 
 test('the accuracy window slides over the last feedbacks; confusion counts keep everything since load', () => {

@@ -69,7 +69,7 @@ export class PredictionStore {
   /** Why `id` has no prediction, in one message for never seen, evicted and expired alike. */
   missing(id: string, shown: string): string {
     if (id.length > MAX_ID_CHARS) return `request id ${shown} is longer than ${MAX_ID_CHARS} characters; predictions are remembered only under shorter ids`;
-    return `no prediction with request id ${shown} in the last ${describeMs(this.ttlMs)} (kept: at most ${this.maxEntries} single-row classification predictions)`;
+    return `no prediction with request id ${shown} in the last ${describeMs(this.ttlMs)} (kept: at most ${this.maxEntries} single-row classification predictions, under the id their request named: ModelService options.request_id, the v2 id)`;
   }
 }
 
