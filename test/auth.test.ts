@@ -141,6 +141,11 @@ test('HTTP: probes open, /metrics and the APIs need a token; 401 vs 403 on REST 
   assert.equal(metrics.headers['www-authenticate'], 'Bearer');
   assert.match(JSON.parse(metrics.body).error, /requires credentials/);
   assert.equal((await get('/metrics', keys.ops)).status, 200);
+  // `open: [health]` leaves out the console group: its page and files need credentials too.
+  for (const file of ['/', '/console/style.css']) {
+    assert.equal((await get(file)).status, 401, `${file} without a token`);
+    assert.equal((await get(file, keys.ops)).status, 200, `${file} with a key`);
+  }
   const infer = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 64], data: new Array(64).fill(0.5) }] });
   assert.equal((await get('/v2/models/mlp/infer', undefined, { method: 'POST', body: infer })).status, 401);
   assert.equal((await get('/v2/models/mlp/infer', keys.alice, { method: 'POST', body: infer })).status, 200);
