@@ -55,6 +55,15 @@ test('the bundled int8 versions are the bytes `optimize --quantize int8-dynamic`
   }
 });
 
+test('--fp16 through optimize: about half the file, within float16 rounding of the original, and reported', async () => {
+  const report = await optimizeModel({ models: repo.dir, model: 'mlp', to: 8, from: 1, fp16: true, graphOptimize: 'extended' });
+  assert.deepEqual(report.passes, ['fp16', 'graph-optimize extended']);
+  assert.ok(report.fp16!.tensorsConverted >= 6, `converted ${report.fp16!.tensorsConverted}`);
+  const ratio = report.bytesBefore / report.bytesAfter;
+  assert.ok(ratio > 1.9 && ratio < 2.1, `mlp fp16 is ${ratio.toFixed(2)}x smaller`);
+  assert.ok(report.maxAbsError.logits! < 2 ** -8, `largest difference ${report.maxAbsError.logits}`);
+});
+
 test('the CLI prints what each pass did; an int8 version serves within the stated tolerance of the original', async () => {
   const run = await cli(['optimize', 'mlp', '--to', '3', '--prune', 'magnitude:0.3', '--quantize', 'int8-dynamic', '--graph-optimize', 'all', '--models', repo.dir]);
   assert.equal(run.code, 0, run.stderr);
