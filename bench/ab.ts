@@ -10,6 +10,9 @@
  * reads the TENSORGATE_* settings it knows). BENCH_ROUNDS (default 2), BENCH_SECONDS (4), BENCH_WARMUP_SECONDS (1.5).
  * A value may name `{sink}`: an OTLP sink child (otlp-sink-entry.ts) is started and its address put there, e.g.
  * `on=OTEL_TRACES_EXPORTER=otlp,OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://{sink}/v1/traces,OTEL_BSP_SCHEDULE_DELAY=200`.
+ * A variant's BENCH_SERVER_ENTRY=<path> runs that server-entry.js instead of this build's: another commit's build
+ * (a `git worktree` of it, compiled), so a code change is measured against its "before" in the same rounds.
+ * BENCH_AB_NAIVE=1 measures the naive server (naive-server-entry.ts) in every round too.
  * Prints a markdown table; with BENCH_AB_OUT=<file> also writes it there with the machine, command, date and commit.
  */
 import * as fs from 'node:fs';
@@ -77,11 +80,15 @@ async function main(): Promise<void> {
     const first = await ServerChild.start('server-entry', [repo]);
     await captureResponses(first, models, responses).finally(() => first.stop());
     for (let round = 1; round <= rounds; round++) {
-      for (const v of [{ label: 'no-op grpc', env: {} }, ...all]) {
-        const noop = v.label === 'no-op grpc';
-        const server = noop
-          ? await ServerChild.start('noop-server-entry', [responses])
-          : await ServerChild.start('server-entry', [repo], { env: { ...process.env, ...withSink(v.env, sink) } });
+      const naive: Variant[] = process.env.BENCH_AB_NAIVE === '1' ? [{ label: 'naive', env: {} }] : [];
+      for (const v of [{ label: 'no-op grpc', env: {} }, ...naive, ...all] as Variant[]) {
+        const { BENCH_SERVER_ENTRY: script, ...env } = v.env;
+        const server =
+          v.label === 'no-op grpc'
+            ? await ServerChild.start('noop-server-entry', [responses])
+            : v.label === 'naive'
+              ? await ServerChild.start('naive-server-entry', [repo])
+              : await ServerChild.start('server-entry', [repo], { env: { ...process.env, ...withSink(env, sink) }, ...(script ? { script } : {}) });
         try {
           for (const model of models) {
             for (const concurrency of levels) {
@@ -122,19 +129,51 @@ function withSink(env: Record<string, string>, sink: ServerChild | undefined): R
 }
 
 function report(rows: Row[]): string {
+  const naive = rows.some((r) => r.label === 'naive');
+  const same = (label: string, r: Row) => rows.find((x) => x.label === label && x.model === r.model && x.concurrency === r.concurrency && x.round === r.round);
+  const ratio = (r: Row, label: string) => {
+    const other = same(label, r);
+    return other && other.point.reqPerS > 0 ? r.point.reqPerS / other.point.reqPerS : undefined;
+  };
   const lines = [
-    '| variant | model | c | round | req/s | p50 ms | p99 ms | main µs/req | vs no-op (same round) | spans/req exported | errors |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| variant | model | c | round | req/s | p50 ms | p99 ms | main µs/req | vs no-op (same round) |${naive ? ' vs naive (same round) |' : ''} spans/req exported | errors |`,
+    `|---|---|---:|---:|---:|---:|---:|---:|---:|${naive ? '---:|' : ''}---:|---:|`,
   ];
   for (const r of rows) {
-    const noop = rows.find((x) => x.label === 'no-op grpc' && x.model === r.model && x.concurrency === r.concurrency && x.round === r.round);
     const errors = Object.values(r.point.errors).reduce((a, b) => a + b, 0);
     const spans = r.point.companions?.[0]?.sink?.spans;
+    const vsNoop = ratio(r, 'no-op grpc');
+    const vsNaive = ratio(r, 'naive');
     lines.push(
-      `| ${r.label} | ${r.model} | ${r.concurrency} | ${r.round} | ${r.point.reqPerS.toFixed(0)} | ${r.point.p50Ms.toFixed(2)} | ${r.point.p99Ms.toFixed(2)} | ${mainUsPerReq(r.point).toFixed(0)} | ${noop ? `${((r.point.reqPerS / noop.point.reqPerS) * 100).toFixed(0)}%` : '-'} | ${spans !== undefined && r.point.ok > 0 ? (spans / r.point.ok).toFixed(2) : '-'} | ${errors} |`,
+      `| ${r.label} | ${r.model} | ${r.concurrency} | ${r.round} | ${r.point.reqPerS.toFixed(0)} | ${r.point.p50Ms.toFixed(2)} | ${r.point.p99Ms.toFixed(2)} | ${mainUsPerReq(r.point).toFixed(0)} | ${vsNoop !== undefined ? `${(vsNoop * 100).toFixed(0)}%` : '-'} |` +
+        `${naive ? ` ${vsNaive !== undefined && r.label !== 'naive' ? `${vsNaive.toFixed(2)}x` : '-'} |` : ''}` +
+        ` ${spans !== undefined && r.point.ok > 0 ? (spans / r.point.ok).toFixed(2) : '-'} | ${errors} |`,
+    );
+  }
+  // Medians over the rounds: the figures to quote (each round's ratios are taken within that round first).
+  lines.push('', `| variant | model | c | median req/s | median main µs/req | median vs no-op |${naive ? ' median vs naive |' : ''}`, `|---|---|---:|---:|---:|---:|${naive ? '---:|' : ''}`);
+  const groups = new Map<string, Row[]>();
+  for (const r of rows) {
+    const k = `${r.label}\u0000${r.model}\u0000${r.concurrency}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  for (const group of groups.values()) {
+    const r = group[0]!;
+    const med = (xs: (number | undefined)[]) => median(xs.filter((x): x is number => x !== undefined));
+    const vsNaive = med(group.map((g) => ratio(g, 'naive')));
+    lines.push(
+      `| ${r.label} | ${r.model} | ${r.concurrency} | ${med(group.map((g) => g.point.reqPerS))!.toFixed(0)} | ${med(group.map((g) => mainUsPerReq(g.point)))!.toFixed(0)} | ${(med(group.map((g) => ratio(g, 'no-op grpc'))) ?? 1).toFixed(2)}x |` +
+        `${naive ? ` ${r.label === 'naive' || vsNaive === undefined ? '-' : `${vsNaive.toFixed(2)}x`} |` : ''}`,
     );
   }
   return lines.join('\n') + '\n';
+}
+
+function median(xs: number[]): number | undefined {
+  if (xs.length === 0) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 main().catch((err: unknown) => {

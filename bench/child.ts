@@ -73,8 +73,9 @@ export class ServerChild {
   }
 
   /** `env`: the child's whole environment (default: this process's). */
-  static start(entry: string, args: string[], options: { execArgv?: string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ServerChild> {
-    const script = entryPath(entry);
+  /** `script`: run that file instead of this build's entry (e.g. another build's, for a before/after A/B). */
+  static start(entry: string, args: string[], options: { execArgv?: string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv; script?: string } = {}): Promise<ServerChild> {
+    const script = options.script ?? entryPath(entry);
     const child = spawn(script, args, options.execArgv ?? [], options.env);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

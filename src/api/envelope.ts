@@ -92,9 +92,11 @@ export class RequestEnvelope {
       const code: Code = outcome.ok ? 'OK' : outcome.error.code;
       record.code = code;
       if (!outcome.ok) record.details = outcome.error.message;
-      span.setAttributes(start.statusAttributes(code));
-      // Per the RPC conventions, server spans are errors only for server-side codes.
-      if (!outcome.ok && SERVER_ERROR_CODES.has(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error.message });
+      if (span.isRecording()) {
+        span.setAttributes(start.statusAttributes(code));
+        // Per the RPC conventions, server spans are errors only for server-side codes.
+        if (!outcome.ok && SERVER_ERROR_CODES.has(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error.message });
+      }
       span.end();
       this.parts.inflight(record.protocol, -1);
       answer(outcome);
@@ -107,7 +109,8 @@ export class RequestEnvelope {
     let running: Promise<T>;
     try {
       if (checkAccess) this.guard?.admit(start.principal, record.method, record.model);
-      running = context.with(trace.setSpan(start.parent, span), () => body(span, start.principal));
+      // A span that neither records nor carries a trace (no SDK, no traceparent) has no context worth making active.
+      running = span.isRecording() || record.traceId ? context.with(trace.setSpan(start.parent, span), () => body(span, start.principal)) : body(span, start.principal);
     } catch (err) {
       running = Promise.reject(err);
     }

@@ -26,7 +26,7 @@ import { membersBytes, minDefined, requestLinks, whyNotRunnable, type Pending, t
 import { Placement } from './placement';
 import type { ModelSchedule, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
 import { ATTR_BATCH_REQUESTS, ATTR_BATCH_ROWS, ATTR_QUEUE_OUTCOME, ATTR_QUEUE_WAIT_MS, SPAN_BATCH } from '../telemetry/semconv';
-import { tracer } from '../telemetry/tracing';
+import { recordingSpan, tracer } from '../telemetry/tracing';
 
 export type { BatchDone, BatchStarted, ModelSchedule, PlacementEvent, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
 
@@ -213,7 +213,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     r.settled = true;
     if (r.onAbort) r.signal?.removeEventListener('abort', r.onAbort);
     r.timer?.clear();
-    if (!r.dispatched) trace.getSpan(r.traceContext)?.setAttributes({ [ATTR_QUEUE_OUTCOME]: 'dropped', [ATTR_QUEUE_WAIT_MS]: performance.now() - r.enqueuedAt });
+    if (!r.dispatched) recordingSpan(r.traceContext)?.setAttributes({ [ATTR_QUEUE_OUTCOME]: 'dropped', [ATTR_QUEUE_WAIT_MS]: performance.now() - r.enqueuedAt });
     if (outcome instanceof ServingError) r.reject(outcome);
     else r.resolve(outcome);
   }
@@ -284,7 +284,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       r.dispatched = true;
       if (r.onAbort) r.signal?.removeEventListener('abort', r.onAbort);
       r.timer?.clear();
-      trace.getSpan(r.traceContext)?.setAttributes({ [ATTR_QUEUE_OUTCOME]: 'dispatched', [ATTR_QUEUE_WAIT_MS]: now - r.enqueuedAt });
+      recordingSpan(r.traceContext)?.setAttributes({ [ATTR_QUEUE_OUTCOME]: 'dispatched', [ATTR_QUEUE_WAIT_MS]: now - r.enqueuedAt });
       r.onDispatch?.();
     }
     this.lanes.start(slot, membersBytes(batch), batch.length, (inline) => this.execute(slot, batch, inline));
@@ -312,15 +312,18 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     const started = performance.now();
     const rows = live.reduce((n, r) => n + r.rows, 0);
     // One execution serves several traces: it is a child of the first request's trace and links to every
-    // request's span (the OpenTelemetry pattern for batch processing).
-    const batchSpan = tracer().startSpan(
-      SPAN_BATCH,
-      {
-        attributes: { 'tensorgate.session': key, [ATTR_BATCH_REQUESTS]: live.length, [ATTR_BATCH_ROWS]: rows },
-        links: requestLinks(live),
-      },
-      live[0]!.traceContext,
-    );
+    // request's span (the OpenTelemetry pattern for batch processing). With no member's span recording (no
+    // SDK, or none sampled) there is no trace to put it in, and no span is made.
+    const batchSpan = live.some((r) => recordingSpan(r.traceContext))
+      ? tracer().startSpan(
+          SPAN_BATCH,
+          {
+            attributes: { 'tensorgate.session': key, [ATTR_BATCH_REQUESTS]: live.length, [ATTR_BATCH_ROWS]: rows },
+            links: requestLinks(live),
+          },
+          live[0]!.traceContext,
+        )
+      : undefined;
     const single = live.length === 1;
     this.emit('batch', { key, requests: live.length, rows });
     let result: RunResult;
@@ -331,14 +334,14 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     } catch (err) {
       const e = ServingError.from(err);
       this.emit('batch-done', { key, requests: live.length, rows, computeMs: performance.now() - started, ok: false });
-      batchSpan.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
-      batchSpan.end();
+      batchSpan?.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+      batchSpan?.end();
       this.failed(slot, live, e);
       return;
     }
     this.emit('batch-done', { key, requests: live.length, rows, computeMs: result.computeMs, ok: true });
-    batchSpan.setAttribute('tensorgate.compute_ms', result.computeMs);
-    batchSpan.end();
+    batchSpan?.setAttribute('tensorgate.compute_ms', result.computeMs);
+    batchSpan?.end();
     slot.blame.succeeded(live[0]!.inputs, live[0]!.outputs);
     let parts: InferTensor[][];
     try {

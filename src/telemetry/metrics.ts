@@ -26,6 +26,7 @@ import type { RequestScheduler } from '../scheduling/scheduler';
 import type { SequenceScheduler } from '../generation/sequence-scheduler';
 import type { GenerationObserver } from '../serving/generation-pipeline';
 import { ModelStatistics } from './model-statistics';
+import { CellCounter, CellGauge, CellHistogram, CellIndex, type HistogramCell, type ValueCell } from './cell-metrics';
 
 /** End-to-end, queue and compute latencies: 100 us (a cache hit) to 10 s (a big batch on a slow model). */
 export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -86,17 +87,17 @@ export class ServerMetrics {
   private parts: MetricsParts | undefined;
   private unsubscribe: (() => void)[] = [];
 
-  private readonly requests = this.counter('tensorgate_requests_total', 'Finished requests by protocol, method, model, version and status code.', ['protocol', 'method', 'model', 'version', 'code']);
-  private readonly requestSeconds = this.histogram('tensorgate_request_duration_seconds', 'End-to-end request latency.', ['protocol', 'method', 'model', 'code'], LATENCY_BUCKETS);
-  private readonly queueSeconds = this.histogram('tensorgate_request_queue_seconds', 'Time a request waited in the scheduler queue before its execution started (executed requests only).', ['model', 'version'], LATENCY_BUCKETS);
-  private readonly computeSeconds = this.histogram('tensorgate_request_compute_seconds', 'Inference time of the execution that served a request (executed requests only).', ['model', 'version'], LATENCY_BUCKETS);
-  private readonly inflightGauge = this.gauge('tensorgate_inflight_requests', 'Requests received and not yet answered.', ['protocol']);
-  private readonly requestRows = this.histogram('tensorgate_request_rows', 'Rows (dim 0) per request, cache hits included.', ['protocol', 'model'], BATCH_BUCKETS);
-  private readonly rows = this.counter('tensorgate_rows_total', 'Rows inferred by successful executions (each row once, however many callers shared it).', ['model', 'version']);
-  private readonly batchRows = this.histogram('tensorgate_batch_size_rows', 'Rows per execution (dynamic batching merges requests).', ['model', 'version'], BATCH_BUCKETS);
-  private readonly batchRequests = this.histogram('tensorgate_batch_requests', 'Requests merged into one execution.', ['model', 'version'], BATCH_BUCKETS);
-  private readonly batchSeconds = this.histogram('tensorgate_batch_compute_seconds', 'Inference time per execution.', ['model', 'version'], LATENCY_BUCKETS);
-  private readonly batchFailures = this.counter('tensorgate_batch_failures_total', 'Executions that failed (every request in them failed).', ['model', 'version']);
+  private readonly requests = this.cellCounter('tensorgate_requests_total', 'Finished requests by protocol, method, model, version and status code.', ['protocol', 'method', 'model', 'version', 'code']);
+  private readonly requestSeconds = this.cellHistogram('tensorgate_request_duration_seconds', 'End-to-end request latency.', ['protocol', 'method', 'model', 'code'], LATENCY_BUCKETS);
+  private readonly queueSeconds = this.cellHistogram('tensorgate_request_queue_seconds', 'Time a request waited in the scheduler queue before its execution started (executed requests only).', ['model', 'version'], LATENCY_BUCKETS);
+  private readonly computeSeconds = this.cellHistogram('tensorgate_request_compute_seconds', 'Inference time of the execution that served a request (executed requests only).', ['model', 'version'], LATENCY_BUCKETS);
+  private readonly inflightGauge = new CellGauge(this.registry, 'tensorgate_inflight_requests', 'Requests received and not yet answered.', ['protocol']);
+  private readonly requestRows = this.cellHistogram('tensorgate_request_rows', 'Rows (dim 0) per request, cache hits included.', ['protocol', 'model'], BATCH_BUCKETS);
+  private readonly rows = this.cellCounter('tensorgate_rows_total', 'Rows inferred by successful executions (each row once, however many callers shared it).', ['model', 'version']);
+  private readonly batchRows = this.cellHistogram('tensorgate_batch_size_rows', 'Rows per execution (dynamic batching merges requests).', ['model', 'version'], BATCH_BUCKETS);
+  private readonly batchRequests = this.cellHistogram('tensorgate_batch_requests', 'Requests merged into one execution.', ['model', 'version'], BATCH_BUCKETS);
+  private readonly batchSeconds = this.cellHistogram('tensorgate_batch_compute_seconds', 'Inference time per execution.', ['model', 'version'], LATENCY_BUCKETS);
+  private readonly batchFailures = this.cellCounter('tensorgate_batch_failures_total', 'Executions that failed (every request in them failed).', ['model', 'version']);
   private readonly dropped = this.counter('tensorgate_dropped_requests_total', 'Requests dropped from the queue without running: cancelled or deadline passed.', ['model', 'version']);
   private readonly evictions = this.counter('tensorgate_cache_evictions_total', 'Result cache entries that left the cache: evict (size bound), expire (TTL), invalidate (version reloaded/unloaded).', ['reason']);
   private readonly breakerTransitions = this.counter('tensorgate_breaker_transitions_total', 'Circuit breaker state changes by the state entered.', ['model', 'version', 'to']);
@@ -112,10 +113,14 @@ export class ServerMetrics {
   private readonly tokens = this.counter('tensorgate_generate_tokens_total', 'Generate: tokens in (prompt) and out (generated).', ['model', 'direction']);
   private readonly finishes = this.counter('tensorgate_generate_finished_total', 'Generate: finished sequences by finish reason (length, eos, stop, cancelled).', ['model', 'reason']);
   // Live accuracy (src/feedback). Labels are the classifier's own label names, bounded by the model.
-  private readonly predictedLabels = this.counter('tensorgate_predicted_labels_total', 'Classification predictions by predicted label (text classifiers, and tensor models with one [batch, classes] output: every row).', ['model', 'version', 'label']);
-  private readonly predictionConfidence = this.histogram('tensorgate_prediction_confidence', "Classification predictions' confidence: the predicted label's score (softmax of the row when it is not already a distribution).", ['model', 'version'], CONFIDENCE_BUCKETS);
+  private readonly predictedLabels = this.cellCounter('tensorgate_predicted_labels_total', 'Classification predictions by predicted label (text classifiers, and tensor models with one [batch, classes] output: every row).', ['model', 'version', 'label']);
+  private readonly predictionConfidence = this.cellHistogram('tensorgate_prediction_confidence', "Classification predictions' confidence: the predicted label's score (softmax of the row when it is not already a distribution).", ['model', 'version'], CONFIDENCE_BUCKETS);
   private readonly feedbacks = this.counter('tensorgate_feedback_total', 'Feedback on remembered predictions: label is the true label the feedback gave, predicted the one the model gave.', ['model', 'version', 'label', 'predicted']);
   private accuracyReadings: (() => Iterable<AccuracyReading>) | undefined;
+  /** The request path's cells (cell-metrics.ts): per protocol, method, model, version and code; per protocol; per version key. */
+  private readonly requestCells = new CellIndex<RequestCells>();
+  private readonly inflightCells = new Map<string, ValueCell>();
+  private readonly batchCells = new Map<string, BatchCells>();
 
   constructor() {
     // Prefix "tensorgate_": tensorgate_process_cpu_seconds_total, tensorgate_process_resident_memory_bytes,
@@ -224,15 +229,16 @@ export class ServerMetrics {
     this.parts = parts;
     const key = (k: string) => splitKey(k);
     this.listen(parts.scheduler, 'batch', (b: { key: string; requests: number; rows: number }) => {
-      this.batchRows.observe(key(b.key), b.rows);
-      this.batchRequests.observe(key(b.key), b.requests);
+      const cells = this.batchCellsOf(b.key);
+      cells.rows.observe(b.rows);
+      cells.requests.observe(b.requests);
     });
     this.listen(parts.scheduler, 'batch-done', (b: { key: string; rows: number; computeMs: number; ok: boolean }) => {
-      const k = key(b.key);
-      this.statistics.observeExecution(k.model, k.version, b.rows, b.computeMs, b.ok);
-      this.batchSeconds.observe(k, b.computeMs / 1000);
-      if (b.ok) this.rows.inc(key(b.key), b.rows);
-      else this.batchFailures.inc(key(b.key));
+      const cells = this.batchCellsOf(b.key);
+      this.statistics.observeExecution(cells.labels.model, cells.labels.version, b.rows, b.computeMs, b.ok);
+      cells.seconds.observe(b.computeMs / 1000);
+      if (b.ok) cells.rowsDone.inc(b.rows);
+      else (cells.failures ??= this.batchFailures.cell(cells.labels)).inc();
     });
     this.listen(parts.scheduler, 'dropped', (k: string) => this.dropped.inc(key(k)));
     this.listen(parts.pool, 'execution-timeout', (k: string) => this.timeouts.inc(key(k)));
@@ -265,18 +271,39 @@ export class ServerMetrics {
 
   observeRequest(r: RequestObservation): void {
     this.statistics.observeRequest(r);
-    const { model, version } = this.bounded(r.model, r.version);
-    this.requests.inc({ protocol: r.protocol, method: r.method, model, version, code: r.code });
-    this.requestSeconds.observe({ protocol: r.protocol, method: r.method, model, code: r.code }, r.seconds);
-    if (r.rows !== undefined) this.requestRows.observe({ protocol: r.protocol, model }, r.rows);
+    const entry = this.parts?.repository.get(r.model);
+    const model = !this.parts || entry ? r.model : '';
+    const version = !this.parts || (entry && hasVersion(entry.versions, r.version)) ? r.version : '';
+    const cells = this.requestCells.get(r.protocol, r.method, model, version, r.code) ?? this.requestCells.set({}, r.protocol, r.method, model, version, r.code);
+    (cells.requests ??= this.requests.cell({ protocol: r.protocol, method: r.method, model, version, code: r.code })).inc();
+    (cells.seconds ??= this.requestSeconds.cell({ protocol: r.protocol, method: r.method, model, code: r.code })).observe(r.seconds);
+    if (r.rows !== undefined) (cells.rows ??= this.requestRows.cell({ protocol: r.protocol, model })).observe(r.rows);
     // A cache hit carries the original computation's timings; counting them again would invent work.
     if (r.cached) return;
-    if (r.queueSeconds !== undefined) this.queueSeconds.observe({ model, version }, r.queueSeconds);
-    if (r.computeSeconds !== undefined) this.computeSeconds.observe({ model, version }, r.computeSeconds);
+    if (r.queueSeconds !== undefined) (cells.queue ??= this.queueSeconds.cell({ model, version })).observe(r.queueSeconds);
+    if (r.computeSeconds !== undefined) (cells.compute ??= this.computeSeconds.cell({ model, version })).observe(r.computeSeconds);
   }
 
   inflight(protocol: 'grpc' | 'http', delta: number): void {
-    this.inflightGauge.inc({ protocol }, delta);
+    let cell = this.inflightCells.get(protocol);
+    if (!cell) this.inflightCells.set(protocol, (cell = this.inflightGauge.cell({ protocol })));
+    cell.inc(delta);
+  }
+
+  private batchCellsOf(versionKey: string): BatchCells {
+    let cells = this.batchCells.get(versionKey);
+    if (!cells) {
+      const labels = splitKey(versionKey);
+      cells = {
+        labels,
+        rows: this.batchRows.cell(labels),
+        requests: this.batchRequests.cell(labels),
+        seconds: this.batchSeconds.cell(labels),
+        rowsDone: this.rows.cell(labels),
+      };
+      this.batchCells.set(versionKey, cells);
+    }
+    return cells;
   }
 
   observeCanaryTransition(model: string, version: string, to: string): void {
@@ -305,8 +332,8 @@ export class ServerMetrics {
   /** Live accuracy's metrics (see ClassificationMetrics); model and version are loaded ones, labels the model's. */
   classificationMetrics(): ClassificationMetrics {
     return {
-      predictedLabel: (model, version, label) => this.predictedLabels.labels({ model, version, label }),
-      confidence: (model, version) => this.predictionConfidence.labels({ model, version }),
+      predictedLabel: (model, version, label) => this.predictedLabels.cell({ model, version, label }),
+      confidence: (model, version) => this.predictionConfidence.cell({ model, version }),
       feedback: (model, version, label, predicted) => this.feedbacks.inc({ model, version, label, predicted }),
       readAccuracyFrom: (read) => (this.accuracyReadings = read),
     };
@@ -388,4 +415,36 @@ export class ServerMetrics {
   private histogram<L extends string>(name: string, help: string, labelNames: L[], buckets: number[]): Histogram<L> {
     return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
   }
+
+  /** Metrics the request path touches: cells resolved once (cell-metrics.ts), not a label hash per call. */
+  private cellCounter(name: string, help: string, labelNames: string[]): CellCounter {
+    return new CellCounter(this.registry, name, help, labelNames);
+  }
+
+  private cellHistogram(name: string, help: string, labelNames: string[], buckets: number[]): CellHistogram {
+    return new CellHistogram(this.registry, name, help, labelNames, buckets);
+  }
+}
+
+/** A request's cells, each made the first time that request kind needs it (no empty series for the others). */
+interface RequestCells {
+  requests?: ValueCell;
+  seconds?: HistogramCell;
+  rows?: HistogramCell;
+  queue?: HistogramCell;
+  compute?: HistogramCell;
+}
+
+interface BatchCells {
+  labels: { model: string; version: string };
+  rows: HistogramCell;
+  requests: HistogramCell;
+  seconds: HistogramCell;
+  rowsDone: ValueCell;
+  failures?: ValueCell;
+}
+
+function hasVersion(versions: readonly { version: string }[], version: string): boolean {
+  for (const v of versions) if (v.version === version) return true;
+  return false;
 }

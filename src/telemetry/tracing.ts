@@ -4,12 +4,30 @@
  * cache, queue, batch) rather than by auto-instrumentation, so both front doors and the batch links are
  * described the same way; W3C trace context is read from gRPC metadata / HTTP headers.
  */
-import { context, propagation, trace, type Context, type TextMapGetter, type Tracer } from '@opentelemetry/api';
+import { context, propagation, trace, type Context, type Span, type TextMapGetter, type Tracer, type TracerProvider } from '@opentelemetry/api';
 
 export const TRACER_NAME = 'tensorgate';
 
+let tracerOf: { provider: TracerProvider; tracer: Tracer } | undefined;
+
+/**
+ * Our tracer. Kept, not asked of the API per call: without an SDK the API makes a new proxy tracer on each
+ * getTracer(). The global provider object changes only when the API is reset (trace.disable(), in tests), and
+ * then a new tracer is taken from the new one; a proxy tracer follows an SDK registered after it was made.
+ */
 export function tracer(): Tracer {
-  return trace.getTracer(TRACER_NAME);
+  const provider = trace.getTracerProvider();
+  if (tracerOf?.provider !== provider) tracerOf = { provider, tracer: provider.getTracer(TRACER_NAME) };
+  return tracerOf.tracer;
+}
+
+/**
+ * The span of `ctx` when it records. The request path sets attributes only then: attribute objects built for
+ * a non-recording span (no SDK, or not sampled) are garbage the span ignores.
+ */
+export function recordingSpan(ctx: Context | undefined): Span | undefined {
+  const span = ctx && trace.getSpan(ctx);
+  return span?.isRecording() ? span : undefined;
 }
 
 /**

@@ -4,6 +4,8 @@
  * attribute) and how an outcome is written back as a unary answer.
  */
 import type * as grpc from '@grpc/grpc-js';
+import type { Attributes } from '@opentelemetry/api';
+import type { Code } from '../../core/errors';
 import type { CallStart, Outcome } from '../envelope';
 import type { RequestRecord } from '../request-record';
 import { ATTR_RPC_GRPC_STATUS_CODE, ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM } from '../../telemetry/semconv';
@@ -12,14 +14,32 @@ import { GRPC_STATUS, toGrpcError } from './status';
 import { principalOf } from '../../security/call-principal';
 
 export function grpcCallStart(call: { metadata: grpc.Metadata }, service: string, record: RequestRecord): CallStart {
+  const method = describedMethod(service, record.method);
   return {
     record,
-    spanName: `${service}/${record.method}`,
+    spanName: method.spanName,
     parent: extractContext(call.metadata, metadataGetter),
-    attributes: { [ATTR_RPC_SYSTEM]: 'grpc', [ATTR_RPC_SERVICE]: service, [ATTR_RPC_METHOD]: record.method },
-    statusAttributes: (code) => ({ [ATTR_RPC_GRPC_STATUS_CODE]: GRPC_STATUS[code] }),
+    attributes: method.attributes,
+    statusAttributes,
     principal: principalOf(call.metadata),
   };
+}
+
+const statusAttributes = (code: Code): Attributes => ({ [ATTR_RPC_GRPC_STATUS_CODE]: GRPC_STATUS[code] });
+
+/** Span name and attributes per service and method, made once: the same for every call (the span copies them). */
+const described = new Map<string, Map<string, { spanName: string; attributes: Attributes }>>();
+
+function describedMethod(service: string, method: string): { spanName: string; attributes: Attributes } {
+  let methods = described.get(service);
+  if (!methods) described.set(service, (methods = new Map()));
+  let d = methods.get(method);
+  if (!d) {
+    d = { spanName: `${service}/${method}`, attributes: Object.freeze({ [ATTR_RPC_SYSTEM]: 'grpc', [ATTR_RPC_SERVICE]: service, [ATTR_RPC_METHOD]: method }) };
+    // Methods are the services' own names (refused calls included), so this stays as small as the services.
+    methods.set(method, d);
+  }
+  return d;
 }
 
 /** Writes an outcome as a unary call's answer: the response, or the status the outcome's code maps to. */

@@ -28,15 +28,11 @@ export interface UnaryCalls {
 }
 
 export function unaryCalls(envelope: RequestEnvelope, serviceName: string): UnaryCalls {
-  const record = (method: string, model = '', version = '', requestId?: string): RequestRecord => ({
-    protocol: 'grpc',
-    method,
-    model,
-    version,
-    code: 'OK',
-    seconds: 0,
-    ...(requestId ? { requestId } : {}),
-  });
+  const record = (method: string, model = '', version = '', requestId?: string): RequestRecord => {
+    const r: RequestRecord = { protocol: 'grpc', method, model, version, code: 'OK', seconds: 0 };
+    if (requestId) r.requestId = requestId;
+    return r;
+  };
   return {
     record,
     serve(call, callback, rec, body, settled) {
