@@ -51,6 +51,8 @@ interface ModelSlot {
 
 export class RequestScheduler extends EventEmitter<SchedulerEvents> {
   private readonly models = new Map<string, ModelSlot>();
+  /** models' keys for pump()'s round robin, made again only when a version is added or removed (not per call). */
+  private keys: readonly string[] | undefined;
   private turn = 0;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
@@ -94,6 +96,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       Object.assign(existing, { queue, instanceCount, executionTimeoutMs: schedule.executionTimeoutMs });
       return;
     }
+    if (!this.models.has(key)) this.keys = undefined;
     this.models.set(key, {
       key,
       queue,
@@ -111,6 +114,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     const slot = this.models.get(key);
     if (!slot) return;
     this.models.delete(key);
+    this.keys = undefined;
     for (const r of slot.queue.drain()) this.settle(r, unavailable(`model version '${key}' was unloaded while the request was queued`));
     this.failReruns(slot, unavailable(`model version '${key}' was unloaded while the request was being retried`));
   }
@@ -120,6 +124,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     for (const key of [...this.models.keys()]) {
       const slot = this.models.get(key)!;
       this.models.delete(key);
+      this.keys = undefined;
       for (const r of slot.queue.drain()) this.settle(r, err);
       this.failReruns(slot, err);
     }
@@ -225,13 +230,14 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
 
   private pump(): void {
     let wakeAt = Infinity;
-    const keys = [...this.models.keys()];
+    const keys = (this.keys ??= [...this.models.keys()]);
     let idle = 0;
     // Round robin over model versions: each turn dispatches at most one batch of one model.
     while (keys.length > 0 && idle < keys.length) {
       const k = keys[this.turn++ % keys.length]!;
-      const slot = this.models.get(k)!;
-      if ((slot.queue.size === 0 && slot.reruns.length === 0) || !this.lanes.canStart(slot)) {
+      const slot = this.models.get(k);
+      // (A version removed during this pass, by something a dispatch ran, has no slot left.)
+      if (!slot || (slot.queue.size === 0 && slot.reruns.length === 0) || !this.lanes.canStart(slot)) {
         idle++;
         continue;
       }
