@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { selectVersions } from '../src/repository/version-policy';
@@ -63,6 +64,21 @@ test('word tokenizer: lowercases, splits on non-word characters, maps unknown wo
   assert.deepEqual([...new BigInt64Array(empty.data.buffer)], [0n]);
   const long = pipeline.encode('good '.repeat(500));
   assert.deepEqual(long.shape, [1, 128], 'max_tokens caps the sequence');
+  // The INT64 bytes are the ids (written as 32-bit words); a scan stopped at max_tokens leaves the next text unaffected.
+  const sentence = pipeline.encode('Love it, hate zzqx');
+  assert.deepEqual([...new BigInt64Array(sentence.data.buffer)], [vocab.love, 1, vocab.hate, 1].map(BigInt));
+  assert.deepEqual(pipeline.tokenize('good bad'), [vocab.good, vocab.bad]);
+});
+
+test('a vocabulary id beyond INT32 is refused at load, naming the word', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorgate-vocab-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'vocab.json'), JSON.stringify({ fine: 2, huge: 2 ** 31 }));
+    const config = (await readModelConfig(path.join(BUNDLED_MODELS_DIR, 'sentiment/config.yaml'), 'sentiment')).text_pipeline!;
+    await assert.rejects(TextClassificationPipeline.load(dir, config), /id of 'huge' must be an integer from 0 to 2147483647/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('FP16 conversion round-trips representable values and rounds to nearest even', () => {

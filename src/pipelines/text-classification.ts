@@ -16,6 +16,7 @@ import type { TextPipelineConfig } from '../repository/model-config';
 export const PAD_ID = 0;
 export const UNKNOWN_ID = 1;
 const WORD = /[\p{L}\p{N}']+/gu;
+const SCANNER = new RegExp(WORD.source, WORD.flags);
 
 export type { LabelScore, TextClassification } from '../core/request';
 
@@ -53,8 +54,8 @@ export class TextClassificationPipeline {
     }
     const vocab = new Map<string, number>();
     for (const [word, id] of Object.entries(raw)) {
-      if (!Number.isInteger(id) || (id as number) < 0) {
-        throw new Error(`text pipeline vocabulary '${config.tokenizer.vocab}': id of '${word}' must be a non-negative integer`);
+      if (!Number.isInteger(id) || (id as number) < 0 || (id as number) > 0x7fffffff) {
+        throw new Error(`text pipeline vocabulary '${config.tokenizer.vocab}': id of '${word}' must be an integer from 0 to 2147483647`);
       }
       vocab.set(word, id as number);
     }
@@ -69,7 +70,10 @@ export class TextClassificationPipeline {
   tokenize(text: string): number[] {
     const { max_tokens: limit, lowercase } = this.config.tokenizer;
     const ids: number[] = [];
-    const word = new RegExp(WORD.source, WORD.flags);
+    // One global-flag regex for every call, restarted here: the scan keeps its place in lastIndex, and nothing
+    // else runs between its exec() calls on this thread.
+    const word = SCANNER;
+    word.lastIndex = 0;
     for (let m = word.exec(text); m !== null && ids.length < limit; m = word.exec(text)) {
       const w = lowercase ? m[0].toLowerCase() : m[0];
       ids.push(this.vocab.get(w) ?? UNKNOWN_ID);
@@ -117,8 +121,11 @@ export class TextClassificationPipeline {
     if (typeof text !== 'string') throw invalidArgument('input_text must be a string');
     const ids = this.tokenize(text);
     if (ids.length === 0) ids.push(PAD_ID);
-    const data = new BigInt64Array(ids.map((id) => BigInt(id)));
-    return { name: this.config.input, dtype: 'INT64', shape: [1, ids.length], data: new Uint8Array(data.buffer) };
+    // INT64 little-endian (as ONNX Runtime reads it on every platform it ships for): ids are below 2^31, so each
+    // is its low 32-bit word with a zero high word; written through an Int32Array, no BigInt is made per token.
+    const words = new Int32Array(ids.length * 2);
+    for (let i = 0; i < ids.length; i++) words[i * 2] = ids[i]!;
+    return { name: this.config.input, dtype: 'INT64', shape: [1, ids.length], data: new Uint8Array(words.buffer) };
   }
 
   decode(outputs: InferTensor[]): TextClassification {
