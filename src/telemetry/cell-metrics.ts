@@ -110,27 +110,27 @@ abstract class CellMetric<C extends { labels: Labels }> {
   }
 }
 
-export class CellCounter extends CellMetric<ValueCell> {
+/** A counter's or a gauge's series: one number each. */
+abstract class ValueMetric extends CellMetric<ValueCell> {
+  async get(): Promise<ExportedMetric> {
+    const values = [...this.cells.values()].map((c) => ({ value: c.value, labels: { ...c.labels } }));
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+}
+
+export class CellCounter extends ValueMetric {
   readonly type = 'counter' as const;
 
   protected create(labels: Labels): ValueCell {
     return new CounterCell(labels);
   }
-
-  async get(): Promise<ExportedMetric> {
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: valuesOf(this.cells) };
-  }
 }
 
-export class CellGauge extends CellMetric<ValueCell> {
+export class CellGauge extends ValueMetric {
   readonly type = 'gauge' as const;
 
   protected create(labels: Labels): ValueCell {
     return new ValueCell(labels);
-  }
-
-  async get(): Promise<ExportedMetric> {
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: valuesOf(this.cells) };
   }
 }
 
@@ -182,9 +182,6 @@ interface HistogramValue {
   exemplar: null | undefined;
 }
 
-function valuesOf(cells: Map<string, ValueCell>): ExportedMetric['values'] {
-  return [...cells.values()].map((c) => ({ value: c.value, labels: { ...c.labels } }));
-}
 
 /**
  * Values under five string keys (label values), found by nested Map lookups: the request path finds its cells
