@@ -7,26 +7,29 @@
  * - bind() subscribes to the scheduler (batches, drops), the pool (execution timeouts, stuck workers) and
  *   the breakers (transitions), which only announce these as events;
  * - state (model states, breaker states, queue depths, cache size) and counters the components already keep
- *   (cache hits/misses/coalesced, worker restarts) are read at scrape time, so a scrape is never out of
- *   date and no event can be missed. See `monotonic` for how those counters stay Prometheus counters.
+ *   (cache hits/misses/coalesced, worker restarts) are read at scrape time (scrape-gauges.ts), so a scrape is
+ *   never out of date and no event can be missed;
+ * - the request path's counters and histograms are cells resolved once per label set (cell-metrics.ts).
  *
  * Label cardinality is bounded by what is loaded: model/version labels only ever name models and versions
  * the repository knows. A request for an unknown model is counted with model="" and version="" (and an
  * unknown version of a known model with version=""), so clients cannot mint series by sending names.
  */
-import { parseVersionKey } from '../core/model-key';
 import type { RequestRecord } from '../api/request-record';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import type { EventEmitter } from 'node:events';
 import type { ResultCache } from '../cache/result-cache';
-import type { ModelRepository, VersionState } from '../repository/model-repository';
-import type { BreakerRegistry, BreakerState, BreakerTransition } from '../resilience/circuit-breaker';
+import type { ModelRepository } from '../repository/model-repository';
+import type { BreakerRegistry, BreakerTransition } from '../resilience/circuit-breaker';
 import type { ExecutionPool } from '../runtime/execution-pool';
 import type { RequestScheduler } from '../scheduling/scheduler';
 import type { SequenceScheduler } from '../generation/sequence-scheduler';
 import type { GenerationObserver } from '../serving/generation-pipeline';
 import { ModelStatistics } from './model-statistics';
 import { CellCounter, CellGauge, CellHistogram, CellIndex, type HistogramCell, type ValueCell } from './cell-metrics';
+import { registerScrapeGauges, splitKey } from './scrape-gauges';
+
+export { splitKey };
 
 /** End-to-end, queue and compute latencies: 100 us (a cache hit) to 10 s (a big batch on a slow model). */
 export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -60,8 +63,6 @@ export interface AccuracyReading {
   accuracy: number;
 }
 
-const VERSION_STATES: readonly VersionState[] = ['READY', 'UNAVAILABLE', 'LOADING', 'UNLOADING'];
-const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half_open'];
 
 export interface MetricsParts {
   scheduler: RequestScheduler;
@@ -75,10 +76,6 @@ export interface MetricsParts {
 /** What a front door reports per finished request (model/version normalised here, see the file comment). */
 export type RequestObservation = RequestRecord;
 
-/** A version key ("model@version", src/core/model-key.ts) as metric labels. */
-export function splitKey(key: string): { model: string; version: string } {
-  return parseVersionKey(key) ?? { model: key, version: '' };
-}
 
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -132,85 +129,10 @@ export class ServerMetrics {
     for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) {
       this.registry.removeSingleMetric(`tensorgate_nodejs_${name}`);
     }
-    const parts = () => this.parts;
-    this.monotonic('tensorgate_cache_hits_total', 'Result cache hits (answered from a stored entry).', () => parts()?.cache?.stats().hits);
-    this.monotonic('tensorgate_cache_misses_total', 'Result cache misses (computations started).', () => parts()?.cache?.stats().misses);
-    this.monotonic('tensorgate_cache_coalesced_total', 'Requests that joined an identical computation already running.', () => parts()?.cache?.stats().coalesced);
-    this.monotonic('tensorgate_worker_restarts_total', 'Inference workers replaced after they exited or got stuck.', () => parts()?.pool.workerRestarts);
-    this.gauge('tensorgate_cache_bytes', 'Bytes held by the result cache.', [], function () {
-      const c = parts()?.cache;
-      if (c) this.set(c.stats().bytes);
-    });
-    this.gauge('tensorgate_cache_max_bytes', 'Byte bound of the result cache.', [], function () {
-      const c = parts()?.cache;
-      if (c) this.set(c.stats().maxBytes);
-    });
-    this.gauge('tensorgate_cache_entries', 'Entries in the result cache.', [], function () {
-      const c = parts()?.cache;
-      if (c) this.set(c.stats().entries);
-    });
-    this.gauge('tensorgate_queue_depth', 'Requests waiting in the scheduler queue, per READY version.', ['model', 'version'], function () {
-      const p = parts();
-      this.reset(); // series of unloaded versions disappear
-      for (const m of p?.repository.list() ?? []) {
-        for (const v of m.versions) if (v.state === 'READY') this.set({ model: m.name, version: v.version }, p!.scheduler.queueDepthOf(v.key));
-      }
-    });
-    this.gauge('tensorgate_generate_sequences', 'Generate: sequences decoding (running) and waiting for a place (waiting), per version.', ['model', 'version', 'state'], function () {
-      this.reset();
-      for (const c of parts()?.sequences?.counts() ?? []) {
-        const { model, version } = splitKey(c.key);
-        this.set({ model, version, state: 'running' }, c.running);
-        this.set({ model, version, state: 'waiting' }, c.waiting);
-      }
-    });
-    const jobCounts = () => this.jobCounts?.();
-    this.gauge('tensorgate_jobs', 'Async jobs held by status: queued, running, and finished ones kept for their TTL (succeeded, failed, cancelled).', ['status'], function () {
-      const counts = jobCounts();
-      if (counts) for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
-    });
-    this.gauge('tensorgate_execution_placement', 'Where each READY version runs: 1 for the current one (worker: inference worker threads; main_thread: inline, for versions whose measured runs take microseconds).', ['model', 'version', 'placement'], function () {
-      const p = parts();
-      this.reset();
-      for (const m of p?.repository.list() ?? []) {
-        for (const v of m.versions) {
-          const where = v.state === 'READY' ? p!.scheduler.placementOf(v.key)?.where : undefined;
-          if (where) for (const w of ['worker', 'main_thread']) this.set({ model: m.name, version: v.version, placement: w }, where === w ? 1 : 0);
-        }
-      }
-    });
-    this.gauge('tensorgate_model_state', 'Model version state: 1 for the current one. A model without versions (e.g. invalid config) is version="" UNAVAILABLE.', ['model', 'version', 'state'], function () {
-      this.reset();
-      for (const m of parts()?.repository.list() ?? []) {
-        const versions = m.versions.length > 0 ? m.versions : [{ version: '', state: 'UNAVAILABLE' as const }];
-        for (const v of versions) for (const s of VERSION_STATES) this.set({ model: m.name, version: v.version, state: s }, v.state === s ? 1 : 0);
-      }
-    });
-    const readings = () => this.accuracyReadings?.() ?? [];
-    // With --processes N each process keeps its own windows: the cluster's value is their average, not a sum.
-    new Gauge({
-      name: 'tensorgate_feedback_accuracy',
-      help: 'Accuracy over the sliding window of the last feedbacks, per version with feedback since it loaded.',
-      labelNames: ['model', 'version'],
-      registers: [this.registry],
-      aggregator: 'average',
-      collect() {
-        this.reset();
-        for (const r of readings()) if (r.feedback > 0) this.set({ model: r.model, version: r.version }, r.accuracy);
-      },
-    });
-    this.gauge('tensorgate_feedback_window', 'Feedbacks in the accuracy window of each version (it holds the last window_size, GET /v2/models/{name}/accuracy).', ['model', 'version'], function () {
-      this.reset();
-      for (const r of readings()) this.set({ model: r.model, version: r.version }, r.feedback);
-    });
-    this.gauge('tensorgate_breaker_state', 'Circuit breaker state per version: 1 for the current one. A READY version whose breaker has not been used yet is closed.', ['model', 'version', 'state'], function () {
-      const p = parts();
-      this.reset();
-      if (!p) return;
-      const states = new Map<string, BreakerState>();
-      for (const m of p.repository.list()) for (const v of m.versions) if (v.state === 'READY') states.set(v.key, 'closed');
-      for (const b of p.breakers.states()) states.set(b.key, b.state);
-      for (const [key, state] of states) for (const s of BREAKER_STATES) this.set({ ...splitKey(key), state: s }, state === s ? 1 : 0);
+    registerScrapeGauges(this.registry, {
+      parts: () => this.parts,
+      jobCounts: () => this.jobCounts?.(),
+      accuracy: () => this.accuracyReadings?.() ?? [],
     });
   }
 
@@ -383,33 +305,8 @@ export class ServerMetrics {
     this.unsubscribe.push(() => emitter.off(event, safe));
   }
 
-  /**
-   * A counter mirroring a count a component already keeps (prom-client counters have no set()). Each scrape
-   * adds the growth since the previous scrape, so the exported value equals the source's count and only ever
-   * rises. A smaller count means a fresh source (re-bound to a new cache/pool) whose whole count is new.
-   */
-  private monotonic(name: string, help: string, read: () => number | undefined): void {
-    let last = 0;
-    new Counter({
-      name,
-      help,
-      registers: [this.registry],
-      collect() {
-        const now = read();
-        if (now === undefined) return;
-        const growth = now >= last ? now - last : now;
-        if (growth > 0) this.inc(growth);
-        last = now;
-      },
-    });
-  }
-
   private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
     return new Counter({ name, help, labelNames, registers: [this.registry] });
-  }
-
-  private gauge<L extends string>(name: string, help: string, labelNames: L[], collect?: (this: Gauge<L>) => void): Gauge<L> {
-    return new Gauge({ name, help, labelNames, registers: [this.registry], ...(collect ? { collect } : {}) });
   }
 
   private histogram<L extends string>(name: string, help: string, labelNames: L[], buckets: number[]): Histogram<L> {
