@@ -231,10 +231,10 @@ export class TensorgateServer {
     this.grpcServer = new grpc.Server({
       'grpc.max_receive_message_length': config.maxMessageBytes,
       'grpc.max_send_message_length': config.maxMessageBytes,
-      // Channelz stays on although no channelz service is served and its per-call bookkeeping costs main-thread
-      // time: grpc-js 1.14's forceShutdown() destroys only the sessions it tracked for channelz, so with
-      // 'grpc.enable_channelz': 0 a shutdown left open calls hanging (test/generate.test.ts, shutting down while
-      // sequences are decoding).
+      // Channelz stays on (the default) although no channelz service is served: grpc-js 1.14's forceShutdown()
+      // destroys only the sessions it tracked for channelz, so with 'grpc.enable_channelz': 0 a shutdown left open
+      // calls hanging (test/generate.test.ts, shutting down while sequences are decoding); and turning it off
+      // measured no faster (bench/results/channelz-on-off-2026-12-03-0218.md).
       // Connection lifetime and keepalive (README "Behind a load balancer"); 0 leaves grpc-js's default.
       ...(config.maxConnectionAgeMs > 0 ? { 'grpc.max_connection_age_ms': config.maxConnectionAgeMs } : {}),
       ...(config.maxConnectionAgeGraceMs > 0 ? { 'grpc.max_connection_age_grace_ms': config.maxConnectionAgeGraceMs } : {}),
