@@ -193,9 +193,7 @@ export class ServerMetrics {
 
   observeRequest(r: RequestObservation): void {
     this.statistics.observeRequest(r);
-    const entry = this.parts?.repository.get(r.model);
-    const model = !this.parts || entry ? r.model : '';
-    const version = !this.parts || (entry && hasVersion(entry.versions, r.version)) ? r.version : '';
+    const { model, version } = this.bounded(r.model, r.version);
     const cells = this.requestCells.get(r.protocol, r.method, model, version, r.code) ?? this.requestCells.set({}, r.protocol, r.method, model, version, r.code);
     (cells.requests ??= this.requests.cell({ protocol: r.protocol, method: r.method, model, version, code: r.code })).inc();
     (cells.seconds ??= this.requestSeconds.cell({ protocol: r.protocol, method: r.method, model, code: r.code })).observe(r.seconds);
@@ -339,9 +337,4 @@ interface BatchCells {
   seconds: HistogramCell;
   rowsDone: ValueCell;
   failures?: ValueCell;
-}
-
-function hasVersion(versions: readonly { version: string }[], version: string): boolean {
-  for (const v of versions) if (v.version === version) return true;
-  return false;
 }
