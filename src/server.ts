@@ -6,6 +6,7 @@
  * see api/readiness.ts) -> on shutdown NOT_SERVING, stop
  * accepting, let in-flight calls finish within the grace period, force-close the rest, stop workers.
  */
+import * as os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
@@ -39,7 +40,7 @@ import { ServerMetrics } from './telemetry/metrics';
 import type { RequestRecord } from './api/request-record';
 import { ModelRepository, type ModelEntry, type ModelVersionEntry } from './repository/model-repository';
 import { defaultIntraOpThreads, ExecutionPool } from './runtime/execution-pool';
-import { RequestScheduler, type ModelSchedule, type PlacementEvent } from './scheduling/scheduler';
+import { RequestScheduler, type ModelSchedule, type PlacementEvent, type SoloEvent } from './scheduling/scheduler';
 import { ResultCache } from './cache/result-cache';
 import { BreakerRegistry, type BreakerTransition } from './resilience/circuit-breaker';
 import { Readiness } from './api/readiness';
@@ -127,7 +128,7 @@ export class TensorgateServer {
     readonly config: ServerConfig,
     private readonly log: Logger,
   ) {
-    this.pool = new ExecutionPool({ workers: config.workers || undefined });
+    this.pool = new ExecutionPool({ workers: config.workers || undefined, soloThreads: config.soloThreads || os.availableParallelism() });
     this.pool.on('worker-restarted', (index: number) => log.warn({ worker: index }, 'inference worker replaced after it exited'));
     this.pool.on('session-restore-failed', (e: { index: number; key: string; reason: string }) =>
       log.error({ worker: e.index, session: e.key, reason: e.reason }, `${e.key} could not be loaded again on replaced inference worker ${e.index}: ${e.reason}`),
@@ -165,6 +166,10 @@ export class TensorgateServer {
     this.scheduler.on('placement', (e: PlacementEvent) =>
       log.info({ session: e.key, placement: e.where, reason: e.reason }, `${e.key} now runs ${e.where === 'main_thread' ? 'inline on the main thread' : 'on the inference workers'}: ${e.reason}`),
     );
+    this.scheduler.on('solo', (e: SoloEvent) => {
+      if (e.state === 'ready') log.info({ session: e.key, solo: e.state }, `${e.key} runs solo when nothing else runs: ${e.reason}`);
+      else log.warn({ session: e.key, solo: e.state, reason: e.reason }, `${e.key} cannot run solo: ${e.reason}`);
+    });
     this.scheduler.on('merging-stopped', (e: { key: string; reason: string }) =>
       log.warn({ session: e.key, reason: e.reason }, `${e.key}: requests are no longer merged into batches: ${e.reason}; set max_batch_size: 0 in its config.yaml`),
     );

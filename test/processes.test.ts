@@ -157,15 +157,15 @@ test('--processes takes a count or auto; 0, negatives and fractions are refused 
   assert.throws(() => resolveServerConfig({ processes: '1.5' }, {}), /--processes "1.5": expected int/);
 });
 
-test('each process gets its share of the cores: workers and ONNX Runtime threads divided, given settings kept', () => {
+test('each process gets its share of the cores: workers, ONNX Runtime threads and solo-run threads divided, given settings kept', () => {
   const config = (over: object) => serverConfigSchema.parse({ processes: 2, ...over });
-  assert.deepEqual(pick(shareOfMachine(config({}), 2)), { workers: 1, intraOpThreads: 1 });
-  assert.deepEqual(pick(shareOfMachine(config({}), 16)), { workers: 4, intraOpThreads: 2 });
-  assert.deepEqual(pick(shareOfMachine(config({ processes: 4 }), 2)), { workers: 1, intraOpThreads: 1 });
-  assert.deepEqual(pick(shareOfMachine(config({ workers: 3 }), 8)), { workers: 3, intraOpThreads: 1 });
-  assert.deepEqual(pick(shareOfMachine(config({ intraOpThreads: 5 }), 8)), { workers: 4, intraOpThreads: 5 });
+  assert.deepEqual(pick(shareOfMachine(config({}), 2)), { workers: 1, intraOpThreads: 1, soloThreads: 1 });
+  assert.deepEqual(pick(shareOfMachine(config({}), 16)), { workers: 4, intraOpThreads: 2, soloThreads: 8 });
+  assert.deepEqual(pick(shareOfMachine(config({ processes: 4 }), 2)), { workers: 1, intraOpThreads: 1, soloThreads: 1 });
+  assert.deepEqual(pick(shareOfMachine(config({ workers: 3 }), 8)), { workers: 3, intraOpThreads: 1, soloThreads: 4 });
+  assert.deepEqual(pick(shareOfMachine(config({ intraOpThreads: 5, soloThreads: 3 }), 8)), { workers: 4, intraOpThreads: 5, soloThreads: 3 });
 });
-const pick = (c: { workers: number; intraOpThreads: number }) => ({ workers: c.workers, intraOpThreads: c.intraOpThreads });
+const pick = (c: { workers: number; intraOpThreads: number; soloThreads: number }) => ({ workers: c.workers, intraOpThreads: c.intraOpThreads, soloThreads: c.soloThreads });
 
 test('a process that keeps exiting early is restarted after a growing delay, capped at 30 s', () => {
   assert.deepEqual([1, 2, 3, 4, 5, 8, 20].map(restartDelayMs), [0, 500, 1000, 2000, 4000, 30_000, 30_000]);

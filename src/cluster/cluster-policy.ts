@@ -8,7 +8,7 @@ import type { ServerConfig } from '../config/server-config';
 /**
  * One process's settings: the machine's cores are divided among the processes, so N processes start the
  * threads one process would (inference workers: cores / N, at most 4, at least 1; ONNX Runtime threads per
- * session: what is left per worker). Settings the user gave are kept as given.
+ * session: what is left per worker; a solo run's threads: the share). Settings the user gave are kept as given.
  *
  * Why intra-op threads too: left at the single-process default (cores / workers) each process would size its
  * sessions for the whole machine, and ONNX Runtime's pool threads spin while they wait for work, taking CPU
@@ -18,7 +18,7 @@ export function shareOfMachine(config: ServerConfig, cores: number): ServerConfi
   const share = Math.max(1, Math.floor(cores / config.processes));
   const workers = config.workers || Math.min(share, 4);
   const intraOpThreads = config.intraOpThreads || Math.max(1, Math.floor(share / workers));
-  return { ...config, workers, intraOpThreads };
+  return { ...config, workers, intraOpThreads, soloThreads: config.soloThreads || share };
 }
 
 /** A process that exits before it was ready, or less than this long after, counts towards a crash loop. */

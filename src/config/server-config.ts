@@ -31,6 +31,11 @@ export const serverConfigSchema = z.strictObject({
   processes: z
     .preprocess((v) => (v === 'auto' ? os.availableParallelism() : v), z.coerce.number().int().min(1).max(64))
     .default(1),
+  /**
+   * ONNX Runtime threads of a solo run: an execution of a version whose runs take milliseconds, started while no
+   * worker has anything else to do (src/scheduling/solo-runs.ts); 1 = no solo runs; 0 = the process's cores.
+   */
+  soloThreads: z.coerce.number().int().min(0).max(256).default(0),
   /** Longest measured run (µs) for which a model version executes inline on the main thread; 0 = always on workers. */
   inlineMaxRunUs: z.coerce.number().int().min(0).max(10_000).default(250),
   /** Largest gRPC message accepted or sent, in bytes. */
@@ -117,6 +122,7 @@ export const SERVER_SETTINGS: { flag: string; env: string; key: keyof ServerConf
   { flag: 'workers', env: 'TENSORGATE_WORKERS', key: 'workers', help: 'inference worker threads per process (default: cores / processes, at most 4)' },
   { flag: 'intra-op-threads', env: 'TENSORGATE_INTRA_OP_THREADS', key: 'intraOpThreads', help: 'ONNX Runtime threads per session unless config.yaml sets them (default: cores / (processes x workers))' },
   { flag: 'processes', env: 'TENSORGATE_PROCESSES', key: 'processes', help: 'server processes sharing the ports, each loading every model; auto = one per core (default 1)' },
+  { flag: 'solo-threads', env: 'TENSORGATE_SOLO_THREADS', key: 'soloThreads', help: 'ONNX Runtime threads for a run of a slow model that has the workers to itself; 1 = off (default: cores / processes)' },
   { flag: 'inline-max-run-us', env: 'TENSORGATE_INLINE_MAX_RUN_US', key: 'inlineMaxRunUs', help: 'models whose runs take at most this many µs run on the main thread, 0 = never (default 250)' },
   { flag: 'max-message-bytes', env: 'TENSORGATE_MAX_MESSAGE_BYTES', key: 'maxMessageBytes', help: 'largest gRPC message in bytes (default 64 MiB)' },
   { flag: 'max-elements', env: 'TENSORGATE_MAX_ELEMENTS', key: 'maxElements', help: 'most tensor elements per request (default 16M)' },

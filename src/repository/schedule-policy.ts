@@ -35,6 +35,14 @@ export function inlineIneligibility(config: ModelConfig, modelBytes: number): st
   return undefined;
 }
 
+/** Why a version never runs solo (on a session with more threads than config or server gave it); undefined when it may. */
+export function soloIneligibility(config: ModelConfig): string | undefined {
+  if (config.session.intra_op_threads > 0) return `config.yaml sets session.intra_op_threads: ${config.session.intra_op_threads}`;
+  const providers = config.session.execution_providers;
+  if (providers.some((p) => p !== 'cpu')) return `it uses the ${providers.join(', ')} execution providers`;
+  return undefined;
+}
+
 export function schedulePolicy(config: ModelConfig, modelBytes: number): ModelSchedule {
   const batching = config.dynamic_batching;
   return {
@@ -51,5 +59,6 @@ export function schedulePolicy(config: ModelConfig, modelBytes: number): ModelSc
     instanceCount: config.instance_count,
     executionTimeoutMs: config.execution_timeout_ms,
     inlineIneligible: inlineIneligibility(config, modelBytes),
+    soloIneligible: soloIneligibility(config),
   };
 }

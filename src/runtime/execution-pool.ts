@@ -30,6 +30,8 @@ export interface ExecutionPoolOptions {
   workers?: number;
   /** Concurrent runs handed to one worker; more than 1 only pipelines message hops. Default 1. */
   slotsPerWorker?: number;
+  /** Intra-op threads of a solo session (see loadSolo); 1 (the default) = no solo sessions. */
+  soloThreads?: number;
 }
 
 export interface LoadedSession {
@@ -44,6 +46,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** The input buffers are owned whole by this call and may be transferred without a copy. */
   transferInputs?: boolean;
+  /** Run on the key's solo session when it has one and no worker is busy (see loadSolo). */
+  solo?: boolean;
 }
 
 /** A worker still busy this many execution timeouts after a run started is terminated and replaced. */
@@ -52,6 +56,8 @@ export const STUCK_FACTOR = 5;
 export interface RunResult {
   outputs: InferTensor[];
   computeMs: number;
+  /** The run used the key's solo session. */
+  solo?: boolean;
 }
 
 interface Pending {
@@ -75,6 +81,8 @@ interface WorkerHandle {
 }
 
 const WORKER_SCRIPT = path.join(__dirname, 'worker.js');
+/** The worker that holds the solo sessions (any would do: solo runs happen only when every worker is idle). */
+const SOLO_WORKER = 0;
 
 export function defaultWorkerCount(): number {
   return Math.max(1, Math.min(os.availableParallelism(), 4));
@@ -107,6 +115,9 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
   private readonly handles: WorkerHandle[] = [];
   /** Sessions every worker must hold, replayed into a respawned worker. */
   private readonly sessions = new Map<string, { path: string; settings: SessionSettings; warmup: WarmupRun[] }>();
+  /** Keys with a solo session on worker 0 (ready), or one being made there, and the warm-up it was made with. */
+  private readonly solo = new Map<string, { ready: boolean; warmup: WarmupRun[] }>();
+  readonly soloThreads: number;
   private readonly retired = new Set<WorkerHandle>();
   private readonly inline = new InlineSessions();
   /** Main-thread executions per session key (reported by stats() after the workers'). */
@@ -119,6 +130,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     super();
     this.workerCount = options.workers ?? defaultWorkerCount();
     this.slotsPerWorker = options.slotsPerWorker ?? 1;
+    this.soloThreads = options.soloThreads ?? 1;
     for (let i = 0; i < this.workerCount; i++) this.handles.push(this.spawn(i));
   }
 
@@ -168,6 +180,11 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
         const reply = await this.request(replacement, { type: 'load', id: 0, key, path: s.path, settings: s.settings, warmup: s.warmup }).catch((err: Error) => ({ type: 'error' as const, message: err.message }));
         if (reply.type === 'error') this.emit('session-restore-failed', { index: handle.index, key, reason: reply.message });
       }
+      for (const [key, solo] of handle.index === SOLO_WORKER ? this.solo : []) {
+        const s = this.sessions.get(key);
+        const reply = s && solo.ready ? await this.request(replacement, { type: 'load-solo', id: 0, key, path: s.path, settings: this.soloSettings(s.settings), warmup: solo.warmup }).catch(() => undefined) : undefined;
+        if (reply?.type !== 'loaded') this.solo.delete(key); // its runs use the ordinary sessions again
+      }
       replacement.inflight = 0;
       this.emit('worker-restarted', handle.index);
       this.emit('slot-free');
@@ -196,6 +213,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
       throw internal(failed.message);
     }
     this.sessions.set(key, { path: modelPath, settings, warmup });
+    this.solo.delete(key); // the workers dropped a solo session made for what was loaded before
     const first = replies[0];
     if (first?.type !== 'loaded') throw internal(`unexpected reply '${first?.type}' to load`);
     return { inputs: first.inputs, outputs: first.outputs };
@@ -203,6 +221,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
 
   async unload(key: string): Promise<void> {
     this.sessions.delete(key);
+    this.solo.delete(key);
     this.inline.unload(key);
     await Promise.all(this.handles.map((h) => this.request(h, { type: 'unload', id: 0, key }).catch(() => undefined)));
   }
@@ -235,13 +254,14 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
    */
   async run(key: string, inputs: InferTensor[], outputs: string[], options: RunOptions = {}): Promise<RunResult> {
     if (this.closed) throw unavailable('the server is shutting down; retry on another replica');
-    const handle = this.freeWorker();
+    const solo = options.solo === true && this.solo.get(key)?.ready === true && this.allIdle();
+    const handle = solo ? this.handles[SOLO_WORKER] : this.freeWorker();
     if (!handle) throw internal('no free inference worker (scheduler bug: run() without a free slot)');
     const transfer: ArrayBuffer[] = [];
     const wire = inputs.map((t) => toWire(t, transfer, options.transferInputs === true));
     handle.inflight++;
     this.emit('run-start', key, handle.index);
-    const reply = this.request(handle, { type: 'run', id: 0, key, inputs: wire, outputs, deadline: options.deadline }, transfer);
+    const reply = this.request(handle, { type: 'run', id: 0, key, inputs: wire, outputs, deadline: options.deadline, ...(solo ? { solo } : {}) }, transfer);
     let released = false;
     const release = () => {
       if (released) return;
@@ -253,11 +273,64 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     const timeoutMs = options.timeoutMs ?? 0;
     const answer = timeoutMs > 0 ? this.withExecutionTimeout(handle, key, reply, timeoutMs) : reply;
     const message = await answer;
-    if (message.type === 'result') return { outputs: message.outputs.map(fromWire), computeMs: message.computeMs };
+    if (message.type === 'result') return { outputs: message.outputs.map(fromWire), computeMs: message.computeMs, ...(solo ? { solo } : {}) };
     if (message.type === 'error' && message.kind === 'expired') throw deadlineExceeded('deadline passed before execution started; nothing was run');
     if (message.type === 'error' && message.kind === 'run') throw new ModelRunError(`ONNX Runtime failed: ${message.message}`);
     if (message.type === 'error') throw internal(`ONNX Runtime failed: ${message.message}`);
     throw internal(`unexpected reply '${message.type}' to run`);
+  }
+
+  /** Why `key` cannot have a solo session; undefined when it can. */
+  soloIneligibility(key: string): string | undefined {
+    if (this.soloThreads <= 1) return 'solo runs are off (--solo-threads 1)';
+    const threads = this.sessions.get(key)?.settings.intraOpThreads ?? 0;
+    if (threads === 0 || threads >= this.soloThreads) return `its sessions already use ${threads || 'all'} intra-op threads, no fewer than a solo run's ${this.soloThreads}`;
+    return undefined;
+  }
+
+  /**
+   * Makes `key`'s solo session on worker SOLO_WORKER: a second session of the same file with `soloThreads`
+   * intra-op threads, warmed up with `warmup` (or, when empty, the key's own warm-ups). A run asking for it (RunOptions.solo) uses it only while no
+   * worker has anything to do, so its threads use cores that would idle otherwise: on a 2-core VM, two
+   * workers of one thread each leave a lone `convnet` request on one core (measured: 4.4 ms p50 against
+   * 2.7 ms with two threads), while giving every session two threads loses 9% at 64 concurrent requests
+   * (their runs time-share the cores). Its threads sleep between parallel sections (intraOpSpinning false)
+   * so a run another worker starts next is not slowed by them. The worker takes no runs while it loads.
+   * Costs one more session of the model in memory; the scheduler asks only for versions whose runs take
+   * milliseconds.
+   */
+  async loadSolo(key: string, warmup: WarmupRun[]): Promise<void> {
+    const s = this.sessions.get(key);
+    if (!s) throw internal(`session '${key}' is not loaded`);
+    const ineligible = this.soloIneligibility(key);
+    if (ineligible) throw internal(ineligible);
+    const handle = this.handles[SOLO_WORKER]!;
+    const entry = { ready: false, warmup };
+    this.solo.set(key, entry);
+    handle.inflight += this.slotsPerWorker;
+    try {
+      const reply = await this.request(handle, { type: 'load-solo', id: 0, key, path: s.path, settings: this.soloSettings(s.settings), warmup: warmup.length > 0 ? warmup : s.warmup });
+      if (reply.type !== 'loaded') throw internal(reply.type === 'error' ? reply.message : `unexpected reply '${reply.type}' to load-solo`);
+      // Not when the key was reloaded or unloaded meanwhile: that dropped this session in the worker.
+      if (this.solo.get(key) === entry) entry.ready = true;
+    } catch (err) {
+      if (this.solo.get(key) === entry) this.solo.delete(key);
+      throw err;
+    } finally {
+      handle.inflight = Math.max(0, handle.inflight - this.slotsPerWorker);
+      this.emit('slot-free');
+    }
+  }
+
+  private soloSettings(settings: SessionSettings): SessionSettings {
+    return { ...settings, intraOpThreads: this.soloThreads, interOpThreads: 1, intraOpSpinning: false };
+  }
+
+  /** No worker runs or decodes anything (a retired worker still in its run counts as busy). */
+  private allIdle(): boolean {
+    if (this.closed || this.retired.size > 0) return false;
+    for (const h of this.handles) if (h.inflight > 0 || h.decoding.size > 0) return false;
+    return true;
   }
 
   /**

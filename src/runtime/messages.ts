@@ -26,6 +26,12 @@ export interface SessionSettings {
    * worker (a replacement included) and inline, loads the very bytes it has just hashed (src/runtime/ort-session.ts).
    */
   sha256?: string;
+  /**
+   * false: the session's intra-op pool threads sleep as soon as a parallel section ends instead of spinning for
+   * more work (ONNX Runtime's default), so they take no CPU from runs on other threads between sections. Solo
+   * sessions (execution-pool.ts) set it: they must not slow the other workers' runs that start after them.
+   */
+  intraOpSpinning?: boolean;
 }
 
 /** Runs a new session makes before it answers 'loaded' (config.yaml `warmup`): `count` times these inputs. */
@@ -37,6 +43,8 @@ export interface WarmupRun {
 
 export type WorkerRequest =
   | { type: 'load'; id: number; key: string; path: string; settings: SessionSettings; warmup?: WarmupRun[] }
+  /** A second session of a loaded `key` with more threads, for solo runs (execution-pool.ts); answered 'loaded'. */
+  | { type: 'load-solo'; id: number; key: string; path: string; settings: SessionSettings; warmup: WarmupRun[] }
   | { type: 'unload'; id: number; key: string }
   | {
       type: 'run';
@@ -46,6 +54,8 @@ export type WorkerRequest =
       outputs: string[];
       /** Epoch ms after which the caller no longer wants the answer; the worker skips such work. */
       deadline: number | undefined;
+      /** Run on `key`'s solo session (loaded with 'load-solo'). */
+      solo?: boolean;
     }
   | { type: 'stats'; id: number }
   /** Sequences joining or leaving the batch this worker decodes for `key` (generation/decode-loop.ts); no reply. */

@@ -36,6 +36,8 @@ export function sessionOptions(settings: SessionSettings): ort.InferenceSession.
     // 0 lets ONNX Runtime pick (all cores); the pool passes a per-worker share of the cores by default.
     ...(settings.intraOpThreads > 0 ? { intraOpNumThreads: settings.intraOpThreads } : {}),
     ...(settings.interOpThreads > 0 ? { interOpNumThreads: settings.interOpThreads } : {}),
+    // Keys of onnxruntime_session_options_config_keys.h; the Node binding joins the nesting with dots.
+    ...(settings.intraOpSpinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
     // Failures reach the caller and our logs as errors; ORT printing its own non-JSON lines to stderr would only duplicate them.
     logSeverityLevel: 4,
   };

@@ -13,6 +13,8 @@ if (!parentPort) throw new Error('runtime/worker must be started as a worker thr
 const port = parentPort;
 
 const sessions = new Map<string, NativeSession>();
+/** Second sessions of some keys with more intra-op threads, for runs that have the machine to themselves ('solo'). */
+const soloSessions = new Map<string, NativeSession>();
 /** The sequences this worker generates; their KV caches live here and never cross threads. */
 const decoding = new DecodeLoop(
   (key) => sessions.get(key),
@@ -30,7 +32,8 @@ function reply(message: WorkerResponse, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
 }
 
-function load(key: string, path: string, settings: SessionSettings, warmup: WarmupRun[] = []): WorkerResponse & { type: 'loaded' } {
+/** A new session that has made its warm-up runs; throws (and keeps nothing) when it cannot load or run them. */
+function warmedSession(path: string, settings: SessionSettings, warmup: WarmupRun[]): NativeSession {
   const session = new NativeSession(path, settings);
   // Warm-up runs pay ONNX Runtime's first-run costs (allocations, kernel selection) before any request does;
   // a session that cannot run them is not kept.
@@ -52,11 +55,22 @@ function load(key: string, path: string, settings: SessionSettings, warmup: Warm
       }
     }
   }
+  return session;
+}
+
+function load(key: string, path: string, settings: SessionSettings, warmup: WarmupRun[] = []): WorkerResponse & { type: 'loaded' } {
+  const session = warmedSession(path, settings, warmup);
   if (warmup.length > 0) stats.warmupRuns[key] = warmup.reduce((n, w) => n + w.count, 0);
   sessions.get(key)?.dispose();
+  dropSolo(key); // made for what was loaded before
   decoding.forget(key);
   sessions.set(key, session);
   return { type: 'loaded', id: 0, inputs: session.inputs, outputs: session.outputs };
+}
+
+function dropSolo(key: string): void {
+  soloSessions.get(key)?.dispose();
+  soloSessions.delete(key);
 }
 
 /** An output as it crosses back: its own buffer is transferred when the output owns it whole, else its bytes are copied once. */
@@ -71,7 +85,7 @@ function toWire(t: InferTensor, transfer: ArrayBuffer[]): WireTensor {
 }
 
 function run(message: WorkerRequest & { type: 'run' }): void {
-  const session = sessions.get(message.key);
+  const session = (message.solo && soloSessions.get(message.key)) || sessions.get(message.key);
   if (!session) {
     reply({ type: 'error', id: message.id, kind: 'protocol', message: `session '${message.key}' is not loaded in this worker` });
     return;
@@ -101,9 +115,21 @@ function handle(message: WorkerRequest): void {
         reply({ type: 'error', id: message.id, kind: 'load', message: errorMessage(err) });
       }
       return;
+    case 'load-solo':
+      try {
+        if (!sessions.has(message.key)) throw new Error(`session '${message.key}' is not loaded in this worker`);
+        const session = warmedSession(message.path, message.settings, message.warmup);
+        dropSolo(message.key);
+        soloSessions.set(message.key, session);
+        reply({ type: 'loaded', id: message.id, inputs: session.inputs, outputs: session.outputs });
+      } catch (err) {
+        reply({ type: 'error', id: message.id, kind: 'load', message: errorMessage(err) });
+      }
+      return;
     case 'unload': {
       const session = sessions.get(message.key);
       sessions.delete(message.key);
+      dropSolo(message.key);
       decoding.forget(message.key);
       session?.dispose();
       reply({ type: 'unloaded', id: message.id });

@@ -16,12 +16,15 @@ import type { InferTensor } from '../core/tensor';
 import type { ExecutionPool, RunResult } from '../runtime/execution-pool';
 import type { KnownGood } from './failure-blame';
 import type { Placement } from './placement';
-import type { PlacementEvent } from './schedule-types';
+import { soloWarmup, type SoloRuns } from './solo-runs';
+import type { PlacementEvent, SoloEvent } from './schedule-types';
 
 /** What the lanes need to know of a model version's slot in the scheduler. */
 export interface LaneSlot {
   key: string;
   placement: Placement;
+  /** Whether its executions may run on a session with every core when nothing else runs (solo-runs.ts). */
+  solo: SoloRuns;
   inflight: number;
   instanceCount: number;
   executionTimeoutMs: number;
@@ -44,7 +47,7 @@ export function inputBytes(inputs: readonly InferTensor[]): number {
  */
 export const INLINE_MAX_REQUESTS = 4;
 
-export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementEvent] }> {
+export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementEvent]; solo: [event: SoloEvent] }> {
   /** Inline executions in progress (at most one: they share the main thread). */
   private inlineRunning = 0;
   private inlineTick: NodeJS.Immediate | undefined;
@@ -55,10 +58,14 @@ export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementE
   private waitingForWorker = 0;
   private closed: ServingError | undefined;
 
-  /** `pump` is the scheduler's dispatch loop, run again from the inline turn. */
+  /**
+   * `pump` is the scheduler's dispatch loop, run again from the inline turn; `othersWaiting` says whether any
+   * execution waits in the scheduler (then none runs solo).
+   */
   constructor(
     private readonly pool: ExecutionPool,
     private readonly pump: () => void,
+    private readonly othersWaiting: () => boolean,
   ) {
     super();
     // Waiters re-check on every freed slot; until they have one, the worker lane starts nothing else.
@@ -115,8 +122,15 @@ export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementE
     }
     // Only awaited when no slot is free: the pump relies on pool.run() taking the slot synchronously.
     if (!this.pool.hasFreeSlot()) await this.workerSlot();
-    const result = await this.pool.run(slot.key, inputs, outputs, { ...options, timeoutMs: slot.executionTimeoutMs });
+    const solo = slot.solo.wants(slot.placement.typicalRunUs, this.othersWaiting());
+    const result = await this.pool.run(slot.key, inputs, outputs, { ...options, timeoutMs: slot.executionTimeoutMs, solo });
+    if (result.solo) {
+      // Not a measure of where the version should run: inline and ordinary worker runs use one thread.
+      slot.solo.runs++;
+      return result;
+    }
     this.changed(slot, slot.placement.observeWorkerRun(result.computeMs, bytes));
+    if (slot.solo.shouldLoad(slot.placement.typicalRunUs)) this.loadSolo(slot);
     return result;
   }
 
@@ -138,6 +152,20 @@ export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementE
     } finally {
       this.waitingForWorker--;
     }
+  }
+
+  private loadSolo(slot: LaneSlot): void {
+    const settled = () => this.emit('solo', { key: slot.key, state: slot.solo.state, reason: slot.solo.reason });
+    this.pool.loadSolo(slot.key, soloWarmup(slot.blame.knownGoodInput)).then(
+      () => {
+        slot.solo.loaded();
+        settled();
+      },
+      (err: unknown) => {
+        slot.solo.failed(ServingError.from(err).message);
+        settled();
+      },
+    );
   }
 
   private changed(slot: LaneSlot, change: ReturnType<Placement['observeInlineRun']>): void {

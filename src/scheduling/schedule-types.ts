@@ -6,6 +6,7 @@ import type { CancelSignal } from '../core/cancellation';
 import type { InferTensor } from '../core/tensor';
 import type { RunResult } from '../runtime/execution-pool';
 import type { BatchPolicy } from './model-queue';
+import type { SoloState } from './solo-runs';
 
 export interface ScheduledRun {
   /** Session key ("model@version"). */
@@ -38,6 +39,8 @@ export interface ModelSchedule {
   executionTimeoutMs: number;
   /** Why this version must always run on the workers (never inline on the main thread); undefined = it may move. */
   inlineIneligible?: string;
+  /** Why this version's executions never run solo, on a session with every core (solo-runs.ts); undefined = they may. */
+  soloIneligible?: string;
 }
 
 /** A version moved between the workers and the main thread (placement.ts), and why. */
@@ -56,13 +59,23 @@ export interface BatchStarted {
 export interface BatchDone extends BatchStarted {
   computeMs: number;
   ok: boolean;
+  /** It ran on the version's solo session (solo-runs.ts). */
+  solo?: boolean;
+}
+
+/** A version's solo session became ready, or could not be made (solo-runs.ts), and why. */
+export interface SoloEvent {
+  key: string;
+  state: SoloState;
+  reason: string;
 }
 
 /**
  * queued/dropped: a request of `key` waits / left the queue without running (cancelled or expired);
  * batch: an execution starts (re-runs that isolate a failed batch included); batch-done: it returned;
  * merging-stopped: a model's merged outputs could not be split, so its requests run alone from then on;
- * placement: a version moved to or from inline execution on the main thread.
+ * placement: a version moved to or from inline execution on the main thread; solo: a version's solo session is
+ * ready or could not be made.
  */
 export interface SchedulerEvents {
   queued: [key: string];
@@ -71,4 +84,5 @@ export interface SchedulerEvents {
   'batch-done': [batch: BatchDone];
   'merging-stopped': [event: { key: string; reason: string }];
   placement: [event: PlacementEvent];
+  solo: [event: SoloEvent];
 }

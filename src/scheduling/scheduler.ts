@@ -24,11 +24,19 @@ import { ModelQueue, NO_BATCHING } from './model-queue';
 import { ExecutionLanes, inputBytes } from './execution-lanes';
 import { membersBytes, minDefined, requestLinks, whyNotRunnable, type Pending, type Rerun } from './pending-request';
 import { Placement } from './placement';
+import { SoloRuns } from './solo-runs';
 import type { ModelSchedule, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
 import { ATTR_BATCH_REQUESTS, ATTR_BATCH_ROWS, ATTR_QUEUE_OUTCOME, ATTR_QUEUE_WAIT_MS, SPAN_BATCH } from '../telemetry/semconv';
 import { recordingSpan, tracer } from '../telemetry/tracing';
 
-export type { BatchDone, BatchStarted, ModelSchedule, PlacementEvent, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
+export type { BatchDone, BatchStarted, ModelSchedule, PlacementEvent, ScheduledResult, ScheduledRun, SchedulerEvents, SoloEvent } from './schedule-types';
+
+export interface PlacementView {
+  where: string;
+  reason: string;
+  typicalRunUs: number;
+  solo: { state: string; reason: string; runs: number };
+}
 
 export interface SchedulerOptions {
   /** Longest run (µs) a version may take to be placed on the main thread; 0 = always on the workers. */
@@ -47,6 +55,7 @@ interface ModelSlot {
   blame: FailureBlame;
   /** Worker or main thread, from the version's measured run times. */
   placement: Placement;
+  solo: SoloRuns;
 }
 
 export class RequestScheduler extends EventEmitter<SchedulerEvents> {
@@ -66,15 +75,18 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     super();
     this.inlineMaxRunUs = options.inlineMaxRunUs ?? 0;
     // Before the pump's own listener: a batch waiting for a worker slot gets the next one.
-    this.lanes = new ExecutionLanes(pool, () => this.pump());
+    this.lanes = new ExecutionLanes(pool, () => this.pump(), () => this.othersWaiting());
     this.lanes.on('placement', (e) => this.emit('placement', e));
+    this.lanes.on('solo', (e) => this.emit('solo', e));
     pool.on('slot-free', () => this.pump());
   }
 
-  /** Where `key` runs now and why (GetModel and metrics report it). */
-  placementOf(key: string): { where: string; reason: string; typicalRunUs: number } | undefined {
-    const p = this.models.get(key)?.placement;
-    return p && { where: p.where, reason: p.reason, typicalRunUs: p.typicalRunUs };
+  /** Where `key` runs now and why, and whether it runs solo when alone (GetModel and metrics report it). */
+  placementOf(key: string): PlacementView | undefined {
+    const slot = this.models.get(key);
+    if (!slot) return undefined;
+    const { placement: p, solo } = slot;
+    return { where: p.where, reason: p.reason, typicalRunUs: p.typicalRunUs, solo: { state: solo.state, reason: solo.reason, runs: solo.runs } };
   }
 
   /** Sets (or replaces) a model version's batching and queue policy. */
@@ -106,6 +118,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       reruns: [],
       blame: new FailureBlame(key, (probe) => this.probe(key, probe)),
       placement: new Placement({ maxRunUs: this.inlineMaxRunUs, ineligible: schedule.inlineIneligible }),
+      solo: new SoloRuns(schedule.soloIneligible ?? this.pool.soloIneligibility(key), this.pool.soloThreads),
     });
   }
 
@@ -137,6 +150,12 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       if ('members' in rerun) for (const r of rerun.members) this.settle(r, err);
       else rerun.reject(err);
     }
+  }
+
+  /** Any request queued, or any re-run not yet started, for any version. */
+  private othersWaiting(): boolean {
+    for (const m of this.models.values()) if (m.queue.size > 0 || m.reruns.length > 0) return true;
+    return false;
   }
 
   get queueDepth(): number {
@@ -345,7 +364,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       this.failed(slot, live, e);
       return;
     }
-    this.emit('batch-done', { key, requests: live.length, rows, computeMs: result.computeMs, ok: true });
+    this.emit('batch-done', { key, requests: live.length, rows, computeMs: result.computeMs, ok: true, ...(result.solo ? { solo: true } : {}) });
     batchSpan?.setAttribute('tensorgate.compute_ms', result.computeMs);
     batchSpan?.end();
     slot.blame.succeeded(live[0]!.inputs, live[0]!.outputs);

@@ -22,7 +22,7 @@ import type { ResultCache } from '../cache/result-cache';
 import type { ModelRepository } from '../repository/model-repository';
 import type { BreakerRegistry, BreakerTransition } from '../resilience/circuit-breaker';
 import type { ExecutionPool } from '../runtime/execution-pool';
-import type { RequestScheduler } from '../scheduling/scheduler';
+import type { BatchDone, RequestScheduler } from '../scheduling/scheduler';
 import type { SequenceScheduler } from '../generation/sequence-scheduler';
 import type { GenerationObserver } from '../serving/generation-pipeline';
 import { ModelStatistics } from './model-statistics';
@@ -94,6 +94,7 @@ export class ServerMetrics {
   private readonly batchRows = this.cellHistogram('tensorgate_batch_size_rows', 'Rows per execution (dynamic batching merges requests).', ['model', 'version'], BATCH_BUCKETS);
   private readonly batchRequests = this.cellHistogram('tensorgate_batch_requests', 'Requests merged into one execution.', ['model', 'version'], BATCH_BUCKETS);
   private readonly batchSeconds = this.cellHistogram('tensorgate_batch_compute_seconds', 'Inference time per execution.', ['model', 'version'], LATENCY_BUCKETS);
+  private readonly soloExecutions = this.cellCounter('tensorgate_solo_executions_total', 'Executions that ran solo: on a session with every core of the process, started while no worker had anything else to do (GetModel placement.solo).', ['model', 'version']);
   private readonly batchFailures = this.cellCounter('tensorgate_batch_failures_total', 'Executions that failed (every request in them failed).', ['model', 'version']);
   private readonly dropped = this.counter('tensorgate_dropped_requests_total', 'Requests dropped from the queue without running: cancelled or deadline passed.', ['model', 'version']);
   private readonly evictions = this.counter('tensorgate_cache_evictions_total', 'Result cache entries that left the cache: evict (size bound), expire (TTL), invalidate (version reloaded/unloaded).', ['reason']);
@@ -155,10 +156,11 @@ export class ServerMetrics {
       cells.rows.observe(b.rows);
       cells.requests.observe(b.requests);
     });
-    this.listen(parts.scheduler, 'batch-done', (b: { key: string; rows: number; computeMs: number; ok: boolean }) => {
+    this.listen(parts.scheduler, 'batch-done', (b: BatchDone) => {
       const cells = this.batchCellsOf(b.key);
       this.statistics.observeExecution(cells.labels.model, cells.labels.version, b.rows, b.computeMs, b.ok);
       cells.seconds.observe(b.computeMs / 1000);
+      if (b.solo) (cells.solo ??= this.soloExecutions.cell(cells.labels)).inc();
       if (b.ok) cells.rowsDone.inc(b.rows);
       else (cells.failures ??= this.batchFailures.cell(cells.labels)).inc();
     });
@@ -337,4 +339,5 @@ interface BatchCells {
   seconds: HistogramCell;
   rowsDone: ValueCell;
   failures?: ValueCell;
+  solo?: ValueCell;
 }

@@ -4,7 +4,7 @@
 import type { TensorSpec } from '../../core/tensor';
 import type { ModelEntry, ModelRepository } from '../../repository/model-repository';
 import type { BreakerRegistry } from '../../resilience/circuit-breaker';
-import type { RequestScheduler } from '../../scheduling/scheduler';
+import type { PlacementView, RequestScheduler } from '../../scheduling/scheduler';
 import type { CanaryRouter, CanarySplit } from '../../serving/canary-router';
 
 function specToProto(s: TensorSpec) {
@@ -83,6 +83,6 @@ function breakerInfo(loaded: boolean, b: { state: string; nextProbeAt: number | 
   return { state: b?.state ?? 'closed', next_probe_at: b?.nextProbeAt !== undefined ? new Date(b.nextProbeAt).toISOString() : '' };
 }
 
-function placementInfo(p: { where: string; reason: string; typicalRunUs: number } | undefined) {
-  return p ? { where: p.where, reason: p.reason, typical_run_us: p.typicalRunUs } : null;
+function placementInfo(p: PlacementView | undefined) {
+  return p ? { where: p.where, reason: p.reason, typical_run_us: p.typicalRunUs, solo: p.solo } : null;
 }
