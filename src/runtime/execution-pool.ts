@@ -20,45 +20,14 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { deadlineExceeded, internal, markServerFault, ModelRunError, ServingError, unavailable } from '../core/errors';
 import { clampDelay } from '../core/timers';
-import type { InferTensor, TensorSpec } from '../core/tensor';
+import type { InferTensor } from '../core/tensor';
 import { InlineSessions } from './inline-sessions';
-import type { SessionSettings, WarmupRun, WireTensor, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
-import type { GenDrop, GenJoin, GenTokens } from '../generation/step-messages';
+import type { SessionSettings, WarmupRun, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
+import { fromWire, toWire } from './wire-tensors';
+import type { GenDrop, GenJoin } from '../generation/step-messages';
+import { STUCK_FACTOR, type ExecutionPoolEvents, type ExecutionPoolOptions, type LoadedSession, type RunOptions, type RunResult } from './pool-types';
 
-export interface ExecutionPoolOptions {
-  /** Number of worker threads; default: one per core, at most 4. */
-  workers?: number;
-  /** Concurrent runs handed to one worker; more than 1 only pipelines message hops. Default 1. */
-  slotsPerWorker?: number;
-  /** Intra-op threads of a solo session (see loadSolo); 1 (the default) = no solo sessions. */
-  soloThreads?: number;
-}
-
-export interface LoadedSession {
-  inputs: TensorSpec[];
-  outputs: TensorSpec[];
-}
-
-export interface RunOptions {
-  /** Epoch ms after which the worker skips the run. */
-  deadline?: number;
-  /** Execution timeout in ms; 0/undefined = none. */
-  timeoutMs?: number;
-  /** The input buffers are owned whole by this call and may be transferred without a copy. */
-  transferInputs?: boolean;
-  /** Run on the key's solo session when it has one and no worker is busy (see loadSolo). */
-  solo?: boolean;
-}
-
-/** A worker still busy this many execution timeouts after a run started is terminated and replaced. */
-export const STUCK_FACTOR = 5;
-
-export interface RunResult {
-  outputs: InferTensor[];
-  computeMs: number;
-  /** The run used the key's solo session. */
-  solo?: boolean;
-}
+export { STUCK_FACTOR, type ExecutionPoolEvents, type ExecutionPoolOptions, type LoadedSession, type RunOptions, type RunResult } from './pool-types';
 
 interface Pending {
   resolve: (message: WorkerResponse) => void;
@@ -91,22 +60,6 @@ export function defaultWorkerCount(): number {
 /** Default intra-op threads per session so that workers x threads ~ cores. */
 export function defaultIntraOpThreads(workers: number): number {
   return Math.max(1, Math.floor(os.availableParallelism() / workers));
-}
-
-/** What the pool reports; `index` is a worker's slot (stable across its replacements). */
-export interface ExecutionPoolEvents {
-  'slot-free': [];
-  'run-start': [key: string, index: number];
-  'worker-restarted': [index: number];
-  /** A replacement worker could not load one of the sessions back (e.g. its pinned file changed): it serves without it. */
-  'session-restore-failed': [failure: { index: number; key: string; reason: string }];
-  'worker-error': [event: { index: number; error: Error }];
-  'execution-timeout': [key: string, index: number];
-  'worker-stuck': [index: number, key: string];
-  /** A worker's decode step finished (generation/decode-loop.ts). */
-  'gen-tokens': [index: number, tokens: GenTokens];
-  /** A worker thread exited: whatever it held (sequences being decoded) is gone. */
-  'worker-exit': [index: number];
 }
 
 export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
@@ -289,15 +242,11 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
   }
 
   /**
-   * Makes `key`'s solo session on worker SOLO_WORKER: a second session of the same file with `soloThreads`
-   * intra-op threads, warmed up with `warmup` (or, when empty, the key's own warm-ups). A run asking for it (RunOptions.solo) uses it only while no
-   * worker has anything to do, so its threads use cores that would idle otherwise: on a 2-core VM, two
-   * workers of one thread each leave a lone `convnet` request on one core (measured: 4.4 ms p50 against
-   * 2.7 ms with two threads), while giving every session two threads loses 9% at 64 concurrent requests
-   * (their runs time-share the cores). Its threads sleep between parallel sections (intraOpSpinning false)
-   * so a run another worker starts next is not slowed by them. The worker takes no runs while it loads.
-   * Costs one more session of the model in memory; the scheduler asks only for versions whose runs take
-   * milliseconds.
+   * Makes `key`'s solo session on worker SOLO_WORKER (why: scheduling/solo-runs.ts): a second session of the
+   * same file with `soloThreads` intra-op threads, warmed up with `warmup` (or, when empty, the key's own
+   * warm-ups). A run asking for it (RunOptions.solo) uses it only while no worker has anything to do. Its
+   * threads sleep between parallel sections (intraOpSpinning false), so a run another worker starts meanwhile
+   * is not slowed by them. The worker takes no runs while it loads.
    */
   async loadSolo(key: string, warmup: WarmupRun[]): Promise<void> {
     const s = this.sessions.get(key);
@@ -455,20 +404,4 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
       await h.worker.terminate();
     }));
   }
-}
-
-function toWire(t: InferTensor, transfer: ArrayBuffer[], owned: boolean): WireTensor {
-  let buffer: ArrayBuffer;
-  if (owned && t.data.byteOffset === 0 && t.data.byteLength === t.data.buffer.byteLength && t.data.buffer instanceof ArrayBuffer) {
-    buffer = t.data.buffer;
-  } else {
-    buffer = new ArrayBuffer(t.data.byteLength);
-    new Uint8Array(buffer).set(t.data);
-  }
-  transfer.push(buffer);
-  return { name: t.name, dtype: t.dtype, shape: t.shape, buffer, ...(t.strings ? { strings: t.strings } : {}) };
-}
-
-function fromWire(t: WireTensor): InferTensor {
-  return { name: t.name, dtype: t.dtype, shape: t.shape, data: new Uint8Array(t.buffer), ...(t.strings ? { strings: t.strings } : {}) };
 }

@@ -4,9 +4,9 @@
  * other request, health check and deadline. Each worker handles one message at a time.
  */
 import { parentPort } from 'node:worker_threads';
-import type { SessionSettings, WarmupRun, WireTensor, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
-import type { InferTensor } from '../core/tensor';
+import type { SessionSettings, WarmupRun, WorkerRequest, WorkerResponse, WorkerStats } from './messages';
 import { NativeSession } from './ort-session';
+import { fromWire, toWire } from './wire-tensors';
 import { DecodeLoop } from '../generation/decode-loop';
 
 if (!parentPort) throw new Error('runtime/worker must be started as a worker thread');
@@ -48,7 +48,7 @@ function warmedSession(path: string, settings: SessionSettings, warmup: WarmupRu
     }
     for (let i = 0; i < w.count; i++) {
       try {
-        session.run(w.inputs.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: new Uint8Array(t.buffer), strings: t.strings })), []);
+        session.run(w.inputs.map(fromWire), []);
       } catch (err) {
         session.dispose();
         throw new Error(`warm-up '${w.name}' failed (run ${i + 1} of ${w.count}): ${errorMessage(err)}`);
@@ -73,17 +73,6 @@ function dropSolo(key: string): void {
   soloSessions.delete(key);
 }
 
-/** An output as it crosses back: its own buffer is transferred when the output owns it whole, else its bytes are copied once. */
-function toWire(t: InferTensor, transfer: ArrayBuffer[]): WireTensor {
-  if (t.strings) return { name: t.name, dtype: t.dtype, shape: t.shape, buffer: new ArrayBuffer(0), strings: t.strings };
-  let buffer = t.data.buffer as ArrayBuffer;
-  if (t.data.byteOffset !== 0 || t.data.byteLength !== buffer.byteLength || transfer.includes(buffer)) {
-    buffer = buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength);
-  }
-  transfer.push(buffer);
-  return { name: t.name, dtype: t.dtype, shape: t.shape, buffer };
-}
-
 function run(message: WorkerRequest & { type: 'run' }): void {
   const session = (message.solo && soloSessions.get(message.key)) || sessions.get(message.key);
   if (!session) {
@@ -97,11 +86,10 @@ function run(message: WorkerRequest & { type: 'run' }): void {
   }
   if (exitOnRun.has(message.key)) process.exit(70); // ends this worker thread only, mid-run as the pool sees it
   stats.runs[message.key] = (stats.runs[message.key] ?? 0) + 1;
-  // The pool copied every input to its own buffer at offset 0, so every element type is aligned.
-  const inputs = message.inputs.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: new Uint8Array(t.buffer), strings: t.strings }));
-  const result = session.run(inputs, message.outputs);
+  const result = session.run(message.inputs.map(fromWire), message.outputs);
   const transfer: ArrayBuffer[] = [];
-  const outputs = result.outputs.map((t) => toWire(t, transfer));
+  // ONNX Runtime gives every output a fresh buffer: it moves back without a copy.
+  const outputs = result.outputs.map((t) => toWire(t, transfer, true));
   reply({ type: 'result', id: message.id, outputs, computeMs: result.computeMs }, transfer);
 }
 

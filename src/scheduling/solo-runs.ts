@@ -15,6 +15,7 @@
  */
 import type { InferTensor } from '../core/tensor';
 import type { WarmupRun } from '../runtime/messages';
+import { toWire } from '../runtime/wire-tensors';
 
 /** Typical worker run (µs) from which a version gets a solo session: below it, waking a second thread for
  *  each parallel section costs about what it saves (measured: `mlp` with two threads, ~20 µs runs, 21% slower). */
@@ -65,10 +66,7 @@ export class SoloRuns {
 /** A warm-up from one input the version has run (a solo session is made while serving, without config warm-ups of its own). */
 export function soloWarmup(input: { inputs: readonly InferTensor[] } | undefined): WarmupRun[] {
   if (!input) return [];
-  const inputs = input.inputs.map((t) => {
-    const buffer = new ArrayBuffer(t.data.byteLength);
-    new Uint8Array(buffer).set(t.data);
-    return { name: t.name, dtype: t.dtype, shape: t.shape, buffer, ...(t.strings ? { strings: t.strings } : {}) };
-  });
+  // Copied: the request's buffers stay with it (and a warm-up is kept, to make the session again on a replacement worker).
+  const inputs = input.inputs.map((t) => toWire(t, [], false));
   return [{ name: 'a request it has served', count: SOLO_WARMUP_RUNS, inputs }];
 }
