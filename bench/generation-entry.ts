@@ -116,14 +116,14 @@ function rawGenerate(session: NativeSession, layout: DecoderLayout, prompts: Pro
 
 /** The same generation through DecodeEngine.step: all rows admitted in the first step, then steps until none is left. */
 function engineGenerate(session: NativeSession, layout: DecoderLayout, prompts: Prompt[], maxNew: number) {
-  const engine = new DecodeEngine(session, layout);
+  const engine = new DecodeEngine(layout);
   const params = { temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, repeatLastN: 0, presencePenalty: 0, frequencyPenalty: 0 };
   const admit = prompts.map((p, i) => ({ seq: i, prompt: p.ids, params, seed: 0n, maxNewTokens: maxNew, maxLength: layout.maxPositions, eosTokenIds: [], stopTokenIds: [], ignoreEos: true }));
   const out = prompts.map(() => [] as number[]);
   let steps = 0;
   let t1 = performance.now();
   for (let request = { key: 'bench', admit, drop: [] as number[] }; request.admit.length > 0 || engine.active > 0; request = { key: 'bench', admit: [], drop: [] }) {
-    const reply = engine.step(request);
+    const reply = engine.step(request, session);
     if (reply.failed.length) throw new Error(reply.failed[0]!.message);
     for (const t of reply.tokens) out[t.seq]!.push(t.token);
     if (steps++ === 0) t1 = performance.now();

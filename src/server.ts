@@ -182,7 +182,7 @@ export class TensorgateServer {
       log.warn({ model: t.model, version: t.version, canary: t.to, reason: t.reason }, `canary version ${t.version} of model ${t.model} ${t.to === 'promoted' ? 'promoted' : 'rolled back'}: ${t.reason}`);
       this.metrics.observeCanaryTransition(t.model, t.version, t.to);
     });
-    this.sequences = new SequenceScheduler(this.pool);
+    this.sequences = new SequenceScheduler(this.pool, this.scheduler.solo);
     this.metrics.bind({ scheduler: this.scheduler, pool: this.pool, repository: this.repository, cache: this.cache, breakers: this.breakers, sequences: this.sequences });
     this.http = new HttpFrontDoor({
       tls: (this.tls = TlsFiles.fromSettings(config)),

@@ -1,7 +1,8 @@
 /**
  * Solo runs: a version whose runs take milliseconds gets a second session with every core of the process, used
- * only by an execution that starts while no worker has anything else to do. Its answers are the ordinary
- * session's byte for byte; under load (another run in flight, or requests waiting) nothing runs solo; a
+ * only by an execution that starts while no worker has anything else to do, and by the decode steps of a
+ * lone batch of sequences. Its answers are the ordinary session's byte for byte, and a stream that moves
+ * between the two sessions mid-way generates the same tokens; under load (another run in flight, or requests waiting) nothing runs solo; a
  * reload or unload drops the session, a replacement worker gets it back; a version whose config fixes its
  * threads, or a server started with --solo-threads 1, never runs solo. The rule itself is tested on its own.
  * Real workers, real models, a real server.
@@ -15,6 +16,7 @@ import { ExecutionPool } from '../src/runtime/execution-pool';
 import type { SessionSettings } from '../src/runtime/messages';
 import { SOLO_MIN_RUN_US, SoloRuns } from '../src/scheduling/solo-runs';
 import { addModel, BUNDLED_MODELS_DIR, f32Tensor, seededFloats, startTestServer, tempDir, unary, type TestServer } from './common';
+import { addGenerationModel, generate, tokensOf } from './generation-helpers';
 import { writeSlowModel } from './fixtures/onnx-fixtures';
 import { SLOW_MODEL_UNPINNED_CONFIG } from './fixtures/configs';
 
@@ -127,6 +129,7 @@ describe('solo runs in the server', () => {
     repo = tempDir('solo');
     addModel(repo.dir, 'slow', '', { 1: writeSlowModel });
     addModel(repo.dir, 'slow-threads', SLOW_MODEL_UNPINNED_CONFIG, { 1: writeSlowModel });
+    addGenerationModel(repo.dir, 'gqa');
     const common = { modelRepository: repo.dir, cacheMaxBytes: 0, inlineMaxRunUs: 0, workers: 2, intraOpThreads: 1 };
     [solo, reference] = await Promise.all([startTestServer({ ...common, soloThreads: 2 }), startTestServer({ ...common, soloThreads: 1 })]);
   });
@@ -178,5 +181,25 @@ describe('solo runs in the server', () => {
     const off = await soloInfo(reference);
     assert.deepEqual([off.state, off.reason, Number(off.runs)], ['off', 'solo runs are off (--solo-threads 1)', 0]);
     assert.equal(await soloExecutions(reference), 0);
+  });
+
+  test('a lone stream decodes on the solo session, and streams that move between sessions generate the same tokens', async () => {
+    const ready = once(solo.server.scheduler, 'solo');
+    // Asked for as a slow model's steps would ask (what a step takes depends on the machine; the rule is tested above).
+    solo.server.scheduler.solo.observe('gqa@1', 1e6);
+    assert.deepEqual((await ready)[0], { key: 'gqa@1', state: 'ready', reason: 'an execution or decode step with no other work running or waiting uses a session with 2 threads' });
+    const request = (prompt: string) => ({ model: 'gqa', prompt, max_tokens: 40, temperature: 0, ignore_eos: true });
+
+    // One stream: after its first step the pool tells the solo worker it is alone.
+    const lone = tokensOf(await generate(solo, request('Hello')));
+    assert.deepEqual(lone, tokensOf(await generate(reference, request('Hello'))));
+    const runs = Number((await soloInfo(solo, 'gqa')).runs);
+    assert.ok(runs > 0, 'decode steps ran solo');
+    assert.match(await (await fetch(`http://127.0.0.1:${solo.server.httpPort}/metrics`)).text(), new RegExp(`^tensorgate_solo_executions_total\\{model="gqa",version="1"\\} ${runs}$`, 'm'));
+
+    // Two at once: the first starts alone on the solo worker and goes back to its ordinary session when the second arrives on the other worker.
+    const prompts = ['The quick brown fox', 'Hi, tensorgate'];
+    const together = await Promise.all(prompts.map((p) => generate(solo, request(p))));
+    for (const [i, p] of prompts.entries()) assert.deepEqual(tokensOf(together[i]!), tokensOf(await generate(reference, request(p))), p);
   });
 });

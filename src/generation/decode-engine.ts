@@ -29,10 +29,7 @@ export class DecodeEngine {
   private readonly batch: KvBatch;
   private readonly rows = new Map<number, Row>();
 
-  constructor(
-    private readonly session: NativeSession,
-    private readonly layout: DecoderLayout,
-  ) {
+  constructor(private readonly layout: DecoderLayout) {
     this.batch = new KvBatch(layout);
   }
 
@@ -40,7 +37,11 @@ export class DecodeEngine {
     return this.rows.size;
   }
 
-  step(request: GenStepRequest): GenStepReply {
+  /**
+   * One step on `session`. Any session of the model will do, a different one each step (the worker's solo
+   * session when it has the machine to itself): the batch's KV cache is ours, fed to the run as inputs.
+   */
+  step(request: GenStepRequest, session: NativeSession): GenStepReply {
     const tokens: StepToken[] = [];
     const failed: GenStepReply['failed'] = [];
     let computeMs = 0;
@@ -51,7 +52,7 @@ export class DecodeEngine {
     if (this.batch.size > 0) {
       const next = this.batch.seqs.map((seq) => last(this.rows.get(seq)!.tokens));
       try {
-        const run = this.session.run(this.batch.decodeFeeds(next), []);
+        const run = session.run(this.batch.decodeFeeds(next), []);
         computeMs += run.computeMs;
         const logits = outputNamed(run.outputs, 'logits');
         this.batch.advance(run.outputs);
@@ -80,7 +81,7 @@ export class DecodeEngine {
         generated: 0,
       };
       try {
-        const run = this.session.run(prefillFeeds(this.layout, admit.prompt), []);
+        const run = session.run(prefillFeeds(this.layout, admit.prompt), []);
         computeMs += run.computeMs;
         const token = this.sample(row, lastLogits(outputNamed(run.outputs, 'logits'), 0));
         tokens.push(token);

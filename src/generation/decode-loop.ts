@@ -17,7 +17,8 @@ export class DecodeLoop {
   private scheduled = false;
 
   constructor(
-    private readonly sessionOf: (key: string) => NativeSession | undefined,
+    /** The session to step `key` on now, and whether it is the solo one (asked before every step). */
+    private readonly sessionOf: (key: string) => { session: NativeSession; solo: boolean } | undefined,
     private readonly post: (tokens: GenTokens) => void,
     /** Called before each step of `key` (the worker's run counter and its test hook). */
     private readonly beforeStep: (key: string) => void = () => undefined,
@@ -30,7 +31,7 @@ export class DecodeLoop {
         this.post({ key: message.key, tokens: [], failed: message.admit.map((r) => ({ seq: r.seq, message: `session '${message.key}' is not loaded in this worker` })), computeMs: 0, active: 0 });
         return;
       }
-      this.engines.set(message.key, new DecodeEngine(session, message.layout));
+      this.engines.set(message.key, new DecodeEngine(message.layout));
     }
     this.queue(message.key).admit.push(...message.admit);
     this.schedule();
@@ -76,8 +77,13 @@ export class DecodeLoop {
       const work = this.queued.get(key) ?? { admit: [], drop: [] };
       this.queued.delete(key);
       if (engine.active === 0 && work.admit.length === 0 && work.drop.length === 0) continue;
+      const current = this.sessionOf(key);
+      if (!current) {
+        this.forget(key); // unloaded: the main thread has failed its sequences
+        continue;
+      }
       this.beforeStep(key);
-      this.post({ key, ...engine.step(work) });
+      this.post({ key, ...engine.step(work, current.session), ...(current.solo ? { solo: true } : {}) });
       busy ||= engine.active > 0;
     }
     if (busy || this.queued.size > 0) this.schedule();

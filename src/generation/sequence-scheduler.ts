@@ -10,6 +10,7 @@
  */
 import { deadlineExceeded, internal, ModelRunError, resourceExhausted, ServingError, unavailable } from '../core/errors';
 import type { ExecutionPool } from '../runtime/execution-pool';
+import type { SoloSessions } from '../scheduling/solo-runs';
 import type { DecoderLayout } from './decoder-layout';
 import type { AdmitRow, GenTokens, StepToken } from './step-messages';
 
@@ -47,18 +48,31 @@ interface ModelLanes {
   policy: SequencePolicy;
   lanes: Lane[];
   waiting: Waiting[];
+  /** Moving average of its decode steps' time on a worker's ordinary session, µs, and the steps seen. */
+  typicalStepUs: number;
+  steps: number;
 }
+
+/** Steps seen before their average may ask for a solo session, and the average's weight of each new one. */
+const SOLO_STEPS_SEEN = 8;
+const STEP_EWMA_WEIGHT = 1 / 8;
 
 export class SequenceScheduler {
   private readonly models = new Map<string, ModelLanes>();
   private nextSeq = 1;
 
-  constructor(private readonly pool: ExecutionPool) {
+  /** `solo`: the versions' solo states (the request scheduler's), so a lone stream can decode on every core. */
+  constructor(
+    private readonly pool: ExecutionPool,
+    private readonly solo?: SoloSessions,
+  ) {
     pool.on('gen-tokens', (index, tokens) => {
-      const lane = this.models.get(tokens.key)?.lanes[index];
+      const model = this.models.get(tokens.key);
+      const lane = model?.lanes[index];
       if (!lane) return;
       this.deliver(lane, tokens);
-      this.fill(tokens.key, this.models.get(tokens.key)!);
+      this.observeStep(model!, tokens);
+      this.fill(tokens.key, model!);
     });
     pool.on('worker-exit', (index) => {
       const error = unavailable(`inference worker ${index} exited while generating this sequence; retry`);
@@ -124,11 +138,27 @@ export class SequenceScheduler {
   private lanesOf(key: string, layout: DecoderLayout, policy: SequencePolicy): ModelLanes {
     let model = this.models.get(key);
     if (!model || model.layout !== layout) {
-      model = { layout, policy, waiting: [], lanes: Array.from({ length: this.pool.workerCount }, (_, index) => ({ index, owners: new Map() })) };
+      model = { layout, policy, waiting: [], lanes: Array.from({ length: this.pool.workerCount }, (_, index) => ({ index, owners: new Map() })), typicalStepUs: 0, steps: 0 };
       this.models.set(key, model);
     }
     model.policy = policy;
     return model;
+  }
+
+  /**
+   * A step's time feeds the version's solo decision: a model whose steps take milliseconds gets a solo session,
+   * and the pool's solo worker then steps a lone batch on it (execution-pool.ts hintSolo). Solo steps are counted.
+   */
+  private observeStep(model: ModelLanes, tokens: GenTokens): void {
+    if (!this.solo) return;
+    if (tokens.solo) {
+      this.solo.of(tokens.key).runs++;
+      return;
+    }
+    if (tokens.computeMs <= 0) return;
+    const us = tokens.computeMs * 1000;
+    model.typicalStepUs = model.steps === 0 ? us : model.typicalStepUs + (us - model.typicalStepUs) * STEP_EWMA_WEIGHT;
+    if (++model.steps >= SOLO_STEPS_SEEN) this.solo.observe(tokens.key, model.typicalStepUs);
   }
 
   private laneWithRoom(model: ModelLanes): Lane | undefined {

@@ -65,4 +65,6 @@ export interface GenStepReply {
 /** Worker -> main thread, after every step of `key`. */
 export interface GenTokens extends GenStepReply {
   key: string;
+  /** The step ran on the worker's solo session (runtime/execution-pool.ts hintSolo). */
+  solo?: boolean;
 }

@@ -22,7 +22,7 @@ import type { SessionSettings } from '../runtime/messages';
 import { checkSpecs, checkTextPipeline } from './spec-check';
 import { warmupRuns } from './warmup';
 import { checkProviders, listVersionFolders, modelFolders } from './version-folders';
-import { batchingProblems, schedulePolicy } from './schedule-policy';
+import { batchingProblems, schedulePolicy, soloIneligibility } from './schedule-policy';
 import { CONFIG_FILE, type ModelConfig } from './model-config';
 import { readFolderConfig } from './folder-config';
 import { describePolicy, selectVersions } from './version-policy';
@@ -187,6 +187,7 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
       graphOptimizationLevel: config.session.graph_optimization_level,
       executionMode: config.session.execution_mode,
       executionProviders: config.session.execution_providers,
+      soloIneligible: soloIneligibility(config),
     };
     ({ textPipeline: entry.textPipeline, generation: entry.generation, reason: entry.reason } = await loadConfiguredParts(folder, config));
 

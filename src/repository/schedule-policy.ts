@@ -59,6 +59,5 @@ export function schedulePolicy(config: ModelConfig, modelBytes: number): ModelSc
     instanceCount: config.instance_count,
     executionTimeoutMs: config.execution_timeout_ms,
     inlineIneligible: inlineIneligibility(config, modelBytes),
-    soloIneligible: soloIneligibility(config),
   };
 }

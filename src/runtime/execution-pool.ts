@@ -71,6 +71,8 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
   /** Keys with a solo session on worker 0 (ready), or one being made there, and the warm-up it was made with. */
   private readonly solo = new Map<string, { ready: boolean; warmup: WarmupRun[] }>();
   readonly soloThreads: number;
+  /** What the solo worker was last told by hintSolo(). */
+  private soloHint = false;
   private readonly retired = new Set<WorkerHandle>();
   private readonly inline = new InlineSessions();
   /** Main-thread executions per session key (reported by stats() after the workers'). */
@@ -94,6 +96,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
       if (message.type === 'gen-tokens') {
         if (message.active > 0) handle.decoding.set(message.key, message.active);
         else handle.decoding.delete(message.key);
+        this.hintSolo();
         this.emit('gen-tokens', index, message);
         return;
       }
@@ -115,6 +118,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     handle.inflight = 0;
     handle.decoding.clear();
     for (const f of handle.onIdle.splice(0)) f();
+    this.hintSolo();
     if (handle.retired) return;
     // After replace(), so that what listeners send to this index goes to the replacement (once it is ready).
     if (!this.closed) this.replace(handle);
@@ -126,6 +130,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     this.workerRestarts++;
     const replacement = this.spawn(handle.index);
     this.handles[handle.index] = replacement;
+    if (handle.index === SOLO_WORKER) this.soloHint = false; // what a new worker starts with
     replacement.inflight = this.slotsPerWorker; // no work until sessions are back
     replacement.ready = (async () => {
       for (const [key, s] of this.sessions) {
@@ -213,6 +218,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     const transfer: ArrayBuffer[] = [];
     const wire = inputs.map((t) => toWire(t, transfer, options.transferInputs === true));
     handle.inflight++;
+    this.hintSolo();
     this.emit('run-start', key, handle.index);
     const reply = this.request(handle, { type: 'run', id: 0, key, inputs: wire, outputs, deadline: options.deadline, ...(solo ? { solo } : {}) }, transfer);
     let released = false;
@@ -220,6 +226,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
       if (released) return;
       released = true;
       handle.inflight = Math.max(0, handle.inflight - 1);
+      this.hintSolo();
       this.emit('slot-free');
     };
     reply.then(release, release);
@@ -236,7 +243,9 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
   /** Why `key` cannot have a solo session; undefined when it can. */
   soloIneligibility(key: string): string | undefined {
     if (this.soloThreads <= 1) return 'solo runs are off (--solo-threads 1)';
-    const threads = this.sessions.get(key)?.settings.intraOpThreads ?? 0;
+    const settings = this.sessions.get(key)?.settings;
+    if (settings?.soloIneligible) return settings.soloIneligible;
+    const threads = settings?.intraOpThreads ?? 0;
     if (threads === 0 || threads >= this.soloThreads) return `its sessions already use ${threads || 'all'} intra-op threads, no fewer than a solo run's ${this.soloThreads}`;
     return undefined;
   }
@@ -262,6 +271,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
       if (reply.type !== 'loaded') throw internal(reply.type === 'error' ? reply.message : `unexpected reply '${reply.type}' to load-solo`);
       // Not when the key was reloaded or unloaded meanwhile: that dropped this session in the worker.
       if (this.solo.get(key) === entry) entry.ready = true;
+      this.hintSolo();
     } catch (err) {
       if (this.solo.get(key) === entry) this.solo.delete(key);
       throw err;
@@ -273,6 +283,20 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
 
   private soloSettings(settings: SessionSettings): SessionSettings {
     return { ...settings, intraOpThreads: this.soloThreads, interOpThreads: 1, intraOpSpinning: false };
+  }
+
+  /**
+   * Tells the solo worker whether its decode loop may step on its solo sessions: it decodes, and no other
+   * worker has a run or sequences (so its threads take cores that would idle). Sent only when that changes;
+   * the worker applies it from its next step.
+   */
+  private hintSolo(): void {
+    const soloWorker = this.handles[SOLO_WORKER]!;
+    let alone = this.solo.size > 0 && soloWorker.decoding.size > 0 && this.retired.size === 0 && !this.closed;
+    for (const h of this.handles) if (h !== soloWorker && (h.inflight > 0 || h.decoding.size > 0)) alone = false;
+    if (alone === this.soloHint) return;
+    this.soloHint = alone;
+    soloWorker.worker.postMessage({ type: 'solo-hint', id: 0, alone } satisfies WorkerRequest);
   }
 
   /** No worker runs or decodes anything (a retired worker still in its run counts as busy). */

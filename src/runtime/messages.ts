@@ -32,6 +32,8 @@ export interface SessionSettings {
    * sessions (execution-pool.ts) set it: they must not slow the other workers' runs that start after them.
    */
   intraOpSpinning?: boolean;
+  /** Why this session may never have a solo twin (config.yaml fixes its threads, ...); undefined when it may (execution-pool.ts loadSolo). */
+  soloIneligible?: string;
 }
 
 /** Runs a new session makes before it answers 'loaded' (config.yaml `warmup`): `count` times these inputs. */
@@ -58,6 +60,8 @@ export type WorkerRequest =
       solo?: boolean;
     }
   | { type: 'stats'; id: number }
+  /** Whether this worker's decode loop may step on its solo sessions: no other worker has work (execution-pool.ts); no reply. */
+  | { type: 'solo-hint'; id: number; alone: boolean }
   /** Sequences joining or leaving the batch this worker decodes for `key` (generation/decode-loop.ts); no reply. */
   | ({ type: 'gen-join'; id: number } & GenJoin)
   | ({ type: 'gen-drop'; id: number } & GenDrop)

@@ -16,8 +16,15 @@ const sessions = new Map<string, NativeSession>();
 /** Second sessions of some keys with more intra-op threads, for runs that have the machine to themselves ('solo'). */
 const soloSessions = new Map<string, NativeSession>();
 /** The sequences this worker generates; their KV caches live here and never cross threads. */
+/** Set by the pool ('solo-hint'): no other worker has work, so decode steps may use the solo sessions. */
+let alone = false;
 const decoding = new DecodeLoop(
-  (key) => sessions.get(key),
+  (key) => {
+    const solo = alone ? soloSessions.get(key) : undefined;
+    if (solo) return { session: solo, solo: true };
+    const session = sessions.get(key);
+    return session && { session, solo: false };
+  },
   (tokens) => reply({ type: 'gen-tokens', id: 0, ...tokens }),
   (key) => {
     if (exitOnRun.has(key)) process.exit(70); // as for runs: the thread dies mid-generation
@@ -129,6 +136,9 @@ function handle(message: WorkerRequest): void {
       } catch (err) {
         reply({ type: 'error', id: message.id, kind: 'run', message: errorMessage(err) });
       }
+      return;
+    case 'solo-hint':
+      alone = message.alone;
       return;
     case 'gen-join':
       decoding.join(message);

@@ -16,8 +16,8 @@ import type { InferTensor } from '../core/tensor';
 import type { ExecutionPool, RunResult } from '../runtime/execution-pool';
 import type { KnownGood } from './failure-blame';
 import type { Placement } from './placement';
-import { soloWarmup, type SoloRuns } from './solo-runs';
-import type { PlacementEvent, SoloEvent } from './schedule-types';
+import type { SoloRuns, SoloSessions } from './solo-runs';
+import type { PlacementEvent } from './schedule-types';
 
 /** What the lanes need to know of a model version's slot in the scheduler. */
 export interface LaneSlot {
@@ -47,7 +47,7 @@ export function inputBytes(inputs: readonly InferTensor[]): number {
  */
 export const INLINE_MAX_REQUESTS = 4;
 
-export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementEvent]; solo: [event: SoloEvent] }> {
+export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementEvent] }> {
   /** Inline executions in progress (at most one: they share the main thread). */
   private inlineRunning = 0;
   private inlineTick: NodeJS.Immediate | undefined;
@@ -60,12 +60,13 @@ export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementE
 
   /**
    * `pump` is the scheduler's dispatch loop, run again from the inline turn; `othersWaiting` says whether any
-   * execution waits in the scheduler (then none runs solo).
+   * execution waits in the scheduler (then none runs solo); `solo` makes solo sessions when they are due.
    */
   constructor(
     private readonly pool: ExecutionPool,
     private readonly pump: () => void,
     private readonly othersWaiting: () => boolean,
+    private readonly solo: SoloSessions,
   ) {
     super();
     // Waiters re-check on every freed slot; until they have one, the worker lane starts nothing else.
@@ -130,7 +131,7 @@ export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementE
       return result;
     }
     this.changed(slot, slot.placement.observeWorkerRun(result.computeMs, bytes));
-    if (slot.solo.shouldLoad(slot.placement.typicalRunUs)) this.loadSolo(slot);
+    this.solo.observe(slot.key, slot.placement.typicalRunUs, slot.blame.knownGoodInput);
     return result;
   }
 
@@ -152,20 +153,6 @@ export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementE
     } finally {
       this.waitingForWorker--;
     }
-  }
-
-  private loadSolo(slot: LaneSlot): void {
-    const settled = () => this.emit('solo', { key: slot.key, state: slot.solo.state, reason: slot.solo.reason });
-    this.pool.loadSolo(slot.key, soloWarmup(slot.blame.knownGoodInput)).then(
-      () => {
-        slot.solo.loaded();
-        settled();
-      },
-      (err: unknown) => {
-        slot.solo.failed(ServingError.from(err).message);
-        settled();
-      },
-    );
   }
 
   private changed(slot: LaneSlot, change: ReturnType<Placement['observeInlineRun']>): void {

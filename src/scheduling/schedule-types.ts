@@ -39,8 +39,6 @@ export interface ModelSchedule {
   executionTimeoutMs: number;
   /** Why this version must always run on the workers (never inline on the main thread); undefined = it may move. */
   inlineIneligible?: string;
-  /** Why this version's executions never run solo, on a session with every core (solo-runs.ts); undefined = they may. */
-  soloIneligible?: string;
 }
 
 /** A version moved between the workers and the main thread (placement.ts), and why. */

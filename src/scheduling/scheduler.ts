@@ -24,7 +24,7 @@ import { ModelQueue, NO_BATCHING } from './model-queue';
 import { ExecutionLanes, inputBytes } from './execution-lanes';
 import { membersBytes, minDefined, requestLinks, whyNotRunnable, type Pending, type Rerun } from './pending-request';
 import { Placement } from './placement';
-import { SoloRuns } from './solo-runs';
+import { SoloSessions, type SoloRuns } from './solo-runs';
 import type { ModelSchedule, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
 import { ATTR_BATCH_REQUESTS, ATTR_BATCH_ROWS, ATTR_QUEUE_OUTCOME, ATTR_QUEUE_WAIT_MS, SPAN_BATCH } from '../telemetry/semconv';
 import { recordingSpan, tracer } from '../telemetry/tracing';
@@ -67,6 +67,8 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
   private timerAt = Infinity;
   private readonly inlineMaxRunUs: number;
   private readonly lanes: ExecutionLanes;
+  /** Every version's solo state; the sequence scheduler shares it (solo-runs.ts). */
+  readonly solo: SoloSessions;
 
   constructor(
     private readonly pool: ExecutionPool,
@@ -75,9 +77,10 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     super();
     this.inlineMaxRunUs = options.inlineMaxRunUs ?? 0;
     // Before the pump's own listener: a batch waiting for a worker slot gets the next one.
-    this.lanes = new ExecutionLanes(pool, () => this.pump(), () => this.othersWaiting());
+    this.solo = new SoloSessions(pool);
+    this.solo.on('solo', (e) => this.emit('solo', e));
+    this.lanes = new ExecutionLanes(pool, () => this.pump(), () => this.othersWaiting(), this.solo);
     this.lanes.on('placement', (e) => this.emit('placement', e));
-    this.lanes.on('solo', (e) => this.emit('solo', e));
     pool.on('slot-free', () => this.pump());
   }
 
@@ -118,7 +121,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       reruns: [],
       blame: new FailureBlame(key, (probe) => this.probe(key, probe)),
       placement: new Placement({ maxRunUs: this.inlineMaxRunUs, ineligible: schedule.inlineIneligible }),
-      solo: new SoloRuns(schedule.soloIneligible ?? this.pool.soloIneligibility(key), this.pool.soloThreads),
+      solo: this.solo.of(key),
     });
   }
 
@@ -128,6 +131,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     if (!slot) return;
     this.models.delete(key);
     this.keys = undefined;
+    this.solo.forget(key);
     for (const r of slot.queue.drain()) this.settle(r, unavailable(`model version '${key}' was unloaded while the request was queued`));
     this.failReruns(slot, unavailable(`model version '${key}' was unloaded while the request was being retried`));
   }

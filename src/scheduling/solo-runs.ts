@@ -12,10 +12,17 @@
  *   pays a second session's memory), on the pool's solo worker, warmed up with a request it has served.
  * - An execution runs solo when the session is ready, the version's typical run is still that long, nothing
  *   else is queued (the pool checks that no worker is busy): under load every execution takes one core.
+ * - Generation: a model whose decode steps take that long gets one the same way (sequence-scheduler.ts), and
+ *   the pool's solo worker steps its batch on it while no other worker has work (execution-pool.ts hintSolo),
+ *   going back to its ordinary session between two steps when another worker gets some.
  */
+import { EventEmitter } from 'node:events';
+import { ServingError } from '../core/errors';
 import type { InferTensor } from '../core/tensor';
+import type { ExecutionPool } from '../runtime/execution-pool';
 import type { WarmupRun } from '../runtime/messages';
 import { toWire } from '../runtime/wire-tensors';
+import type { SoloEvent } from './schedule-types';
 
 /** Typical worker run (µs) from which a version gets a solo session: below it, waking a second thread for
  *  each parallel section costs about what it saves (measured: `mlp` with two threads, ~20 µs runs, 21% slower). */
@@ -28,7 +35,7 @@ export type SoloState = 'off' | 'not_yet' | 'loading' | 'ready';
 export class SoloRuns {
   state: SoloState;
   reason: string;
-  /** Executions that ran solo. */
+  /** Executions and decode steps that ran solo. */
   runs = 0;
 
   constructor(
@@ -49,7 +56,7 @@ export class SoloRuns {
 
   loaded(): void {
     this.state = 'ready';
-    this.reason = `an execution with no other work running or waiting uses a session with ${this.threads} threads`;
+    this.reason = `an execution or decode step with no other work running or waiting uses a session with ${this.threads} threads`;
   }
 
   failed(why: string): void {
@@ -60,6 +67,53 @@ export class SoloRuns {
   /** Whether an execution that starts now, with `othersWaiting` false, should ask for the solo session. */
   wants(typicalRunUs: number, othersWaiting: boolean): boolean {
     return this.state === 'ready' && !othersWaiting && typicalRunUs >= SOLO_MIN_RUN_US;
+  }
+}
+
+/**
+ * Every version's SoloRuns, shared by the request scheduler (executions) and the sequence scheduler (decode
+ * steps, which the pool's solo worker takes on its solo session while no other worker has work), and the one
+ * place a solo session is asked for. Emits 'solo' when a session is ready or could not be made.
+ */
+export class SoloSessions extends EventEmitter<{ solo: [event: SoloEvent] }> {
+  private readonly versions = new Map<string, SoloRuns>();
+
+  constructor(private readonly pool: ExecutionPool) {
+    super();
+  }
+
+  /** `key`'s state, made on first use from what the pool says of its session (call once the version is loaded). */
+  of(key: string): SoloRuns {
+    let solo = this.versions.get(key);
+    if (!solo) this.versions.set(key, (solo = new SoloRuns(this.pool.soloIneligibility(key), this.pool.soloThreads)));
+    return solo;
+  }
+
+  forget(key: string): void {
+    this.versions.delete(key);
+  }
+
+  /**
+   * After a run or decode step of `key` that was not solo, with the version's typical time now `typicalRunUs`:
+   * makes its solo session when that is due, warmed up with `served` (an input it has run) when there is one.
+   */
+  observe(key: string, typicalRunUs: number, served?: { inputs: readonly InferTensor[] }): void {
+    const solo = this.of(key);
+    if (!solo.shouldLoad(typicalRunUs)) return;
+    const settled = () => {
+      // (A version forgotten meanwhile is gone: nothing to say about it.)
+      if (this.versions.get(key) === solo) this.emit('solo', { key, state: solo.state, reason: solo.reason });
+    };
+    this.pool.loadSolo(key, soloWarmup(served)).then(
+      () => {
+        solo.loaded();
+        settled();
+      },
+      (err: unknown) => {
+        solo.failed(ServingError.from(err).message);
+        settled();
+      },
+    );
   }
 }
 

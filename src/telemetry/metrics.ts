@@ -24,6 +24,7 @@ import type { BreakerRegistry, BreakerTransition } from '../resilience/circuit-b
 import type { ExecutionPool } from '../runtime/execution-pool';
 import type { BatchDone, RequestScheduler } from '../scheduling/scheduler';
 import type { SequenceScheduler } from '../generation/sequence-scheduler';
+import type { GenTokens } from '../generation/step-messages';
 import type { GenerationObserver } from '../serving/generation-pipeline';
 import { ModelStatistics } from './model-statistics';
 import { CellCounter, CellGauge, CellHistogram, CellIndex, type HistogramCell, type ValueCell } from './cell-metrics';
@@ -94,7 +95,7 @@ export class ServerMetrics {
   private readonly batchRows = this.cellHistogram('tensorgate_batch_size_rows', 'Rows per execution (dynamic batching merges requests).', ['model', 'version'], BATCH_BUCKETS);
   private readonly batchRequests = this.cellHistogram('tensorgate_batch_requests', 'Requests merged into one execution.', ['model', 'version'], BATCH_BUCKETS);
   private readonly batchSeconds = this.cellHistogram('tensorgate_batch_compute_seconds', 'Inference time per execution.', ['model', 'version'], LATENCY_BUCKETS);
-  private readonly soloExecutions = this.cellCounter('tensorgate_solo_executions_total', 'Executions that ran solo: on a session with every core of the process, started while no worker had anything else to do (GetModel placement.solo).', ['model', 'version']);
+  private readonly soloExecutions = this.cellCounter('tensorgate_solo_executions_total', 'Executions and decode steps that ran solo: on a session with every core of the process, while no worker had anything else to do (GetModel placement.solo).', ['model', 'version']);
   private readonly batchFailures = this.cellCounter('tensorgate_batch_failures_total', 'Executions that failed (every request in them failed).', ['model', 'version']);
   private readonly dropped = this.counter('tensorgate_dropped_requests_total', 'Requests dropped from the queue without running: cancelled or deadline passed.', ['model', 'version']);
   private readonly evictions = this.counter('tensorgate_cache_evictions_total', 'Result cache entries that left the cache: evict (size bound), expire (TTL), invalidate (version reloaded/unloaded).', ['reason']);
@@ -163,6 +164,11 @@ export class ServerMetrics {
       if (b.solo) (cells.solo ??= this.soloExecutions.cell(cells.labels)).inc();
       if (b.ok) cells.rowsDone.inc(b.rows);
       else (cells.failures ??= this.batchFailures.cell(cells.labels)).inc();
+    });
+    this.listen(parts.pool, 'gen-tokens', (_index: number, step: GenTokens) => {
+      if (!step.solo) return;
+      const cells = this.batchCellsOf(step.key);
+      (cells.solo ??= this.soloExecutions.cell(cells.labels)).inc();
     });
     this.listen(parts.scheduler, 'dropped', (k: string) => this.dropped.inc(key(k)));
     this.listen(parts.pool, 'execution-timeout', (k: string) => this.timeouts.inc(key(k)));
