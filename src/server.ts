@@ -167,8 +167,8 @@ export class TensorgateServer {
       log.info({ session: e.key, placement: e.where, reason: e.reason }, `${e.key} now runs ${e.where === 'main_thread' ? 'inline on the main thread' : 'on the inference workers'}: ${e.reason}`),
     );
     this.scheduler.on('solo', (e: SoloEvent) => {
-      if (e.state === 'ready') log.info({ session: e.key, solo: e.state }, `${e.key} runs solo when nothing else runs: ${e.reason}`);
-      else log.warn({ session: e.key, solo: e.state, reason: e.reason }, `${e.key} cannot run solo: ${e.reason}`);
+      if (e.failed) log.warn({ session: e.key, solo: e.state, reason: e.reason }, `${e.key} cannot run solo: ${e.reason}`);
+      else log.info({ session: e.key, solo: e.state, reason: e.reason }, `${e.key} solo runs ${e.state === 'ready' ? 'on' : 'off'}: ${e.reason}`);
     });
     this.scheduler.on('merging-stopped', (e: { key: string; reason: string }) =>
       log.warn({ session: e.key, reason: e.reason }, `${e.key}: requests are no longer merged into batches: ${e.reason}; set max_batch_size: 0 in its config.yaml`),

@@ -14,16 +14,18 @@ import { after, before, describe, test } from 'node:test';
 import type { InferTensor } from '../src/core/tensor';
 import { ExecutionPool } from '../src/runtime/execution-pool';
 import type { SessionSettings } from '../src/runtime/messages';
-import { SOLO_MIN_RUN_US, SoloRuns } from '../src/scheduling/solo-runs';
+import { SOLO_KEEP_RATIO, SOLO_MIN_RUN_US, SOLO_SAMPLES, SoloRuns } from '../src/scheduling/solo-runs';
 import { addModel, BUNDLED_MODELS_DIR, f32Tensor, seededFloats, startTestServer, tempDir, unary, type TestServer } from './common';
 import { addGenerationModel, generate, tokensOf } from './generation-helpers';
 import { writeSlowModel } from './fixtures/onnx-fixtures';
 import { SLOW_MODEL_UNPINNED_CONFIG } from './fixtures/configs';
 
 describe('solo rule', () => {
-  test('a solo session is asked for once, when the typical run reaches the threshold, and used only when ready and nothing waits', () => {
+  test('a solo session is asked for once, when the typical run reaches the threshold after enough lone runs, and used only when ready and nothing waits', () => {
     const solo = new SoloRuns(undefined, 4);
     assert.equal(solo.state, 'not_yet');
+    assert.equal(solo.shouldLoad(SOLO_MIN_RUN_US), false, 'no lone runs to measure it against yet');
+    for (let i = 0; i < SOLO_SAMPLES / 2; i++) solo.observeLone(2000);
     assert.equal(solo.shouldLoad(SOLO_MIN_RUN_US - 1), false);
     assert.equal(solo.wants(SOLO_MIN_RUN_US * 2, false), false, 'no session yet');
     assert.equal(solo.shouldLoad(SOLO_MIN_RUN_US), true);
@@ -36,10 +38,35 @@ describe('solo rule', () => {
     assert.equal(solo.wants(SOLO_MIN_RUN_US - 1, false), false, 'its runs got shorter');
   });
 
+  test(`a solo session is kept when its first ${SOLO_SAMPLES} runs take at most ${SOLO_KEEP_RATIO} of the lone ordinary runs' median per row, else dropped`, () => {
+    const ready = (lone: number[]) => {
+      const solo = new SoloRuns(undefined, 2);
+      for (const us of lone) solo.observeLone(us);
+      assert.equal(solo.shouldLoad(SOLO_MIN_RUN_US), true);
+      solo.loaded();
+      return solo;
+    };
+    const faster = ready(Array.from({ length: SOLO_SAMPLES }, (_, i) => 3000 + i));
+    for (let i = 0; i < SOLO_SAMPLES - 1; i++) assert.equal(faster.observeSolo(i % 4 === 0 ? 9000 : 1700), undefined);
+    assert.equal(faster.observeSolo(1700), 'kept', 'medians: 1700 against 3008');
+    assert.match(faster.reason, /measured 1700 µs per row solo against 3008 on one worker's session/);
+    assert.equal(faster.observeSolo(50_000), undefined, 'judged once');
+    assert.deepEqual([faster.state, faster.runs], ['ready', SOLO_SAMPLES + 1]);
+
+    const slower = ready(Array.from({ length: SOLO_SAMPLES / 2 }, () => 1000));
+    let verdict;
+    for (let i = 0; i < SOLO_SAMPLES; i++) verdict = slower.observeSolo(950);
+    assert.equal(verdict, 'dropped', '950 is more than 0.9 x 1000');
+    assert.equal(slower.state, 'off');
+    assert.match(slower.reason, /^its solo session was no faster, so it was dropped: measured 950 µs per row solo against 1000/);
+    assert.equal(slower.wants(SOLO_MIN_RUN_US, false), false);
+  });
+
   test('an ineligible version, or one whose session could not be made, is off and says why', () => {
     const off = new SoloRuns('config.yaml sets session.intra_op_threads: 2', 4);
     assert.deepEqual([off.state, off.reason, off.shouldLoad(1e9)], ['off', 'config.yaml sets session.intra_op_threads: 2', false]);
     const failed = new SoloRuns(undefined, 4);
+    for (let i = 0; i < SOLO_SAMPLES; i++) failed.observeLone(2000);
     failed.shouldLoad(1e9);
     failed.failed('out of memory');
     assert.deepEqual([failed.state, failed.reason, failed.wants(1e9, false)], ['off', 'its solo session could not be made: out of memory', false]);
@@ -87,6 +114,7 @@ describe('solo sessions in the pool', () => {
     // Two at once: the first takes a worker synchronously, so the second finds the pool busy.
     const [first, second] = await Promise.all([pool.run('convnet', image(2), [], { solo: true }), pool.run('convnet', image(3), [], { solo: true })]);
     assert.deepEqual([first.solo, second.solo], [true, undefined]);
+    assert.deepEqual([first.alone, second.alone], [true, undefined], 'the second started with a worker busy');
     assert.deepEqual(bytes(second), bytes(await pool.run('convnet', image(3), [])));
   });
 
@@ -105,6 +133,9 @@ describe('solo sessions in the pool', () => {
     assert.equal(index, 0);
     const again = await pool.run('convnet', image(5), [], { solo: true });
     assert.equal(again.solo, true, 'the replacement has the solo session');
+    pool.unloadSolo('convnet'); // measured no faster
+    assert.equal((await pool.run('convnet', image(5), [], { solo: true })).solo, undefined, 'dropped on its own');
+    await pool.loadSolo('convnet', []);
     await pool.unload('convnet');
     await pool.load('convnet', CONVNET, settings);
     assert.equal((await pool.run('convnet', image(5), [], { solo: true })).solo, undefined, 'unloaded with the version');
@@ -184,22 +215,24 @@ describe('solo runs in the server', () => {
   });
 
   test('a lone stream decodes on the solo session, and streams that move between sessions generate the same tokens', async () => {
+    const request = (prompt: string) => ({ model: 'gqa', prompt, max_tokens: 40, temperature: 0, ignore_eos: true });
+    // A lone stream on an ordinary session first: the baseline a solo session is measured against.
+    assert.deepEqual(tokensOf(await generate(solo, request('Hello'))), tokensOf(await generate(reference, request('Hello'))));
     const ready = once(solo.server.scheduler, 'solo');
     // Asked for as a slow model's steps would ask (what a step takes depends on the machine; the rule is tested above).
     solo.server.scheduler.solo.observe('gqa@1', 1e6);
-    assert.deepEqual((await ready)[0], { key: 'gqa@1', state: 'ready', reason: 'an execution or decode step with no other work running or waiting uses a session with 2 threads' });
-    const request = (prompt: string) => ({ model: 'gqa', prompt, max_tokens: 40, temperature: 0, ignore_eos: true });
+    const [event] = await ready;
+    assert.deepEqual([event.key, event.state], ['gqa@1', 'ready']);
 
-    // One stream: after its first step the pool tells the solo worker it is alone.
-    const lone = tokensOf(await generate(solo, request('Hello')));
-    assert.deepEqual(lone, tokensOf(await generate(reference, request('Hello'))));
-    const runs = Number((await soloInfo(solo, 'gqa')).runs);
-    assert.ok(runs > 0, 'decode steps ran solo');
-    assert.match(await (await fetch(`http://127.0.0.1:${solo.server.httpPort}/metrics`)).text(), new RegExp(`^tensorgate_solo_executions_total\\{model="gqa",version="1"\\} ${runs}$`, 'm'));
-
-    // Two at once: the first starts alone on the solo worker and goes back to its ordinary session when the second arrives on the other worker.
+    // Two at once: the first may start alone on the solo worker, and goes back to its ordinary session when the second arrives on the other worker.
     const prompts = ['The quick brown fox', 'Hi, tensorgate'];
     const together = await Promise.all(prompts.map((p) => generate(solo, request(p))));
     for (const [i, p] of prompts.entries()) assert.deepEqual(tokensOf(together[i]!), tokensOf(await generate(reference, request(p))), p);
+
+    // One stream: after its first step the pool tells the solo worker it is alone (unless the steps above were already measured no faster).
+    assert.deepEqual(tokensOf(await generate(solo, request('Hello'))), tokensOf(await generate(reference, request('Hello'))));
+    const runs = Number((await soloInfo(solo, 'gqa')).runs);
+    assert.ok(runs > 0, 'decode steps ran solo');
+    assert.match(await (await fetch(`http://127.0.0.1:${solo.server.httpPort}/metrics`)).text(), new RegExp(`^tensorgate_solo_executions_total\\{model="gqa",version="1"\\} ${runs}$`, 'm'));
   });
 });

@@ -71,7 +71,7 @@ export class SequenceScheduler {
       const lane = model?.lanes[index];
       if (!lane) return;
       this.deliver(lane, tokens);
-      this.observeStep(model!, tokens);
+      this.observeStep(model!, index, tokens);
       this.fill(tokens.key, model!);
     });
     pool.on('worker-exit', (index) => {
@@ -147,16 +147,20 @@ export class SequenceScheduler {
 
   /**
    * A step's time feeds the version's solo decision: a model whose steps take milliseconds gets a solo session,
-   * and the pool's solo worker then steps a lone batch on it (execution-pool.ts hintSolo). Solo steps are counted.
+   * and the pool's solo worker then steps a lone batch on it (execution-pool.ts hintSolo); solo steps are
+   * measured against lone steps on an ordinary session, and the session is dropped when no faster.
    */
-  private observeStep(model: ModelLanes, tokens: GenTokens): void {
-    if (!this.solo) return;
+  private observeStep(model: ModelLanes, index: number, tokens: GenTokens): void {
+    if (!this.solo || tokens.computeMs <= 0) return;
+    const us = tokens.computeMs * 1000;
+    // One token per row stepped or prefilled: the rows the step's time was for.
+    const usPerRow = us / Math.max(1, tokens.tokens.length + tokens.failed.length);
     if (tokens.solo) {
-      this.solo.of(tokens.key).runs++;
+      this.solo.observeSolo(tokens.key, usPerRow);
       return;
     }
-    if (tokens.computeMs <= 0) return;
-    const us = tokens.computeMs * 1000;
+    // (Whether the other workers were idle during the step, as far as the main thread can tell when it ends.)
+    if (this.pool.othersIdle(index)) this.solo.of(tokens.key).observeLone(usPerRow);
     model.typicalStepUs = model.steps === 0 ? us : model.typicalStepUs + (us - model.typicalStepUs) * STEP_EWMA_WEIGHT;
     if (++model.steps >= SOLO_STEPS_SEEN) this.solo.observe(tokens.key, model.typicalStepUs);
   }

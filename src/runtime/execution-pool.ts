@@ -212,7 +212,8 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
    */
   async run(key: string, inputs: InferTensor[], outputs: string[], options: RunOptions = {}): Promise<RunResult> {
     if (this.closed) throw unavailable('the server is shutting down; retry on another replica');
-    const solo = options.solo === true && this.solo.get(key)?.ready === true && this.allIdle();
+    const alone = this.allIdle();
+    const solo = options.solo === true && alone && this.solo.get(key)?.ready === true;
     const handle = solo ? this.handles[SOLO_WORKER] : this.freeWorker();
     if (!handle) throw internal('no free inference worker (scheduler bug: run() without a free slot)');
     const transfer: ArrayBuffer[] = [];
@@ -233,7 +234,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     const timeoutMs = options.timeoutMs ?? 0;
     const answer = timeoutMs > 0 ? this.withExecutionTimeout(handle, key, reply, timeoutMs) : reply;
     const message = await answer;
-    if (message.type === 'result') return { outputs: message.outputs.map(fromWire), computeMs: message.computeMs, ...(solo ? { solo } : {}) };
+    if (message.type === 'result') return { outputs: message.outputs.map(fromWire), computeMs: message.computeMs, ...(solo ? { solo } : {}), ...(alone ? { alone } : {}) };
     if (message.type === 'error' && message.kind === 'expired') throw deadlineExceeded('deadline passed before execution started; nothing was run');
     if (message.type === 'error' && message.kind === 'run') throw new ModelRunError(`ONNX Runtime failed: ${message.message}`);
     if (message.type === 'error') throw internal(`ONNX Runtime failed: ${message.message}`);
@@ -279,6 +280,18 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
       handle.inflight = Math.max(0, handle.inflight - this.slotsPerWorker);
       this.emit('slot-free');
     }
+  }
+
+  /** Drops `key`'s solo session (measured no faster than its ordinary one); its runs use the ordinary sessions. */
+  unloadSolo(key: string): void {
+    if (!this.solo.delete(key) || this.closed) return;
+    this.hintSolo();
+    this.post(SOLO_WORKER, { type: 'unload-solo', id: 0, key });
+  }
+
+  /** No worker other than `index` runs or decodes anything. */
+  othersIdle(index: number): boolean {
+    return this.handles.every((h) => h.index === index || (h.inflight === 0 && h.decoding.size === 0));
   }
 
   private soloSettings(settings: SessionSettings): SessionSettings {

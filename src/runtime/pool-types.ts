@@ -38,6 +38,8 @@ export interface RunResult {
   computeMs: number;
   /** The run used the key's solo session. */
   solo?: boolean;
+  /** It started while no worker had anything else to do (a solo session's baseline, see loadSolo). */
+  alone?: boolean;
 }
 
 /** What the pool reports; `index` is a worker's slot (stable across its replacements). */

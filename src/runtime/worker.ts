@@ -137,6 +137,9 @@ function handle(message: WorkerRequest): void {
         reply({ type: 'error', id: message.id, kind: 'run', message: errorMessage(err) });
       }
       return;
+    case 'unload-solo':
+      dropSolo(message.key);
+      return;
     case 'solo-hint':
       alone = message.alone;
       return;

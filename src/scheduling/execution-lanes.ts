@@ -114,7 +114,7 @@ export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementE
    * One run in the chosen lane. Inline runs synchronously (no execution timeout can interrupt the
    * thread; placement keeps such runs to microseconds). Every successful run's time feeds the placement.
    */
-  async run(slot: LaneSlot, inline: boolean, inputs: InferTensor[], outputs: string[], options: { deadline?: number; transferInputs?: boolean }): Promise<RunResult> {
+  async run(slot: LaneSlot, inline: boolean, inputs: InferTensor[], outputs: string[], options: { deadline?: number; transferInputs?: boolean; rows: number }): Promise<RunResult> {
     const bytes = inputBytes(inputs);
     if (inline) {
       const result = this.pool.runInline(slot.key, inputs, outputs);
@@ -125,12 +125,14 @@ export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementE
     if (!this.pool.hasFreeSlot()) await this.workerSlot();
     const solo = slot.solo.wants(slot.placement.typicalRunUs, this.othersWaiting());
     const result = await this.pool.run(slot.key, inputs, outputs, { ...options, timeoutMs: slot.executionTimeoutMs, solo });
+    const usPerRow = (result.computeMs * 1000) / Math.max(1, options.rows);
     if (result.solo) {
       // Not a measure of where the version should run: inline and ordinary worker runs use one thread.
-      slot.solo.runs++;
+      this.solo.observeSolo(slot.key, usPerRow);
       return result;
     }
     this.changed(slot, slot.placement.observeWorkerRun(result.computeMs, bytes));
+    if (result.alone) slot.solo.observeLone(usPerRow);
     this.solo.observe(slot.key, slot.placement.typicalRunUs, slot.blame.knownGoodInput);
     return result;
   }

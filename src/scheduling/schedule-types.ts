@@ -61,11 +61,13 @@ export interface BatchDone extends BatchStarted {
   solo?: boolean;
 }
 
-/** A version's solo session became ready, or could not be made (solo-runs.ts), and why. */
+/** A version's solo session became ready, was measured (and kept or dropped), or could not be made (solo-runs.ts), and why. */
 export interface SoloEvent {
   key: string;
   state: SoloState;
   reason: string;
+  /** The session could not be made (rather than measured, kept or dropped). */
+  failed?: boolean;
 }
 
 /**

@@ -359,7 +359,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     try {
       const inputs = single ? live[0]!.inputs : mergeInputs(live.map((r) => r.inputs));
       const deadline = single ? live[0]!.deadline : undefined;
-      result = await this.lanes.run(slot, inline, inputs, live[0]!.outputs, { deadline, transferInputs: !single });
+      result = await this.lanes.run(slot, inline, inputs, live[0]!.outputs, { deadline, transferInputs: !single, rows });
     } catch (err) {
       const e = ServingError.from(err);
       this.emit('batch-done', { key, requests: live.length, rows, computeMs: performance.now() - started, ok: false });
@@ -419,7 +419,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
 
   private async runProbe(slot: ModelSlot, rerun: Extract<Rerun, { probe: KnownGood }>, inline: boolean): Promise<void> {
     try {
-      rerun.resolve(await this.lanes.run(slot, inline, rerun.probe.inputs, rerun.probe.outputs, {}));
+      rerun.resolve(await this.lanes.run(slot, inline, rerun.probe.inputs, rerun.probe.outputs, { rows: 1 }));
     } catch (err) {
       rerun.reject(ServingError.from(err));
     }

@@ -29,6 +29,15 @@ import type { SoloEvent } from './schedule-types';
 export const SOLO_MIN_RUN_US = 1000;
 /** Warm-up runs of a new solo session (its first runs allocate and are several times slower). */
 export const SOLO_WARMUP_RUNS = 4;
+/**
+ * Runs compared on each side: lone runs on an ordinary session (needed before a solo session is made), then
+ * the solo session's first runs, after which it is kept only when its median time per row is at most
+ * SOLO_KEEP_RATIO of the ordinary one's. Why measure: whether more threads pay depends on how much work each
+ * of the model's operators has, not on the run's length (measured: `convnet`, 3 ms runs, 45% faster solo;
+ * `tiny-lm` decode steps of 1 ms, 15% slower, waking the second thread for each of many small operators).
+ */
+export const SOLO_SAMPLES = 16;
+export const SOLO_KEEP_RATIO = 0.9;
 
 export type SoloState = 'off' | 'not_yet' | 'loading' | 'ready';
 
@@ -37,6 +46,10 @@ export class SoloRuns {
   reason: string;
   /** Executions and decode steps that ran solo. */
   runs = 0;
+  /** µs per row of the last SOLO_SAMPLES runs on an ordinary session that started with every worker idle. */
+  private readonly loneUs: number[] = [];
+  /** µs per row of the solo session's first SOLO_SAMPLES runs; undefined once judged. */
+  private soloUs: number[] | undefined = [];
 
   constructor(
     ineligible: string | undefined,
@@ -46,9 +59,15 @@ export class SoloRuns {
     this.reason = ineligible ?? `a solo session with ${threads} threads is made once its runs take ${SOLO_MIN_RUN_US} µs or more`;
   }
 
+  /** A run on an ordinary session that started while no worker had anything else: the baseline a solo session must beat. */
+  observeLone(usPerRow: number): void {
+    this.loneUs.push(usPerRow);
+    if (this.loneUs.length > SOLO_SAMPLES) this.loneUs.shift();
+  }
+
   /** After a run on a worker: true (once) when the solo session should be made now. */
   shouldLoad(typicalRunUs: number): boolean {
-    if (this.state !== 'not_yet' || typicalRunUs < SOLO_MIN_RUN_US) return false;
+    if (this.state !== 'not_yet' || typicalRunUs < SOLO_MIN_RUN_US || this.loneUs.length < SOLO_SAMPLES / 2) return false;
     this.state = 'loading';
     this.reason = `its runs take ${typicalRunUs.toFixed(0)} µs: a solo session with ${this.threads} threads is being made`;
     return true;
@@ -56,7 +75,7 @@ export class SoloRuns {
 
   loaded(): void {
     this.state = 'ready';
-    this.reason = `an execution or decode step with no other work running or waiting uses a session with ${this.threads} threads`;
+    this.reason = `an execution or decode step with no other work running or waiting uses a session with ${this.threads} threads (being measured against one worker's session)`;
   }
 
   failed(why: string): void {
@@ -64,10 +83,37 @@ export class SoloRuns {
     this.reason = `its solo session could not be made: ${why}`;
   }
 
+  /**
+   * A solo run took `usPerRow`. Once SOLO_SAMPLES have: 'kept' when their median per row is at most
+   * SOLO_KEEP_RATIO of the lone ordinary runs', else 'dropped' (the state is then off, and the session should go).
+   */
+  observeSolo(usPerRow: number): 'kept' | 'dropped' | undefined {
+    this.runs++;
+    if (!this.soloUs) return undefined;
+    this.soloUs.push(usPerRow);
+    if (this.soloUs.length < SOLO_SAMPLES) return undefined;
+    const solo = median(this.soloUs);
+    const lone = median(this.loneUs);
+    this.soloUs = undefined;
+    const measured = `measured ${solo.toFixed(0)} µs per row solo against ${lone.toFixed(0)} on one worker's session`;
+    if (solo <= SOLO_KEEP_RATIO * lone) {
+      this.reason = `an execution or decode step with no other work running or waiting uses a session with ${this.threads} threads: ${measured}`;
+      return 'kept';
+    }
+    this.state = 'off';
+    this.reason = `its solo session was no faster, so it was dropped: ${measured}`;
+    return 'dropped';
+  }
+
   /** Whether an execution that starts now, with `othersWaiting` false, should ask for the solo session. */
   wants(typicalRunUs: number, othersWaiting: boolean): boolean {
     return this.state === 'ready' && !othersWaiting && typicalRunUs >= SOLO_MIN_RUN_US;
   }
+}
+
+function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted.length === 0 ? 0 : sorted[sorted.length >> 1]!;
 }
 
 /**
@@ -93,6 +139,15 @@ export class SoloSessions extends EventEmitter<{ solo: [event: SoloEvent] }> {
     this.versions.delete(key);
   }
 
+  /** A solo run or decode step of `key` took `usPerRow`: counts it, and drops the session once measured no faster. */
+  observeSolo(key: string, usPerRow: number): void {
+    const solo = this.of(key);
+    const verdict = solo.observeSolo(usPerRow);
+    if (!verdict) return;
+    if (verdict === 'dropped') this.pool.unloadSolo(key);
+    this.emit('solo', { key, state: solo.state, reason: solo.reason });
+  }
+
   /**
    * After a run or decode step of `key` that was not solo, with the version's typical time now `typicalRunUs`:
    * makes its solo session when that is due, warmed up with `served` (an input it has run) when there is one.
@@ -100,18 +155,18 @@ export class SoloSessions extends EventEmitter<{ solo: [event: SoloEvent] }> {
   observe(key: string, typicalRunUs: number, served?: { inputs: readonly InferTensor[] }): void {
     const solo = this.of(key);
     if (!solo.shouldLoad(typicalRunUs)) return;
-    const settled = () => {
+    const settled = (failed: boolean) => {
       // (A version forgotten meanwhile is gone: nothing to say about it.)
-      if (this.versions.get(key) === solo) this.emit('solo', { key, state: solo.state, reason: solo.reason });
+      if (this.versions.get(key) === solo) this.emit('solo', { key, state: solo.state, reason: solo.reason, ...(failed ? { failed } : {}) });
     };
     this.pool.loadSolo(key, soloWarmup(served)).then(
       () => {
         solo.loaded();
-        settled();
+        settled(false);
       },
       (err: unknown) => {
         solo.failed(ServingError.from(err).message);
-        settled();
+        settled(true);
       },
     );
   }
