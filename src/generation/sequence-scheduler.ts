@@ -148,7 +148,7 @@ export class SequenceScheduler {
   /**
    * A step's time feeds the version's solo decision: a model whose steps take milliseconds gets a solo session,
    * and the pool's solo worker then steps a lone batch on it (execution-pool.ts hintSolo); solo steps are
-   * measured against lone steps on an ordinary session, and the session is dropped when no faster.
+   * measured against lone steps on an ordinary session, and the session is dropped when not clearly faster.
    */
   private observeStep(model: ModelLanes, index: number, tokens: GenTokens): void {
     if (!this.solo || tokens.computeMs <= 0) return;

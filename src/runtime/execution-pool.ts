@@ -282,7 +282,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
     }
   }
 
-  /** Drops `key`'s solo session (measured no faster than its ordinary one); its runs use the ordinary sessions. */
+  /** Drops `key`'s solo session (measured not clearly faster than its ordinary one); its runs use the ordinary sessions. */
   unloadSolo(key: string): void {
     if (!this.solo.delete(key) || this.closed) return;
     this.hintSolo();

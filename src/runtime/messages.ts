@@ -48,7 +48,7 @@ export type WorkerRequest =
   /** A second session of a loaded `key` with more threads, for solo runs (execution-pool.ts); answered 'loaded'. */
   | { type: 'load-solo'; id: number; key: string; path: string; settings: SessionSettings; warmup: WarmupRun[] }
   | { type: 'unload'; id: number; key: string }
-  /** Drops `key`'s solo session (the pool measured it no faster); no reply. */
+  /** Drops `key`'s solo session (measured not clearly faster); no reply. */
   | { type: 'unload-solo'; id: number; key: string }
   | {
       type: 'run';
