@@ -19,6 +19,8 @@ import { addModel, BUNDLED_MODELS_DIR, f32Tensor, seededFloats, startTestServer,
 import { addGenerationModel, generate, tokensOf } from './generation-helpers';
 import { writeSlowModel } from './fixtures/onnx-fixtures';
 import { SLOW_MODEL_UNPINNED_CONFIG } from './fixtures/configs';
+import { modelConfigSchema } from '../src/repository/model-config';
+import { SOLO_MAX_MODEL_BYTES, soloIneligibility } from '../src/repository/schedule-policy';
 
 describe('solo rule', () => {
   test('a solo session is asked for once, when the typical run reaches the threshold after enough lone runs, and used only when ready and nothing waits', () => {
@@ -60,6 +62,14 @@ describe('solo rule', () => {
     assert.equal(slower.state, 'off');
     assert.match(slower.reason, /^its solo session was not 20% faster, so it was dropped: measured 950 µs per row solo against 1000/);
     assert.equal(slower.wants(SOLO_MIN_RUN_US, false), false);
+  });
+
+  test('a version is ineligible when its config fixes its threads, it runs on another provider, or its file is large', () => {
+    const config = (session: object) => modelConfigSchema.parse({ session });
+    assert.equal(soloIneligibility(config({}), SOLO_MAX_MODEL_BYTES), undefined);
+    assert.equal(soloIneligibility(config({ intra_op_threads: 2 }), 1), 'config.yaml sets session.intra_op_threads: 2');
+    assert.equal(soloIneligibility(config({ execution_providers: ['cuda', 'cpu'] }), 1), 'it uses the cuda, cpu execution providers');
+    assert.equal(soloIneligibility(config({}), SOLO_MAX_MODEL_BYTES + 1), `its model file is 256 MiB, more than the 256 MiB a second session may hold`);
   });
 
   test('an ineligible version, or one whose session could not be made, is off and says why', () => {

@@ -187,7 +187,6 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
       graphOptimizationLevel: config.session.graph_optimization_level,
       executionMode: config.session.execution_mode,
       executionProviders: config.session.execution_providers,
-      soloIneligible: soloIneligibility(config),
     };
     ({ textPipeline: entry.textPipeline, generation: entry.generation, reason: entry.reason } = await loadConfiguredParts(folder, config));
 
@@ -291,7 +290,8 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
     }
     let loaded;
     try {
-      loaded = await this.options.pool.load(v.key, checked.path, sha256 === undefined ? entry.settings! : { ...entry.settings!, sha256 }, warmup);
+      const soloIneligible = soloIneligibility(config, checked.size);
+      loaded = await this.options.pool.load(v.key, checked.path, { ...entry.settings!, ...(sha256 === undefined ? {} : { sha256 }), ...(soloIneligible ? { soloIneligible } : {}) }, warmup);
     } catch (err) {
       const message = (err as Error).message;
       const file = path.join(String(version), MODEL_FILE);

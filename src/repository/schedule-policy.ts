@@ -35,11 +35,18 @@ export function inlineIneligibility(config: ModelConfig, modelBytes: number): st
   return undefined;
 }
 
+/**
+ * A model file larger than this never gets a solo session (scheduling/solo-runs.ts): it would hold one more
+ * copy of the weights, and the worker that makes it while the server serves takes no work for the load.
+ */
+export const SOLO_MAX_MODEL_BYTES = 256 * 1024 * 1024;
+
 /** Why a version never runs solo (on a session with more threads than config or server gave it); undefined when it may. */
-export function soloIneligibility(config: ModelConfig): string | undefined {
+export function soloIneligibility(config: ModelConfig, modelBytes: number): string | undefined {
   if (config.session.intra_op_threads > 0) return `config.yaml sets session.intra_op_threads: ${config.session.intra_op_threads}`;
   const providers = config.session.execution_providers;
   if (providers.some((p) => p !== 'cpu')) return `it uses the ${providers.join(', ')} execution providers`;
+  if (modelBytes > SOLO_MAX_MODEL_BYTES) return `its model file is ${(modelBytes / 2 ** 20).toFixed(0)} MiB, more than the ${SOLO_MAX_MODEL_BYTES / 2 ** 20} MiB a second session may hold`;
   return undefined;
 }
 
