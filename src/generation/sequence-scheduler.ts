@@ -154,13 +154,14 @@ export class SequenceScheduler {
     if (!this.solo || tokens.computeMs <= 0) return;
     const us = tokens.computeMs * 1000;
     // One token per row stepped or prefilled: the rows the step's time was for.
-    const usPerRow = us / Math.max(1, tokens.tokens.length + tokens.failed.length);
+    const rows = tokens.tokens.length + tokens.failed.length;
+    const usPerRow = us / Math.max(1, rows);
     if (tokens.solo) {
       this.solo.observeSolo(tokens.key, usPerRow);
       return;
     }
     // (Whether the other workers were idle during the step, as far as the main thread can tell when it ends.)
-    if (this.pool.othersIdle(index)) this.solo.of(tokens.key).observeLone(usPerRow);
+    if (this.pool.othersIdle(index)) this.solo.of(tokens.key).observeLone(us, rows);
     model.typicalStepUs = model.steps === 0 ? us : model.typicalStepUs + (us - model.typicalStepUs) * STEP_EWMA_WEIGHT;
     if (++model.steps >= SOLO_STEPS_SEEN) this.solo.observe(tokens.key, model.typicalStepUs);
   }

@@ -132,7 +132,7 @@ export class ExecutionLanes extends EventEmitter<{ placement: [event: PlacementE
       return result;
     }
     this.changed(slot, slot.placement.observeWorkerRun(result.computeMs, bytes));
-    if (result.alone) slot.solo.observeLone(usPerRow);
+    if (result.alone) slot.solo.observeLone(result.computeMs * 1000, options.rows);
     this.solo.observe(slot.key, slot.placement.typicalRunUs, slot.blame.knownGoodInput);
     return result;
   }

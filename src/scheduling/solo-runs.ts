@@ -48,8 +48,9 @@ export class SoloRuns {
   reason: string;
   /** Executions and decode steps that ran solo. */
   runs = 0;
-  /** µs per row of the last SOLO_SAMPLES runs on an ordinary session that started with every worker idle. */
+  /** The last SOLO_SAMPLES runs on an ordinary session that started with every worker idle: µs per row, and µs. */
   private readonly loneUs: number[] = [];
+  private readonly loneRunUs: number[] = [];
   /** µs per row of the solo session's first SOLO_SAMPLES runs; undefined once judged. */
   private soloUs: number[] | undefined = [];
 
@@ -61,15 +62,23 @@ export class SoloRuns {
     this.reason = ineligible ?? `a solo session with ${threads} threads is made once its runs take ${SOLO_MIN_RUN_US} µs or more`;
   }
 
-  /** A run on an ordinary session that started while no worker had anything else: the baseline a solo session must beat. */
-  observeLone(usPerRow: number): void {
-    this.loneUs.push(usPerRow);
-    if (this.loneUs.length > SOLO_SAMPLES) this.loneUs.shift();
+  /** A run of `rows` rows on an ordinary session that started while no worker had anything else: the baseline a solo session must beat. */
+  observeLone(runUs: number, rows: number): void {
+    this.loneUs.push(runUs / Math.max(1, rows));
+    this.loneRunUs.push(runUs);
+    if (this.loneUs.length > SOLO_SAMPLES) {
+      this.loneUs.shift();
+      this.loneRunUs.shift();
+    }
   }
 
-  /** After a run on a worker: true (once) when the solo session should be made now. */
+  /**
+   * After a run on a worker: true (once) when the solo session should be made now: the typical run and the
+   * median of the lone runs both reach SOLO_MIN_RUN_US. (Not the typical run alone: a moving average starts at
+   * the first run, which pays a new session's first-run costs, so a cheap model looks slow for its first runs.)
+   */
   shouldLoad(typicalRunUs: number): boolean {
-    if (this.state !== 'not_yet' || typicalRunUs < SOLO_MIN_RUN_US || this.loneUs.length < SOLO_SAMPLES / 2) return false;
+    if (this.state !== 'not_yet' || typicalRunUs < SOLO_MIN_RUN_US || this.loneRunUs.length < SOLO_SAMPLES / 2 || median(this.loneRunUs) < SOLO_MIN_RUN_US) return false;
     this.state = 'loading';
     this.reason = `its runs take ${typicalRunUs.toFixed(0)} µs: a solo session with ${this.threads} threads is being made`;
     return true;
