@@ -26,11 +26,17 @@ export function batchingProblems(config: ModelConfig, inputs: TensorSpec[], outp
  */
 export const INLINE_MAX_MODEL_BYTES = 16 * 1024 * 1024;
 
+/** "it uses the ... execution providers" when the version runs on anything but the CPU alone; else undefined. */
+function otherProviders(config: ModelConfig): string | undefined {
+  const providers = config.session.execution_providers;
+  return providers.some((p) => p !== 'cpu') ? `it uses the ${providers.join(', ')} execution providers` : undefined;
+}
+
 /** Why a version must stay on the workers whatever its run times; undefined when it may run inline. */
 export function inlineIneligibility(config: ModelConfig, modelBytes: number): string | undefined {
   if (config.execution.placement === 'worker') return 'config.yaml sets execution.placement: worker';
-  const providers = config.session.execution_providers;
-  if (providers.some((p) => p !== 'cpu')) return `it uses the ${providers.join(', ')} execution providers (main-thread runs use the CPU only)`;
+  const providers = otherProviders(config);
+  if (providers) return `${providers} (main-thread runs use the CPU only)`;
   if (modelBytes > INLINE_MAX_MODEL_BYTES) return `its model file is ${(modelBytes / 2 ** 20).toFixed(0)} MiB, more than the ${INLINE_MAX_MODEL_BYTES / 2 ** 20} MiB a main-thread session may hold`;
   return undefined;
 }
@@ -44,8 +50,8 @@ export const SOLO_MAX_MODEL_BYTES = 256 * 1024 * 1024;
 /** Why a version never runs solo (on a session with more threads than config or server gave it); undefined when it may. */
 export function soloIneligibility(config: ModelConfig, modelBytes: number): string | undefined {
   if (config.session.intra_op_threads > 0) return `config.yaml sets session.intra_op_threads: ${config.session.intra_op_threads}`;
-  const providers = config.session.execution_providers;
-  if (providers.some((p) => p !== 'cpu')) return `it uses the ${providers.join(', ')} execution providers`;
+  const providers = otherProviders(config);
+  if (providers) return providers;
   if (modelBytes > SOLO_MAX_MODEL_BYTES) return `its model file is ${(modelBytes / 2 ** 20).toFixed(0)} MiB, more than the ${SOLO_MAX_MODEL_BYTES / 2 ** 20} MiB a second session may hold`;
   return undefined;
 }

@@ -50,6 +50,8 @@ interface WorkerHandle {
 }
 
 const WORKER_SCRIPT = path.join(__dirname, 'worker.js');
+/** The worker has a run in flight or sequences it decodes. */
+const busy = (h: WorkerHandle) => h.inflight > 0 || h.decoding.size > 0;
 /** The worker that holds the solo sessions (any would do: solo runs happen only when every worker is idle). */
 const SOLO_WORKER = 0;
 
@@ -291,7 +293,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
 
   /** No worker other than `index` runs or decodes anything. */
   othersIdle(index: number): boolean {
-    return this.handles.every((h) => h.index === index || (h.inflight === 0 && h.decoding.size === 0));
+    return this.handles.every((h) => h.index === index || !busy(h));
   }
 
   private soloSettings(settings: SessionSettings): SessionSettings {
@@ -305,8 +307,8 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
    */
   private hintSolo(): void {
     const soloWorker = this.handles[SOLO_WORKER]!;
-    let alone = this.solo.size > 0 && soloWorker.decoding.size > 0 && this.retired.size === 0 && !this.closed;
-    for (const h of this.handles) if (h !== soloWorker && (h.inflight > 0 || h.decoding.size > 0)) alone = false;
+    // (Called on every run's start and end: with no solo session, or no sequences there, it stops at the first test.)
+    const alone = this.solo.size > 0 && soloWorker.decoding.size > 0 && this.retired.size === 0 && !this.closed && this.othersIdle(SOLO_WORKER);
     if (alone === this.soloHint) return;
     this.soloHint = alone;
     soloWorker.worker.postMessage({ type: 'solo-hint', id: 0, alone } satisfies WorkerRequest);
@@ -314,9 +316,7 @@ export class ExecutionPool extends EventEmitter<ExecutionPoolEvents> {
 
   /** No worker runs or decodes anything (a retired worker still in its run counts as busy). */
   private allIdle(): boolean {
-    if (this.closed || this.retired.size > 0) return false;
-    for (const h of this.handles) if (h.inflight > 0 || h.decoding.size > 0) return false;
-    return true;
+    return !this.closed && this.retired.size === 0 && !this.handles.some(busy);
   }
 
   /**

@@ -18,13 +18,15 @@ const soloSessions = new Map<string, NativeSession>();
 /** The sequences this worker generates; their KV caches live here and never cross threads. */
 /** Set by the pool ('solo-hint'): no other worker has work, so decode steps may use the solo sessions. */
 let alone = false;
+/** The session a run or decode step of `key` uses: the solo one when asked for and there is one, else the ordinary one. */
+function sessionFor(key: string, solo: boolean): { session: NativeSession; solo: boolean } | undefined {
+  const soloSession = solo ? soloSessions.get(key) : undefined;
+  if (soloSession) return { session: soloSession, solo: true };
+  const session = sessions.get(key);
+  return session && { session, solo: false };
+}
 const decoding = new DecodeLoop(
-  (key) => {
-    const solo = alone ? soloSessions.get(key) : undefined;
-    if (solo) return { session: solo, solo: true };
-    const session = sessions.get(key);
-    return session && { session, solo: false };
-  },
+  (key) => sessionFor(key, alone),
   (tokens) => reply({ type: 'gen-tokens', id: 0, ...tokens }),
   (key) => {
     if (exitOnRun.has(key)) process.exit(70); // as for runs: the thread dies mid-generation
@@ -81,7 +83,7 @@ function dropSolo(key: string): void {
 }
 
 function run(message: WorkerRequest & { type: 'run' }): void {
-  const session = (message.solo && soloSessions.get(message.key)) || sessions.get(message.key);
+  const session = sessionFor(message.key, message.solo === true)?.session;
   if (!session) {
     reply({ type: 'error', id: message.id, kind: 'protocol', message: `session '${message.key}' is not loaded in this worker` });
     return;

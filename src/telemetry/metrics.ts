@@ -161,14 +161,13 @@ export class ServerMetrics {
       const cells = this.batchCellsOf(b.key);
       this.statistics.observeExecution(cells.labels.model, cells.labels.version, b.rows, b.computeMs, b.ok);
       cells.seconds.observe(b.computeMs / 1000);
-      if (b.solo) (cells.solo ??= this.soloExecutions.cell(cells.labels)).inc();
+      if (b.solo) this.countSolo(cells);
       if (b.ok) cells.rowsDone.inc(b.rows);
       else (cells.failures ??= this.batchFailures.cell(cells.labels)).inc();
     });
     this.listen(parts.pool, 'gen-tokens', (_index: number, step: GenTokens) => {
       if (!step.solo) return;
-      const cells = this.batchCellsOf(step.key);
-      (cells.solo ??= this.soloExecutions.cell(cells.labels)).inc();
+      this.countSolo(this.batchCellsOf(step.key));
     });
     this.listen(parts.scheduler, 'dropped', (k: string) => this.dropped.inc(key(k)));
     this.listen(parts.pool, 'execution-timeout', (k: string) => this.timeouts.inc(key(k)));
@@ -216,6 +215,11 @@ export class ServerMetrics {
     let cell = this.inflightCells.get(protocol);
     if (!cell) this.inflightCells.set(protocol, (cell = this.inflightGauge.cell({ protocol })));
     cell.inc(delta);
+  }
+
+  /** An execution or decode step of the version ran solo (scheduling/solo-runs.ts). */
+  private countSolo(cells: BatchCells): void {
+    (cells.solo ??= this.soloExecutions.cell(cells.labels)).inc();
   }
 
   private batchCellsOf(versionKey: string): BatchCells {
