@@ -2,22 +2,50 @@
  * Traces: a Predict carrying a W3C traceparent yields a server span in that trace carrying the model, cache
  * and queue figures as attributes, and a batch span beneath it; a batch span links every request it served.
  * One span per request plus one per execution: no spans that only hold a number.
- * The spans are collected by an in-memory exporter registered before the server starts.
+ * The spans are collected by an in-memory exporter registered before the server starts, with the server's own
+ * context manager (src/telemetry/sync-context.ts: no context across async steps), so every front door must hand
+ * its span to the pipeline by hand.
  */
 import * as grpc from '@grpc/grpc-js';
 import { SpanKind } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { after, before, test } from 'node:test';
+import type { ExportResult } from '@opentelemetry/core';
+import { createInferenceClient } from '../src/client/inference-client';
+import { SynchronousContextManager } from '../src/telemetry/sync-context';
 import { addModel, copyBundledModel, f32Tensor, seededFloats, slowRequest, startRun, startTestServer, tempDir, unary, waitQueued, type TestServer } from './common';
 import { writeSlowModel } from './fixtures/onnx-fixtures';
 import { SLOW_MODEL_CONFIG } from './fixtures/configs';
 import { addGenerationModel, generate } from './generation-helpers';
 
-const exporter = new InMemorySpanExporter();
+/** An in-memory exporter that also announces each finished span, so a test can wait for one that ends after its call. */
+class AnnouncingExporter extends InMemorySpanExporter {
+  readonly ended = new EventEmitter<{ span: [span: ReadableSpan] }>();
+  override export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
+    super.export(spans, done);
+    for (const s of spans) this.ended.emit('span', s);
+  }
+  /** The first finished span `match` accepts, now or when it ends. */
+  spanEnded(match: (s: ReadableSpan) => boolean): Promise<ReadableSpan> {
+    const found = this.getFinishedSpans().find(match);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve) => {
+      const listener = (s: ReadableSpan) => {
+        if (!match(s)) return;
+        this.ended.off('span', listener);
+        resolve(s);
+      };
+      this.ended.on('span', listener);
+    });
+  }
+}
+
+const exporter = new AnnouncingExporter();
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-provider.register();
+provider.register({ contextManager: new SynchronousContextManager() });
 
 let repo: ReturnType<typeof tempDir>;
 let ts: TestServer;
@@ -137,4 +165,76 @@ test('a Generate stream is one server span: token counts, finish reason and seed
   assert.equal(span!.attributes['tensorgate.generate.finish_reason'], 'length');
   assert.equal(span!.attributes['tensorgate.generate.seed'], '99');
   assert.deepEqual(span!.events.map((e) => e.name), ['tensorgate.generate.first_token']);
+});
+
+const inTrace = (traceId: string) => exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+const serverSpan = (spans: ReadableSpan[]) => spans.find((s) => s.kind === SpanKind.SERVER);
+const httpBase = () => `http://127.0.0.1:${ts.server.httpPort}`;
+
+test('v2 ModelInfer (gRPC) and v2 REST infer: the server span carries the model and queue figures, and the execution is its child', async () => {
+  exporter.reset();
+  const V2_TRACE = 'a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1';
+  const REST_TRACE = 'b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2';
+  const v2 = createInferenceClient(ts.address);
+  try {
+    const request = { model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 64] }], raw_input_contents: [Buffer.from(seededFloats(64, 31).buffer)] };
+    await new Promise((resolve, reject) => v2.ModelInfer(request, traceparent(V2_TRACE, '00f067aa0ba902b7'), (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res))));
+  } finally {
+    v2.close();
+  }
+  const rest = await fetch(`${httpBase()}/v2/models/mlp/infer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', traceparent: `00-${REST_TRACE}-00f067aa0ba902b7-01` },
+    body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 64], data: Array.from(seededFloats(64, 32)) }] }),
+  });
+  assert.equal(rest.status, 200, await rest.text());
+  for (const [traceId, method] of [[V2_TRACE, /ModelInfer$/], [REST_TRACE, /infer$/]] as const) {
+    const spans = inTrace(traceId);
+    const server = serverSpan(spans);
+    assert.ok(server, `a server span among ${spans.map((s) => s.name).join(', ')}`);
+    assert.match(server.name, method);
+    assert.equal(server.attributes['tensorgate.model'], 'mlp');
+    assert.equal(server.attributes['tensorgate.cache.hit'], false);
+    assert.equal(server.attributes['tensorgate.queue.outcome'], 'dispatched');
+    const [batch] = byName(spans, 'tensorgate.batch');
+    assert.ok(batch, `a batch span in ${server.name}'s trace`);
+    assert.equal(parentOf(batch), server.spanContext().spanId);
+  }
+});
+
+test("an async job's span is a child of its submission's span, and its execution a child of the job's span", async () => {
+  exporter.reset();
+  const JOB_TRACE = 'c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3';
+  const submitted = await fetch(`${httpBase()}/v2/models/mlp/infer?async=true`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', traceparent: `00-${JOB_TRACE}-00f067aa0ba902b7-01` },
+    body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 64], data: Array.from(seededFloats(64, 33)) }] }),
+  });
+  assert.equal(submitted.status, 202, await submitted.text());
+  const job = await exporter.spanEnded((s) => s.spanContext().traceId === JOB_TRACE && s.name.startsWith('job '));
+  const spans = inTrace(JOB_TRACE);
+  const submission = serverSpan(spans);
+  assert.ok(submission, `the submission's server span among ${spans.map((s) => s.name).join(', ')}`);
+  assert.equal(parentOf(job), submission.spanContext().spanId);
+  assert.equal(job.attributes['tensorgate.model'], 'mlp');
+  assert.equal(job.attributes['tensorgate.queue.outcome'], 'dispatched');
+  const [batch] = byName(spans, 'tensorgate.batch');
+  assert.ok(batch, `a batch span among ${spans.map((s) => s.name).join(', ')}`);
+  assert.equal(parentOf(batch), job.spanContext().spanId);
+});
+
+test("an OpenAI chat completion's server span carries the generation figures", async () => {
+  exporter.reset();
+  const CHAT_TRACE = 'd4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4';
+  const res = await fetch(`${httpBase()}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', traceparent: `00-${CHAT_TRACE}-00f067aa0ba902b7-01` },
+    body: JSON.stringify({ model: 'gqa', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3, temperature: 0 }),
+  });
+  assert.equal(res.status, 200, await res.text());
+  const server = serverSpan(inTrace(CHAT_TRACE));
+  assert.ok(server);
+  assert.equal(server.attributes['tensorgate.model'], 'gqa');
+  assert.equal(server.attributes['tensorgate.generate.completion_tokens'], 3);
+  assert.equal(server.attributes['tensorgate.generate.finish_reason'], 'length');
 });

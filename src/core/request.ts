@@ -1,6 +1,7 @@
 /**
  * The one internal request every front door produces and the one result the pipeline gives back.
  */
+import type { Span } from '@opentelemetry/api';
 import type { CancelSignal } from './cancellation';
 import type { InferTensor } from './tensor';
 
@@ -47,6 +48,12 @@ export interface InferenceRequest {
   feedbackId?: string;
   /** Not a prediction a caller sees (an explanation's occlusion rows): live accuracy neither counts nor remembers it. */
   unobserved?: boolean;
+  /**
+   * The request's span (the front door's SERVER span, or an async job's span): the pipeline and the scheduler
+   * put their figures on it and link the execution to it. Passed by hand, not found in an active context: the
+   * server propagates no context across async steps (src/telemetry/sync-context.ts says why).
+   */
+  span?: Span;
 }
 
 export interface InferenceResult {

@@ -12,6 +12,7 @@
  * model's max_batch_size, since the batch holds the text and one row per word); a longer text is refused
  * rather than explained in part. Offsets are UTF-16 code units (JavaScript string indexes).
  */
+import type { Span } from '@opentelemetry/api';
 import { Code, echo, internal, invalidArgument, resourceExhausted, ServingError } from '../core/errors';
 import type { CancelSignal } from '../core/cancellation';
 import type { InferenceResult } from '../core/request';
@@ -34,6 +35,8 @@ export interface ExplainInput {
   priority?: number;
   timeoutMs?: number;
   bypassCache?: boolean;
+  /** The call's span (InferenceRequest.span). */
+  span?: Span;
 }
 
 export interface WordContribution {
@@ -116,6 +119,7 @@ export class OcclusionExplainer {
       timeoutMs: input.timeoutMs,
       bypassCache: input.bypassCache,
       unobserved: true,
+      span: input.span,
     });
 
     const scores = scoreMatrix(result.outputs, pipeline.config.output, words.length + 1, labels.length);

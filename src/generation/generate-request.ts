@@ -4,6 +4,7 @@
  * it and its range; nothing is silently ignored or clamped. Names in messages are the wire names
  * (snake_case, as in the proto and the OpenAI API).
  */
+import type { Span } from '@opentelemetry/api';
 import type { CancelSignal } from '../core/cancellation';
 import { invalidArgument } from '../core/errors';
 import type { SamplingDefaults } from './generation-model';
@@ -39,6 +40,8 @@ export interface GenerateRequest {
   requestId: string;
   /** The authenticated caller's limits from the access policy (--auth-config generation_limits), if any. */
   callerLimits?: GenerationLimits;
+  /** The stream's span (the front door's SERVER span, or an async job's): InferenceRequest.span. */
+  span?: Span;
 }
 
 export const MAX_STOP_STRINGS = 8;

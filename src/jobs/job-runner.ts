@@ -19,7 +19,7 @@
  * race against an already resolved promise (reactions run in the order they were registered): a failure
  * that comes later (queue full, deadline, the model failing) is the job's outcome instead.
  */
-import { context, isSpanContextValid, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import type { CancelSignal } from '../core/cancellation';
 import { cancelled, SERVER_ERROR_CODES, ServingError, unimplemented } from '../core/errors';
 import type { RequestObserver, RequestRecord } from '../api/request-record';
@@ -41,6 +41,8 @@ export interface JobContext {
   readonly record: RequestRecord;
   /** The work has left the queue: an inference dispatched (InferenceRequest.onDispatch), a generation's first token. */
   running(): void;
+  /** The job's span: the work's requests carry it (InferenceRequest.span). */
+  readonly span: Span;
 }
 
 export interface JobWork<R> {
@@ -52,8 +54,10 @@ export interface JobWork<R> {
   /** The submission's route, as its record names it: "POST /v2/models/{name}/infer". */
   route: string;
   requestId: string;
+  /** The submitting call's span: the job's span is its child. */
+  parent?: Span;
   /**
-   * Starts the work in the pipeline; called once, synchronously, inside the job's span. Return the pipeline's
+   * Starts the work in the pipeline; called once, synchronously. Return the pipeline's
    * own promise (not one derived from it with then()), so that a refusal at validation is seen as one.
    */
   start(job: JobContext): Promise<R>;
@@ -96,7 +100,8 @@ export class JobRunner {
   async submit<R>(work: JobWork<R>): Promise<Job> {
     if (this.options.disabled) throw unimplemented(this.options.disabled);
     const job = this.store.create(work.kind, work.who?.label, work.model);
-    const span = tracer().startSpan(`job ${work.route}`, { kind: SpanKind.INTERNAL, attributes: { [ATTR_JOB_ID]: job.id } });
+    const parent = work.parent ? trace.setSpan(ROOT_CONTEXT, work.parent) : ROOT_CONTEXT;
+    const span = tracer().startSpan(`job ${work.route}`, { kind: SpanKind.INTERNAL, attributes: { [ATTR_JOB_ID]: job.id } }, parent);
     const record: RequestRecord = { protocol: 'http', method: `job ${work.route}`, model: work.model, version: '', code: 'OK', seconds: 0, requestId: work.requestId };
     // An inference job counts in the v2 statistics as the inference it is (its submission does not).
     if (work.kind === 'infer') record.inference = true;
@@ -104,10 +109,10 @@ export class JobRunner {
     if (isSpanContextValid(span.spanContext())) record.traceId = span.spanContext().traceId;
     const running = () => this.store.markRunning(job);
     this.executions.set(job.id, { record, span, started: performance.now() });
-    const ctx: JobContext = { id: job.id, signal: job.cancellation, deadline: Date.now() + this.options.limits.ttlMs, record, running };
+    const ctx: JobContext = { id: job.id, signal: job.cancellation, deadline: Date.now() + this.options.limits.ttlMs, record, running, span };
     let outcome: Promise<R>;
     try {
-      outcome = context.with(trace.setSpan(context.active(), span), () => work.start(ctx));
+      outcome = work.start(ctx);
     } catch (err) {
       outcome = Promise.reject(err);
     }

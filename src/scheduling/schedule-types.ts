@@ -2,6 +2,7 @@
  * The scheduler's public shapes: what callers submit and get back, a model version's schedule, and the events
  * the scheduler emits (metrics, logs and the bench listen to them).
  */
+import type { Span } from '@opentelemetry/api';
 import type { CancelSignal } from '../core/cancellation';
 import type { InferTensor } from '../core/tensor';
 import type { RunResult } from '../runtime/execution-pool';
@@ -22,6 +23,8 @@ export interface ScheduledRun {
   timeoutMs?: number;
   /** Called once when the request leaves the queue for execution. */
   onDispatch?: () => void;
+  /** The request's span (InferenceRequest.span): gets the queue outcome and wait, and a link from the execution's span. */
+  span?: Span;
 }
 
 export interface ScheduledResult extends RunResult {

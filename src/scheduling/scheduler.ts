@@ -12,7 +12,7 @@
  * from measured run times): one inline execution at a time, started from a setImmediate so that every
  * request decoded in the same event-loop turn joins its batch.
  */
-import { context, SpanStatusCode, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
 import { EventEmitter } from 'node:events';
 import { cancelled, deadlineExceeded, invalidArgument, ModelRunError, ServingError, unavailable } from '../core/errors';
 import { clampDelay, setTimerAt } from '../core/timers';
@@ -27,7 +27,7 @@ import { Placement } from './placement';
 import { SoloSessions, type SoloRuns } from './solo-runs';
 import type { ModelSchedule, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
 import { ATTR_BATCH_REQUESTS, ATTR_BATCH_ROWS, ATTR_QUEUE_OUTCOME, ATTR_QUEUE_WAIT_MS, SPAN_BATCH } from '../telemetry/semconv';
-import { recordingSpan, tracer } from '../telemetry/tracing';
+import { tracer } from '../telemetry/tracing';
 
 export type { BatchDone, BatchStarted, ModelSchedule, PlacementEvent, ScheduledResult, ScheduledRun, SchedulerEvents, SoloEvent } from './schedule-types';
 
@@ -195,9 +195,8 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     if (refusal) return Promise.reject(refusal);
 
     return new Promise<ScheduledResult>((resolve, reject) => {
-      const traceContext = context.active();
       const pending: Pending = {
-        traceContext,
+        span: run.span?.isRecording() ? run.span : undefined,
         key: run.key,
         inputs: run.inputs,
         outputs: run.outputs,
@@ -241,7 +240,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     r.settled = true;
     if (r.onAbort) r.signal?.removeEventListener('abort', r.onAbort);
     r.timer?.clear();
-    if (!r.dispatched) recordingSpan(r.traceContext)?.setAttributes({ [ATTR_QUEUE_OUTCOME]: 'dropped', [ATTR_QUEUE_WAIT_MS]: performance.now() - r.enqueuedAt });
+    if (!r.dispatched) r.span?.setAttributes({ [ATTR_QUEUE_OUTCOME]: 'dropped', [ATTR_QUEUE_WAIT_MS]: performance.now() - r.enqueuedAt });
     if (outcome instanceof ServingError) r.reject(outcome);
     else r.resolve(outcome);
   }
@@ -313,7 +312,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
       r.dispatched = true;
       if (r.onAbort) r.signal?.removeEventListener('abort', r.onAbort);
       r.timer?.clear();
-      recordingSpan(r.traceContext)?.setAttributes({ [ATTR_QUEUE_OUTCOME]: 'dispatched', [ATTR_QUEUE_WAIT_MS]: now - r.enqueuedAt });
+      r.span?.setAttributes({ [ATTR_QUEUE_OUTCOME]: 'dispatched', [ATTR_QUEUE_WAIT_MS]: now - r.enqueuedAt });
       r.onDispatch?.();
     }
     this.lanes.start(slot, membersBytes(batch), batch.length, (inline) => this.execute(slot, batch, inline));
@@ -340,17 +339,17 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     const key = live[0]!.key;
     const started = performance.now();
     const rows = live.reduce((n, r) => n + r.rows, 0);
-    // One execution serves several traces: it is a child of the first request's trace and links to every
-    // request's span (the OpenTelemetry pattern for batch processing). With no member's span recording (no
-    // SDK, or none sampled) there is no trace to put it in, and no span is made.
-    const batchSpan = live.some((r) => recordingSpan(r.traceContext))
+    // One execution serves several traces: it is a child of the first traced request's span and links to
+    // every traced request's span (the OpenTelemetry pattern for batch processing). With no member's span
+    // recording (no SDK, or none sampled) there is no trace to put it in, and no span is made.
+    const batchSpan = live.some((r) => r.span)
       ? tracer().startSpan(
           SPAN_BATCH,
           {
             attributes: { 'tensorgate.session': key, [ATTR_BATCH_REQUESTS]: live.length, [ATTR_BATCH_ROWS]: rows },
             links: requestLinks(live),
           },
-          live[0]!.traceContext,
+          trace.setSpan(ROOT_CONTEXT, live.find((r) => r.span)!.span!),
         )
       : undefined;
     const single = live.length === 1;

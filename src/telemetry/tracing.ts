@@ -4,7 +4,8 @@
  * cache, queue, batch) rather than by auto-instrumentation, so both front doors and the batch links are
  * described the same way; W3C trace context is read from gRPC metadata / HTTP headers.
  */
-import { context, propagation, trace, type Context, type Span, type TextMapGetter, type Tracer, type TracerProvider } from '@opentelemetry/api';
+import { context, propagation, trace, type Context, type TextMapGetter, type Tracer, type TracerProvider } from '@opentelemetry/api';
+import { SynchronousContextManager } from './sync-context';
 
 export const TRACER_NAME = 'tensorgate';
 
@@ -19,15 +20,6 @@ export function tracer(): Tracer {
   const provider = trace.getTracerProvider();
   if (tracerOf?.provider !== provider) tracerOf = { provider, tracer: provider.getTracer(TRACER_NAME) };
   return tracerOf.tracer;
-}
-
-/**
- * The span of `ctx` when it records. The request path sets attributes only then: attribute objects built for
- * a non-recording span (no SDK, or not sampled) are garbage the span ignores.
- */
-export function recordingSpan(ctx: Context | undefined): Span | undefined {
-  const span = ctx && trace.getSpan(ctx);
-  return span?.isRecording() ? span : undefined;
 }
 
 /**
@@ -60,6 +52,8 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): TelemetryHan
     metricReaders: [],
     logRecordProcessors: [],
     instrumentations: [],
+    // Requests carry their span by hand; see sync-context.ts for what async context propagation would cost.
+    contextManager: new SynchronousContextManager(),
   });
   sdk.start();
   return { shutdown: () => sdk.shutdown() };

@@ -4,6 +4,7 @@
  * `optional` fields undefined when the client did not set them, which is how "the model's default" is told
  * apart from an explicit 0.
  */
+import type { Span } from '@opentelemetry/api';
 import type * as grpc from '@grpc/grpc-js';
 import type { CancelSignal } from '../../core/cancellation';
 import { invalidArgument } from '../../core/errors';
@@ -43,7 +44,7 @@ function int64List(name: string, values: readonly (string | number)[]): number[]
   });
 }
 
-export function generateRequestFromProto(m: GenerateRequestMessage, call: { requestId: string; deadline: number | undefined; signal: CancelSignal; callerLimits?: GenerationLimits }): GenerateRequest {
+export function generateRequestFromProto(m: GenerateRequestMessage, call: { requestId: string; deadline: number | undefined; signal: CancelSignal; callerLimits?: GenerationLimits; span?: Span }): GenerateRequest {
   const timeoutUs = Number(m.options?.timeout_us ?? 0);
   const timeoutDeadline = timeoutUs > 0 ? Date.now() + timeoutUs / 1000 : undefined;
   const deadline = [call.deadline, timeoutDeadline].filter((d): d is number => d !== undefined).reduce<number | undefined>((a, b) => (a === undefined ? b : Math.min(a, b)), undefined);
@@ -70,6 +71,7 @@ export function generateRequestFromProto(m: GenerateRequestMessage, call: { requ
     signal: call.signal,
     requestId: call.requestId,
     ...(call.callerLimits ? { callerLimits: call.callerLimits } : {}),
+    span: call.span,
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { ServerSurfaceCall } from '@grpc/grpc-js/build/src/server-call';
+import type { Span } from '@opentelemetry/api';
 import { ServingError, clip, invalidArgument } from '../../core/errors';
 import type { CancelSignal } from '../../core/cancellation';
 import { ATTR_REQUEST_ID } from '../../telemetry/semconv';
@@ -38,9 +39,9 @@ export function createInferenceService(parts: InferenceServiceParts): grpc.Untyp
     };
 
   /** One inference: the v2 request through the pipeline, answered in the request's output form. */
-  const infer = async (msg: ModelInferRequestMessage, record: RequestRecord, call: ServerSurfaceCall, signal: CancelSignal) => {
+  const infer = async (msg: ModelInferRequestMessage, record: RequestRecord, call: ServerSurfaceCall, signal: CancelSignal, span: Span) => {
     const v2 = inferRequestFromProto(msg);
-    const request = toInferenceRequest(v2, GRPC_PARAMETERS, { deadline: callDeadline(call), signal });
+    const request = toInferenceRequest(v2, GRPC_PARAMETERS, { deadline: callDeadline(call), signal, span });
     record.requestId = request.requestId;
     const result = await pipeline.predict(request);
     Object.assign(record, resultFields(result));
@@ -91,7 +92,7 @@ export function createInferenceService(parts: InferenceServiceParts): grpc.Untyp
         record,
         async (span) => {
           span.setAttribute(ATTR_REQUEST_ID, clip(call.request.id));
-          return infer(call.request, record, call, cancellation.signal);
+          return infer(call.request, record, call, cancellation.signal, span);
         },
         () => cancellation.release(),
       );
@@ -128,7 +129,7 @@ export function createInferenceService(parts: InferenceServiceParts): grpc.Untyp
           finishIfDone();
         };
         if (isGarbage) envelope.refuse(start, invalidArgument(msg.describe()), answer);
-        else envelope.serve(start, async () => infer(msg, record, call, cancellation.signal), answer);
+        else envelope.serve(start, async (span) => infer(msg, record, call, cancellation.signal, span), answer);
       });
       call.on('end', () => {
         clientDone = true;

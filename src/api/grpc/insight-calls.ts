@@ -63,6 +63,7 @@ export function insightCalls(envelope: RequestEnvelope, parts: InsightParts): gr
             priority: req.options?.priority ?? 0,
             timeoutMs: Number(req.options?.timeout_us ?? 0) / 1000,
             bypassCache: req.options?.bypass_cache ?? false,
+            span,
           });
           Object.assign(record, resultFields(result));
           return explanation;

@@ -100,6 +100,7 @@ export function createModelService(
             priority: req.options?.priority ?? 0,
             timeoutMs: Number(req.options?.timeout_us ?? 0) / 1000,
             bypassCache: req.options?.bypass_cache ?? false,
+            span,
           });
           Object.assign(record, resultFields(result));
           return {
@@ -135,7 +136,7 @@ export function createModelService(
         grpcCallStart(call, MODEL_SERVICE_NAME, record),
         async (span, who) => {
           span.setAttribute(ATTR_REQUEST_ID, clip(requestId));
-          const request = generateRequestFromProto(req, { requestId, deadline: callDeadline(call), signal: cancellation.signal, callerLimits: who?.generationLimits });
+          const request = generateRequestFromProto(req, { requestId, deadline: callDeadline(call), signal: cancellation.signal, callerLimits: who?.generationLimits, span });
           const usage = await pipelines.generate.generate(request, generateResponses(call, requestId, record));
           Object.assign(record, { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, finishReason: usage.finishReason });
         },

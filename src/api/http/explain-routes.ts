@@ -39,6 +39,7 @@ export function explainRoutes(explainer: OcclusionExplainer, maxBodyBytes: numbe
         requestId,
         ...(req.id ? { routingKey: req.id } : {}),
         signal,
+        span,
       });
       Object.assign(record, resultFields(result));
       return explanation;

@@ -104,7 +104,8 @@ export async function submitInferJob(
     who: call.who,
     route: call.route,
     requestId: inference.requestId,
-    start: (ctx) => parts.pipeline.predict({ ...inference, signal: ctx.signal, deadline: ctx.deadline, onDispatch: ctx.running }),
+    parent: inference.span,
+    start: (ctx) => parts.pipeline.predict({ ...inference, signal: ctx.signal, deadline: ctx.deadline, onDispatch: ctx.running, span: ctx.span }),
     answer: (result, jobRecord) => {
       Object.assign(jobRecord, resultFields(result));
       const answer = inferResponseToRest(toV2Response(result, v2), () => false);

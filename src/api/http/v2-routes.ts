@@ -158,7 +158,7 @@ async function infer(deps: V2RestDeps, { request, params, record, signal, span, 
   const job = asyncRequested(request.query);
   const v2 = inferRequestFromRest(bodyBytes(request), request.headers[HEADER_LENGTH], params.name ?? '', params.version ?? '');
   if (v2.id) span.setAttribute(ATTR_REQUEST_ID, clip(v2.id));
-  const inference = toInferenceRequest(v2, REST_PARAMETERS, { signal });
+  const inference = toInferenceRequest(v2, REST_PARAMETERS, { signal, span });
   const binary = binaryOutputChoice(v2);
   record.requestId = inference.requestId;
   if (job) {

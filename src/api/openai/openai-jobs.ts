@@ -24,7 +24,7 @@ export function submitGenerationJob(deps: OpenAiDeps, request: FastifyRequest, r
   const record: RequestRecord = { protocol: 'http', method: `POST ${path}`, model: typeof body?.model === 'string' ? body.model : '', version: '', code: 'OK', seconds: 0, requestId };
   deps.envelope.serve(
     httpCallStart(request.headers, 'POST', path, record),
-    async (_span, who) => {
+    async (span, who) => {
       asyncRequested(request.query); // refuses a value other than true or false
       if (!deps.jobs) throw unimplemented('async jobs are not served on this port');
       if (body?.stream === true) {
@@ -45,9 +45,10 @@ export function submitGenerationJob(deps: OpenAiDeps, request: FastifyRequest, r
         who,
         route: `POST ${path}`,
         requestId,
+        parent: span,
         start: (ctx) =>
           deps.generation.generate(
-            { ...generate, signal: ctx.signal, deadline: ctx.deadline },
+            { ...generate, signal: ctx.signal, deadline: ctx.deadline, span: ctx.span },
             {
               start(info) {
                 model = info.model;

@@ -5,6 +5,7 @@
  * unknown fields, n > 1, logprobs, tools and non-text response formats are refused, not ignored; `user`
  * is accepted and only logged nowhere (documented).
  */
+import type { Span } from '@opentelemetry/api';
 import { z } from 'zod';
 import type { CancelSignal } from '../../core/cancellation';
 import { Code, invalidArgument, ServingError } from '../../core/errors';
@@ -94,6 +95,7 @@ interface CallContext {
   requestId: string;
   signal: CancelSignal;
   callerLimits?: GenerationLimits;
+  span?: Span;
 }
 
 const opt = <T>(v: T | null | undefined): T | undefined => (v === null ? undefined : v);
@@ -119,6 +121,7 @@ function common(r: CompletionRequest | ChatRequest, call: CallContext): Generate
     signal: call.signal,
     requestId: call.requestId,
     ...(call.callerLimits ? { callerLimits: call.callerLimits } : {}),
+    span: call.span,
   };
 }
 

@@ -101,8 +101,8 @@ function serveGeneration(deps: OpenAiDeps, request: FastifyRequest, reply: Fasti
 
   deps.envelope.serve(
     httpCallStart(request.headers, 'POST', path, record),
-    async (_span, who) => {
-      const call = { requestId, signal: cancellation, ...(who?.generationLimits ? { callerLimits: who.generationLimits } : {}) };
+    async (span, who) => {
+      const call = { requestId, signal: cancellation, span, ...(who?.generationLimits ? { callerLimits: who.generationLimits } : {}) };
       const generate: GenerateRequest =
         kind === 'chat' ? chatToGenerate(parseBody(chatRequestSchema, body), call) : completionToGenerate(parseBody(completionRequestSchema, body), call);
       const includeUsage = body?.stream_options?.include_usage === true;

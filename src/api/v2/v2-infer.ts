@@ -6,6 +6,7 @@
  * Parameters: each front door names the ones its wire format gives meaning to (e.g. REST's binary_data);
  * the ones every door understands are below. Anything else is refused by name, never silently ignored.
  */
+import type { Span } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
 import { echo, invalidArgument } from '../../core/errors';
 import type { CancelSignal } from '../../core/cancellation';
@@ -62,6 +63,8 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
 export interface CallContext {
   deadline?: number;
   signal?: CancelSignal;
+  /** The call's span (InferenceRequest.span). */
+  span?: Span;
 }
 
 /** Each front door's request-level names with the common ones, computed once per front door. */
@@ -86,6 +89,7 @@ export function toInferenceRequest(req: V2InferRequest, allowed: FrontDoorParame
     outputs,
     deadline: call.deadline,
     signal: call.signal,
+    span: call.span,
     requestId: req.id || randomUUID(),
     ...(req.id ? { routingKey: req.id, feedbackId: req.id } : {}),
     priority: integerParameter(req.parameters, 'priority'),
