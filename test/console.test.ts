@@ -3,7 +3,8 @@
  * with the bundled models. The Models page lists them; a text prediction shows a label and bars; a generation
  * streams; the Watch page's charts fill while a gRPC load runs; the commands to copy run as shown; with an
  * access policy the page itself is open and its data calls carry the token entered (a refusal shows the
- * server's message); in explicit model control mode the page loads and unloads models.
+ * server's message); in explicit model control mode the page loads and unloads models; a version whose lone
+ * runs get every core says so.
  *
  * Chromium must be installed (`apt-get install -y chromium`; CI's .ci/run does): without it these tests fail
  * saying so. UPDATE_SCREENSHOTS=1 writes docs/console-{models,try,watch}.png.
@@ -15,8 +16,10 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { BUNDLED_MODELS_DIR, copyBundledModel, f32Tensor, PACKAGE_ROOT, seededFloats, startTestServer, tempDir, unary, type TestServer } from './common';
+import { once } from 'node:events';
+import { addModel, BUNDLED_MODELS_DIR, copyBundledModel, f32Tensor, PACKAGE_ROOT, seededFloats, startTestServer, tempDir, unary, type TestServer } from './common';
 import { newKey, sha256 } from './auth-fixtures';
+import { writeSlowModel } from './fixtures/onnx-fixtures';
 
 const run = promisify(execFile);
 const CHROMIUM = process.env.TENSORGATE_CHROMIUM ?? '/usr/bin/chromium';
@@ -379,6 +382,43 @@ describe('the console in explicit model control mode', () => {
       await page.getByRole('button', { name: 'Unload mlp' }).click();
       await page.getByRole('button', { name: 'Load mlp', exact: true }).waitFor();
       assert.equal(ts.server.repository.get('mlp')?.versions.some((v) => v.state === 'READY') ?? false, false);
+      assert.deepEqual(problems, []);
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe('the console on a server with a slow model', () => {
+  let repo: ReturnType<typeof tempDir>;
+  let ts: TestServer;
+
+  before(async () => {
+    repo = tempDir('console-solo');
+    addModel(repo.dir, 'slow', '', { 1: writeSlowModel });
+    ts = await startTestServer({ modelRepository: repo.dir, cacheMaxBytes: 0, inlineMaxRunUs: 0, workers: 2, intraOpThreads: 1, soloThreads: 2 });
+  });
+
+  after(async () => {
+    await ts?.close();
+    repo?.cleanup();
+  });
+
+  test('a version whose lone runs get every core says so in Runs on, with the measurement on hover', async () => {
+    // One request at a time until the solo session is made (solo-runs.test.ts shows when and why).
+    const ready = once(ts.server.scheduler, 'solo');
+    let settled = false;
+    void ready.then(() => (settled = true));
+    const request = (seed: number) => ({ model: 'slow', inputs: [f32Tensor('x', [8, 256], seededFloats(8 * 256, seed))] });
+    for (let i = 0; i < 64 && !settled; i++) await unary(ts.client, 'Predict', request(i));
+    const [event] = await ready;
+    assert.equal(event.state, 'ready');
+    const { page, problems, close } = await open(`http://127.0.0.1:${ts.server.httpPort}/`);
+    try {
+      const row = page.getByRole('table', { name: 'Versions of slow' }).locator('tr[data-version="1"]');
+      await row.locator('.solo').waitFor();
+      assert.match(await row.innerText(), /workers \(typical run [\d,]+ µs\)\s*every core when alone \(\d+ solo runs\)/);
+      assert.match((await row.locator('.solo').getAttribute('title')) ?? '', /uses a session with 2 threads/);
       assert.deepEqual(problems, []);
     } finally {
       await close();

@@ -115,8 +115,15 @@ function settings(m: ModelInfo): HTMLElement {
   return h('dl', { class: 'settings' }, ...items.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v))));
 }
 
-/** Where a version runs, with its typical run time once measured. */
-const placement = (p: NonNullable<VersionInfo['placement']>) => `${p.where === 'main_thread' ? 'main thread' : 'workers'}${p.typical_run_us > 0 ? ` (typical run ${num(p.typical_run_us, 0)} µs)` : ''}`;
+/**
+ * Where a version runs, with its typical run time once measured, and whether a lone execution gets every core
+ * (a solo run); the reasons show on hover.
+ */
+function placement(p: NonNullable<VersionInfo['placement']>): HTMLElement {
+  const where = `${p.where === 'main_thread' ? 'main thread' : 'workers'}${p.typical_run_us > 0 ? ` (typical run ${num(p.typical_run_us, 0)} µs)` : ''}`;
+  const solo = p.solo?.state === 'ready' ? h('div', { class: 'solo', title: p.solo.reason }, `every core when alone (${num(Number(p.solo.runs), 0)} solo runs)`) : null;
+  return h('span', {}, h('span', { title: p.reason }, where), solo);
+}
 
 const specs = (list: TensorSpec[]) => list.map((s) => `${s.name} ${s.dtype} [${s.shape.map((d) => (d < 0 ? '-1' : String(d))).join(', ')}]`).join('; ') || '-';
 

@@ -15,7 +15,13 @@ export interface VersionInfo {
   inputs: TensorSpec[];
   outputs: TensorSpec[];
   breaker: { state: string; next_probe_at: string } | null;
-  placement: { where: string; reason: string; typical_run_us: number } | null;
+  placement: {
+    where: string;
+    reason: string;
+    typical_run_us: number;
+    /** Whether a lone execution gets a session with every core (GetModel's placement.solo; src/scheduling/solo-runs.ts). */
+    solo?: { state: string; reason: string; runs: string | number };
+  } | null;
 }
 
 export interface ModelInfo {
