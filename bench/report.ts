@@ -120,16 +120,20 @@ export function evaluateTargets(data: BenchData): Verdict[] {
   const out: Verdict[] = [];
   const has = (m: BenchModel) => data.models.includes(m);
   if (has('convnet')) {
-    const p = find(data, 'convnet', 'batching on', 64);
+    // The raw ceiling had every core; under load the generator shares them, which bounds what any server could
+    // reach: the target (issue 10) is 0.85 of what the generator leaves of it, at c=4 and c=64.
     const ort = bestOrt(data, 'convnet', 2).rowsPerS;
-    const v = p?.reqPerS ?? NaN;
-    // The raw ceiling had every core; under load the generator shares them, which bounds what any server could reach.
     const cores = data.cores;
-    const left = p ? Math.max(0, 1 - p.loadgenCpuPct / 100 / cores) : NaN;
-    out.push(verdict('convnet c=64 batching on: rows/s >= 0.85 x raw ORT ceiling', v, 0.85 * ort, false,
-      `${f0(v)} rows/s vs ceiling ${f0(ort)} (need ${f0(0.85 * ort)}): ${pct(v / ort)} of the ceiling. ` +
-        `The load generator took ${f0(p?.loadgenCpuPct ?? NaN)}% of a core, leaving ${pct(left)} of the ${cores} cores to the server: ` +
-        `${f0(ort * left)} rows/s if inference got all of it, so tensorgate reached ${pct(v / (ort * left))} of what was left`));
+    for (const c of [4, 64]) {
+      const p = find(data, 'convnet', 'batching on', c);
+      if (!p) continue;
+      const v = p.reqPerS;
+      const left = Math.max(0, 1 - p.loadgenCpuPct / 100 / cores);
+      out.push(verdict(`convnet c=${c} batching on: rows/s >= 0.85 x what the load generator leaves of the raw ORT ceiling`, v, 0.85 * ort * left, false,
+        `${f0(v)} rows/s; the load generator took ${f0(p.loadgenCpuPct)}% of a core, leaving ${pct(left)} of the ${cores} cores to the server: ` +
+          `${f0(ort * left)} rows/s of the raw ceiling's ${f0(ort)} (need ${f0(0.85 * ort * left)}), so tensorgate reached ${pct(v / (ort * left))} of what was left ` +
+          `(${pct(v / ort)} of the whole ceiling)`));
+    }
   }
   for (const m of (['mlp', 'sentiment'] as const).filter(has)) {
     const p = find(data, m, 'batching on', 64);
