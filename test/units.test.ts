@@ -13,6 +13,8 @@ import { TextClassificationPipeline } from '../src/pipelines/text-classification
 import { bytesToValues, float16BitsToFloat32, float32ToFloat16Bits, valuesToBytes } from '../src/core/tensor-values';
 import { resolveServerConfig } from '../src/config/server-config';
 import { BUNDLED_MODELS_DIR, tempDir } from './common';
+import { InflightCalls } from '../src/api/inflight-calls';
+import { unavailable, type ServingError } from '../src/core/errors';
 
 test('version policy: latest N, all, specific', () => {
   assert.deepEqual(selectVersions([1, 3, 2, 10], { latest: 1 }), [10]);
@@ -106,4 +108,27 @@ test('server settings: defaults < environment < flags, invalid values named', ()
   assert.throws(() => resolveServerConfig({ port: 'abc' }, {}), /invalid setting: --port "abc": expected number, received NaN \(--port: gRPC port/);
   assert.throws(() => resolveServerConfig({}, { TENSORGATE_WORKERS: '-2' }), /invalid setting: TENSORGATE_WORKERS "-2": Too small/);
   assert.throws(() => resolveServerConfig({ 'log-level': 'loud' }, {}), /--log-level "loud": Invalid option: expected one of "fatal"/);
+});
+
+test('in-flight calls: forgotten ones are not failed, forgetting twice is harmless, the rest are failed once each', () => {
+  const calls = new InflightCalls();
+  const failed: string[] = [];
+  const track = (name: string) => calls.track((err: ServingError) => failed.push(`${name}: ${err.code}`));
+  const forgetA = track('a');
+  const forgetB = track('b');
+  track('c');
+  const forgetD = track('d');
+  assert.equal(calls.size, 4);
+  forgetB();
+  forgetB();
+  forgetD();
+  forgetA();
+  assert.equal(calls.size, 1);
+  const forgetE = track('e');
+  assert.equal(calls.failAll(unavailable('draining')), 2);
+  assert.deepEqual(failed.sort(), ['c: UNAVAILABLE', 'e: UNAVAILABLE']);
+  assert.equal(calls.size, 0);
+  forgetE();
+  assert.equal(calls.size, 0, 'a call answered after the drain failed it is not counted twice');
+  assert.equal(calls.failAll(unavailable('again')), 0);
 });
