@@ -7,6 +7,8 @@
  *   3. the naive baseline: a bare grpc-js server running ONNX Runtime on its main thread, no batching
  *      (bench/naive-server-entry.ts), at each model and concurrency: what tensorgate must beat;
  *   4. tensorgate with the bundled configs (dynamic batching on) and with `dynamic_batching` removed;
+ *      2-4 are measured in turn at each point (all four servers up, idle but for the one measured), so that
+ *      the VM's drift over the run hits the figures they are compared by alike;
  *   5. the cache-hit path: mlp with the result cache on, every request a hit (bench/cache-hit.ts);
  *   6. tracing export: mlp as in 4, without and with OTLP span export to a local sink (bench/tracing-overhead.ts).
  *
@@ -78,16 +80,24 @@ async function measurePoint(server: ServerChild, model: BenchModel, concurrency:
   return { ...best!, attempts };
 }
 
-async function sweep(server: ServerChild, kind: ServerKind, s: Settings, rows: BenchRow[]): Promise<void> {
+/**
+ * Every server at one point, then the next point: the no-op, naive and tensorgate servers are measured in turn at
+ * each model and concurrency, so a drift of the VM's speed over the run (on the 2-core VM the no-op server's
+ * req/s at one point moved by 2x within minutes) shifts all of a point's figures alike, and the ratios between
+ * them ("vs naive", "vs no-op") hold. Measuring one server's whole sweep after another's did not.
+ */
+async function interleavedSweep(servers: { kind: ServerKind; server: ServerChild }[], s: Settings, rows: BenchRow[]): Promise<void> {
   for (const model of s.models) {
     for (const concurrency of s.concurrency) {
-      const point = await measurePoint(server, model, concurrency, s);
-      rows.push({ model, server: kind, point });
-      const errors = Object.values(point.errors).reduce((a, b) => a + b, 0);
-      console.error(
-        `  ${kind.padEnd(12)} ${model.padEnd(9)} c=${String(concurrency).padEnd(3)} ${point.reqPerS.toFixed(0).padStart(6)} req/s  p99 ${point.p99Ms.toFixed(2)} ms` +
-          `  main ${mainUsPerReq(point).toFixed(0)} µs/req  loadgen ${point.loadgenCpuPct.toFixed(0)}%${errors ? `  ERRORS ${JSON.stringify(point.errors)}` : ''}`,
-      );
+      for (const { kind, server } of servers) {
+        const point = await measurePoint(server, model, concurrency, s);
+        rows.push({ model, server: kind, point });
+        const errors = Object.values(point.errors).reduce((a, b) => a + b, 0);
+        console.error(
+          `  ${kind.padEnd(12)} ${model.padEnd(9)} c=${String(concurrency).padEnd(3)} ${point.reqPerS.toFixed(0).padStart(6)} req/s  p99 ${point.p99Ms.toFixed(2)} ms` +
+            `  main ${mainUsPerReq(point).toFixed(0)} µs/req  loadgen ${point.loadgenCpuPct.toFixed(0)}%${errors ? `  ERRORS ${JSON.stringify(point.errors)}` : ''}`,
+        );
+      }
     }
   }
 }
@@ -170,15 +180,22 @@ async function main(): Promise<void> {
     const ort = await runOnce<OrtCeiling[]>('ceiling-ort', [JSON.stringify(ortArgs)], 10 * 60_000);
 
     const rows: BenchRow[] = [];
-    console.error('2/7 no-op grpc-js ceiling');
+    console.error('2-5/7 the no-op grpc-js ceiling, the naive server (ONNX Runtime on the main thread, no batching), tensorgate with dynamic batching on (bundled configs) and off, in turn at each point');
     await withServer('server-entry', [repoOn], (server) => captureResponses(server, s.models, responses));
-    await withServer('noop-server-entry', [responses], (server) => sweep(server, 'no-op grpc', s, rows));
-    console.error('3/7 naive server: ONNX Runtime on the main thread, no batching');
-    await withServer('naive-server-entry', [repoOn], (server) => sweep(server, 'naive', s, rows));
-    console.error('4/7 tensorgate, dynamic batching on (bundled configs)');
-    await withServer('server-entry', [repoOn], (server) => sweep(server, 'batching on', s, rows));
-    console.error('5/7 tensorgate, dynamic batching off');
-    await withServer('server-entry', [repoOff], (server) => sweep(server, 'batching off', s, rows));
+    const kinds: { kind: ServerKind; entry: string; args: string[] }[] = [
+      { kind: 'no-op grpc', entry: 'noop-server-entry', args: [responses] },
+      { kind: 'naive', entry: 'naive-server-entry', args: [repoOn] },
+      { kind: 'batching on', entry: 'server-entry', args: [repoOn] },
+      { kind: 'batching off', entry: 'server-entry', args: [repoOff] },
+    ];
+    const servers: { kind: ServerKind; server: ServerChild }[] = [];
+    try {
+      // One at a time: each loads its models without the others' start-up competing for the cores.
+      for (const k of kinds) servers.push({ kind: k.kind, server: await ServerChild.start(k.entry, k.args) });
+      await interleavedSweep(servers, s, rows);
+    } finally {
+      await Promise.all(servers.map(({ server }) => server.stop()));
+    }
     const measure = (server: ServerChild, model: BenchModel, c: number, companions?: ServerChild[]) => measurePoint(server, model, c, s, companions);
     let cacheHit: CacheHitResult | undefined;
     let tracing: TracingResult | undefined;
