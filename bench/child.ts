@@ -4,6 +4,7 @@
  * a failed benchmark never leaves a server holding a core.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import * as readline from 'node:readline';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -27,8 +28,9 @@ export function entryPath(name: string): string {
   return path.join(__dirname, `${name}.js`);
 }
 
-function spawn(script: string, args: string[], execArgv: string[], env?: NodeJS.ProcessEnv): ChildProcess {
-  const child = fork(script, args, { execArgv, env: env ?? process.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+function spawn(script: string, args: string[], execArgv: string[], env?: NodeJS.ProcessEnv, stdout?: (line: string) => void): ChildProcess {
+  const child = fork(script, args, { execArgv, env: env ?? process.env, stdio: ['ignore', stdout ? 'pipe' : 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+  if (stdout && child.stdout) readline.createInterface({ input: child.stdout }).on('line', stdout);
   live.add(child);
   child.once('exit', () => live.delete(child));
   return child;
@@ -74,9 +76,14 @@ export class ServerChild {
 
   /** `env`: the child's whole environment (default: this process's). */
   /** `script`: run that file instead of this build's entry (e.g. another build's, for a before/after A/B). */
-  static start(entry: string, args: string[], options: { execArgv?: string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv; script?: string } = {}): Promise<ServerChild> {
+  /** `stdout`: gets each line the child writes to stdout (e.g. V8's `--trace-gc-nvp`), instead of this process's stdout. */
+  static start(
+    entry: string,
+    args: string[],
+    options: { execArgv?: string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv; script?: string; stdout?: (line: string) => void } = {},
+  ): Promise<ServerChild> {
     const script = options.script ?? entryPath(entry);
-    const child = spawn(script, args, options.execArgv ?? [], options.env);
+    const child = spawn(script, args, options.execArgv ?? [], options.env, options.stdout);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
