@@ -23,7 +23,7 @@ import { runLoad, type LoadPoint } from './load-generator';
 import { machine, revision } from './machine-facts';
 import { waitForQuiet } from './machine-load';
 import { mainUsPerReq } from './report';
-import { parseModels, writeRepository, type BenchModel } from './workload';
+import { parseConcurrency, parseModels, writeRepository, type BenchModel } from './workload';
 
 interface Variant {
   label: string;
@@ -68,7 +68,7 @@ async function measure(server: ServerChild, model: BenchModel, concurrency: numb
 async function main(): Promise<void> {
   const started = new Date();
   const models = parseModels(process.env.BENCH_MODELS ?? 'mlp');
-  const levels = (process.env.BENCH_CONCURRENCY ?? '1,64').split(',').map(Number);
+  const levels = parseConcurrency(process.env.BENCH_CONCURRENCY, [1, 64]);
   const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
   const all = variants(process.env.BENCH_AB);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorgate-ab-'));

@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import { captureResponses, ServerChild } from './child';
 import { runLoad } from './load-generator';
 import { machine, revision } from './machine-facts';
-import { parseModels, writeRepository, type BenchModel } from './workload';
+import { parseConcurrency, parseModels, writeRepository, type BenchModel } from './workload';
 
 interface GcWindow {
   requests: number;
@@ -97,7 +97,7 @@ async function measure(server: ServerName, files: { repo: string; responses: str
 
 async function main(): Promise<void> {
   const models = parseModels(process.env.BENCH_MODELS ?? 'mlp,sentiment');
-  const concurrency = (process.env.BENCH_CONCURRENCY ?? '4,64').split(',').map(Number);
+  const concurrency = parseConcurrency(process.env.BENCH_CONCURRENCY, [4, 64]);
   const seconds = Number(process.env.BENCH_SECONDS ?? 5);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorgate-gc-'));
   try {

@@ -29,7 +29,7 @@ import { machine, revision } from './machine-facts';
 import { waitForQuiet } from './machine-load';
 import { evaluateTargets, mainUsPerReq, modelTable, ortTable, targetsText, type BenchData, type BenchRow, type ServerKind } from './report';
 import { measureTracing, TRACING_MODEL, tracingSection, tracingVerdicts, type TracingResult } from './tracing-overhead';
-import { modelConfig, parseModels, writeRepository, type BenchModel } from './workload';
+import { modelConfig, parseConcurrency, parseModels, writeRepository, type BenchModel } from './workload';
 
 const LOAD_THREADS = 2;
 /** A point during which other processes used more than this (% of one core) is measured again... */
@@ -40,9 +40,7 @@ const ORT_BATCH_SIZES = [1, 8, 32, 64, 128];
 
 function settingsFromEnv() {
   const quick = process.env.BENCH_QUICK === '1';
-  const list = (s: string | undefined, d: number[]) => (s ? s.split(',').map((x) => Number(x.trim())) : d);
-  const concurrency = list(process.env.BENCH_CONCURRENCY, quick ? [1, 16] : [1, 4, 16, 64]);
-  if (concurrency.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`BENCH_CONCURRENCY must be positive integers: ${process.env.BENCH_CONCURRENCY}`);
+  const concurrency = parseConcurrency(process.env.BENCH_CONCURRENCY, quick ? [1, 16] : [1, 4, 16, 64]);
   return {
     quick,
     models: parseModels(process.env.BENCH_MODELS),

@@ -48,6 +48,13 @@ export function modelInferRequest(model: BenchModel): Record<string, unknown> {
   };
 }
 
+/** BENCH_CONCURRENCY ("1,16,64") as positive integers; `fallback` when unset. */
+export function parseConcurrency(spec: string | undefined, fallback: number[]): number[] {
+  const levels = spec ? spec.split(',').map((x) => Number(x.trim())) : fallback;
+  if (levels.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`BENCH_CONCURRENCY must be positive integers: ${spec}`);
+  return levels;
+}
+
 export function parseModels(spec: string | undefined): BenchModel[] {
   if (!spec) return [...ALL_MODELS];
   const names = spec.split(',').map((s) => s.trim()).filter(Boolean);

@@ -3,12 +3,12 @@
  * them itself with UNAVAILABLE. Left to grpc-js, forceShutdown() ends them with CANCELLED, which retry
  * policies and meshes do not retry; UNAVAILABLE tells the client to try another replica.
  *
- * Kept as an intrusive doubly linked list, not a Set: every call is added and removed, and a Set under that
- * churn keeps reallocating its hash table. Measured with `--trace-gc-nvp` on `mlp` at c=16 with answers one
- * event-loop turn after the request (as every inference is): with a Set, 1.8 MB of each young generation's
- * requests survived into the old generation at every scavenge (the whole call, from grpc-js's stream to the
- * answer closure), 268 ms of scavenge pauses in 5 s; without it 0.1 MB and 90 ms, as in a server that tracks
- * nothing. A node linked in and out touches only its neighbours.
+ * Kept as an intrusive doubly linked list, not a Set of the calls' closures. Measured with `--trace-gc-nvp`
+ * on `mlp` at c=16 with answers one event-loop turn after the request (as every inference is): with the Set,
+ * 1.8 MB of requests were promoted into the old generation at every scavenge (the whole call, from grpc-js's
+ * stream to the answer closure), 268 ms of scavenge pauses in 5 s; with the list 0.1 MB and 90 ms, as in a
+ * server that tracks nothing (`npm run bench:gc` shows it). Why V8 kept them is not established; a Set's
+ * hash table, reallocated under this add/remove churn, is the likely holder.
  */
 import type { ServingError } from '../core/errors';
 

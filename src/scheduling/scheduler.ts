@@ -27,7 +27,7 @@ import { Placement } from './placement';
 import { SoloSessions, type SoloRuns } from './solo-runs';
 import type { ModelSchedule, ScheduledResult, ScheduledRun, SchedulerEvents } from './schedule-types';
 import { ATTR_BATCH_REQUESTS, ATTR_BATCH_ROWS, ATTR_QUEUE_OUTCOME, ATTR_QUEUE_WAIT_MS, SPAN_BATCH } from '../telemetry/semconv';
-import { tracer } from '../telemetry/tracing';
+import { recording, tracer } from '../telemetry/tracing';
 
 export type { BatchDone, BatchStarted, ModelSchedule, PlacementEvent, ScheduledResult, ScheduledRun, SchedulerEvents, SoloEvent } from './schedule-types';
 
@@ -196,7 +196,7 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
 
     return new Promise<ScheduledResult>((resolve, reject) => {
       const pending: Pending = {
-        span: run.span?.isRecording() ? run.span : undefined,
+        span: recording(run.span),
         key: run.key,
         inputs: run.inputs,
         outputs: run.outputs,
@@ -351,14 +351,15 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
     // One execution serves several traces: it is a child of the first traced request's span and links to
     // every traced request's span (the OpenTelemetry pattern for batch processing). With no member's span
     // recording (no SDK, or none sampled) there is no trace to put it in, and no span is made.
-    const batchSpan = live.some((r) => r.span)
+    const traced = live.find((r) => r.span)?.span;
+    const batchSpan = traced
       ? tracer().startSpan(
           SPAN_BATCH,
           {
             attributes: { 'tensorgate.session': key, [ATTR_BATCH_REQUESTS]: live.length, [ATTR_BATCH_ROWS]: rows },
             links: requestLinks(live),
           },
-          trace.setSpan(ROOT_CONTEXT, live.find((r) => r.span)!.span!),
+          trace.setSpan(ROOT_CONTEXT, traced),
         )
       : undefined;
     const single = live.length === 1;

@@ -11,6 +11,7 @@
  * carries the finish reason and usage. A cancelled call (client gone, deadline passed) leaves the batch at
  * the next step and the promise rejects CANCELLED.
  */
+import { recording } from '../telemetry/tracing';
 import type { CancelSignal } from '../core/cancellation';
 import { cancelled, invalidArgument, resourceExhausted } from '../core/errors';
 import { checkStops, checkTokenIds, maxNewTokens, MAX_STOP_TOKEN_IDS, samplingParams, type GenerateRequest } from '../generation/generate-request';
@@ -74,7 +75,7 @@ export class GenerationPipeline {
     const { entry, version } = this.resolve(request);
     // One span per stream (the front door's SERVER span): the model, token counts and finish reason as
     // attributes, the first token as an event; no span per token.
-    const span = request.span?.isRecording() ? request.span : undefined;
+    const span = recording(request.span);
     span?.setAttributes({ [ATTR_MODEL]: entry.name, [ATTR_MODEL_VERSION]: version.version });
     const model = entry.generation!;
     const layout = version.decoder!;

@@ -6,6 +6,7 @@
  *       -> circuit breaker (per version; only server faults count)
  *         -> scheduler (queue, dynamic batching, deadlines) -> execution pool (workers)
  */
+import { recording } from '../telemetry/tracing';
 import { hashRequest } from '../cache/input-hash';
 import { loadedVersion } from '../core/model-key';
 import { ATTR_CACHE_HIT, ATTR_MODEL, ATTR_MODEL_VERSION } from '../telemetry/semconv';
@@ -98,7 +99,7 @@ export class InferencePipeline {
     // The request's span (the front door's SERVER span) carries the model, the cache outcome and, from
     // the scheduler, the queue wait: attributes rather than child spans of their own, which doubled the
     // spans exported per request for a few numbers.
-    const span = request.span?.isRecording() ? request.span : undefined;
+    const span = recording(request.span);
     span?.setAttributes({ [ATTR_MODEL]: entry.name, [ATTR_MODEL_VERSION]: version.version });
     const config = entry.config!;
     const compute = (signal: CancelSignal | undefined) => this.execute(prepared, request, signal);

@@ -4,7 +4,7 @@
  * cache, queue, batch) rather than by auto-instrumentation, so both front doors and the batch links are
  * described the same way; W3C trace context is read from gRPC metadata / HTTP headers.
  */
-import { context, propagation, trace, type Context, type TextMapGetter, type Tracer, type TracerProvider } from '@opentelemetry/api';
+import { context, propagation, trace, type Context, type Span, type TextMapGetter, type Tracer, type TracerProvider } from '@opentelemetry/api';
 import { SynchronousContextManager } from './sync-context';
 
 export const TRACER_NAME = 'tensorgate';
@@ -20,6 +20,14 @@ export function tracer(): Tracer {
   const provider = trace.getTracerProvider();
   if (tracerOf?.provider !== provider) tracerOf = { provider, tracer: provider.getTracer(TRACER_NAME) };
   return tracerOf.tracer;
+}
+
+/**
+ * `span` when it records. The request path sets attributes only then: attribute objects built for a
+ * non-recording span (no SDK, or not sampled) are garbage the span ignores.
+ */
+export function recording(span: Span | undefined): Span | undefined {
+  return span?.isRecording() ? span : undefined;
 }
 
 /**
