@@ -12,8 +12,16 @@
  * scavenge at mlp c=64 against the no-op server's ~20 KB. Unlike req/s on a shared VM, these counts barely
  * depend on how fast the machine is that minute.
  *
- * `npm run bench:gc` (BENCH_MODELS: mlp,sentiment; BENCH_CONCURRENCY: 4,64; BENCH_SECONDS: 5). Prints a
- * markdown table; with BENCH_GC_OUT=<file> also writes it there with the machine, date and commit.
+ * They hold only until a server's first mark-compacts. After them, every Node HTTP/2 server measured here
+ * (a bare `http2.createServer`, the no-op, the naive server and tensorgate; Node 20.20 and 22.23) promotes
+ * ~1.3-2 MB per scavenge for as long as the load lasts, at any concurrency from 8 to 256
+ * (bench/results/gc-after-mark-compact-2026-12-03.md). The default short warm-up measures the state before;
+ * BENCH_GC_WARMUP_SECONDS=20 measures the steady state a long-running server reaches. The "mark-compacts in
+ * warm-up" column says which state a row is in.
+ *
+ * `npm run bench:gc` (BENCH_MODELS: mlp,sentiment; BENCH_CONCURRENCY: 4,64; BENCH_SECONDS: 5;
+ * BENCH_GC_WARMUP_SECONDS: 1.5). Prints a markdown table; with BENCH_GC_OUT=<file> also writes it there with
+ * the machine, date and commit.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -79,17 +87,17 @@ class GcTrace {
 const SERVERS = ['no-op grpc', 'naive', 'tensorgate'] as const;
 type ServerName = (typeof SERVERS)[number];
 
-async function measure(server: ServerName, files: { repo: string; responses: string }, model: BenchModel, concurrency: number, seconds: number): Promise<GcWindow> {
+async function measure(server: ServerName, files: { repo: string; responses: string }, model: BenchModel, concurrency: number, seconds: number, warmupSeconds: number): Promise<GcWindow & { warmupMarkCompacts: number }> {
   const trace = new GcTrace();
   const [entry, args] = server === 'no-op grpc' ? ['noop-server-entry', [files.responses]] : server === 'naive' ? ['naive-server-entry', [files.repo]] : ['server-entry', [files.repo]];
   const child = await ServerChild.start(entry, args, { execArgv: ['--trace-gc-nvp'], stdout: trace.onLine });
   try {
     // Warm-up (start-up collections, JIT), then the measured window alone.
-    await runLoad({ server: child, model, concurrency, warmupMs: 0, measureMs: 1500, threads: 2, rpc: 'Predict' });
-    trace.next();
+    await runLoad({ server: child, model, concurrency, warmupMs: 0, measureMs: warmupSeconds * 1000, threads: 2, rpc: 'Predict' });
+    const warmup = trace.next();
     const p = await runLoad({ server: child, model, concurrency, warmupMs: 0, measureMs: seconds * 1000, threads: 2, rpc: 'Predict' });
     // A collection at the window's very end may still be in the pipe and is left out: one of dozens.
-    return { ...trace.next(), requests: p.ok };
+    return { ...trace.next(), requests: p.ok, warmupMarkCompacts: warmup.markCompacts };
   } finally {
     await child.stop();
   }
@@ -99,6 +107,8 @@ async function main(): Promise<void> {
   const models = parseModels(process.env.BENCH_MODELS ?? 'mlp,sentiment');
   const concurrency = parseConcurrency(process.env.BENCH_CONCURRENCY, [4, 64]);
   const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+  const warmupSeconds = Number(process.env.BENCH_GC_WARMUP_SECONDS ?? 1.5);
+  if (!(warmupSeconds > 0)) throw new Error(`BENCH_GC_WARMUP_SECONDS must be a positive number of seconds, got '${process.env.BENCH_GC_WARMUP_SECONDS}'`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorgate-gc-'));
   try {
     const repo = writeRepository(path.join(tmp, 'models'), models, true);
@@ -106,15 +116,15 @@ async function main(): Promise<void> {
     const real = await ServerChild.start('server-entry', [repo]);
     await captureResponses(real, models, responses).finally(() => real.stop());
     const lines = [
-      '| model | c | server | requests | scavenges | promoted per scavenge | scavenge pauses per 1000 requests | mark-compacts |',
-      '|---|---:|---|---:|---:|---:|---:|---:|',
+      '| model | c | server | mark-compacts in warm-up | requests | scavenges | promoted per scavenge | scavenge pauses per 1000 requests | mark-compacts |',
+      '|---|---:|---|---:|---:|---:|---:|---:|---:|',
     ];
     for (const model of models) {
       for (const c of concurrency) {
         for (const server of SERVERS) {
-          const w = await measure(server, { repo, responses }, model, c, seconds);
+          const w = await measure(server, { repo, responses }, model, c, seconds, warmupSeconds);
           const perScavengeKiB = w.scavenges ? w.promotedBytes / w.scavenges / 1024 : 0;
-          const line = `| ${model} | ${c} | ${server} | ${w.requests} | ${w.scavenges} | ${perScavengeKiB.toFixed(0)} KiB | ${((w.scavengePauseMs / Math.max(1, w.requests)) * 1000).toFixed(1)} ms | ${w.markCompacts} |`;
+          const line = `| ${model} | ${c} | ${server} | ${w.warmupMarkCompacts} | ${w.requests} | ${w.scavenges} | ${perScavengeKiB.toFixed(0)} KiB | ${((w.scavengePauseMs / Math.max(1, w.requests)) * 1000).toFixed(1)} ms | ${w.markCompacts} |`;
           console.error(line);
           lines.push(line);
         }
@@ -129,7 +139,7 @@ async function main(): Promise<void> {
         `# Garbage collection under load, ${new Date().toISOString()}`,
         '',
         `- machine: ${m.cpu}, ${m.cores} cores, Node ${m.node}; tensorgate at ${revision()}`,
-        `- command: \`npm run bench:gc\` (models ${models.join(', ')}, concurrency ${concurrency.join(', ')}, ${seconds} s windows after 1.5 s of warm-up); each server's main thread, from \`node --trace-gc-nvp\``,
+        `- command: \`npm run bench:gc\` (models ${models.join(', ')}, concurrency ${concurrency.join(', ')}, ${seconds} s windows after ${warmupSeconds} s of warm-up); each server's main thread, from \`node --trace-gc-nvp\``,
         '',
       ];
       fs.writeFileSync(out, `${head.join('\n')}${table}\n`);
