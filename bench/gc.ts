@@ -14,10 +14,11 @@
  *
  * They hold only until a server's first mark-compacts. After them, every Node HTTP/2 server measured here
  * (a bare `http2.createServer`, the no-op, the naive server and tensorgate; Node 20.20 and 22.23) promotes
- * ~1.3-2 MB per scavenge for as long as the load lasts, at any concurrency from 8 to 256
- * (bench/results/gc-after-mark-compact-2026-12-03.md). The default short warm-up measures the state before;
- * BENCH_GC_WARMUP_SECONDS=20 measures the steady state a long-running server reaches. The "mark-compacts in
- * warm-up" column says which state a row is in.
+ * ~1.3-2 MB per scavenge for as long as the load lasts, at any concurrency from 8 to 256,
+ * on the same connections, while new connections start clean (bench/results/gc-after-mark-compact-2026-12-03.md).
+ * The window runs on the warm-up's connections: the default short warm-up usually measures the state before;
+ * BENCH_GC_WARMUP_SECONDS=20 the steady state a long-running server reaches. The "mark-compacts in warm-up"
+ * column helps tell which state a row is in.
  *
  * `npm run bench:gc` (BENCH_MODELS: mlp,sentiment; BENCH_CONCURRENCY: 4,64; BENCH_SECONDS: 5;
  * BENCH_GC_WARMUP_SECONDS: 1.5). Prints a markdown table; with BENCH_GC_OUT=<file> also writes it there with
@@ -92,10 +93,18 @@ async function measure(server: ServerName, files: { repo: string; responses: str
   const [entry, args] = server === 'no-op grpc' ? ['noop-server-entry', [files.responses]] : server === 'naive' ? ['naive-server-entry', [files.repo]] : ['server-entry', [files.repo]];
   const child = await ServerChild.start(entry, args, { execArgv: ['--trace-gc-nvp'], stdout: trace.onLine });
   try {
-    // Warm-up (start-up collections, JIT), then the measured window alone.
-    await runLoad({ server: child, model, concurrency, warmupMs: 0, measureMs: warmupSeconds * 1000, threads: 2, rpc: 'Predict' });
-    const warmup = trace.next();
-    const p = await runLoad({ server: child, model, concurrency, warmupMs: 0, measureMs: seconds * 1000, threads: 2, rpc: 'Predict' });
+    // Warm-up (start-up collections, JIT), then the measured window on the same connections: new ones would
+    // start clean (see the header). The load generator marks the window's start by resetting its target.
+    let warmup = GcTrace.empty();
+    const target = {
+      address: child.address,
+      stats: () => child.stats(),
+      reset: () => {
+        warmup = trace.next();
+        return child.reset();
+      },
+    };
+    const p = await runLoad({ server: target, model, concurrency, warmupMs: warmupSeconds * 1000, measureMs: seconds * 1000, threads: 2, rpc: 'Predict' });
     // A collection at the window's very end may still be in the pipe and is left out: one of dozens.
     return { ...trace.next(), requests: p.ok, warmupMarkCompacts: warmup.markCompacts };
   } finally {

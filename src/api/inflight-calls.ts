@@ -8,7 +8,10 @@
  * 1.8 MB of requests were promoted into the old generation at every scavenge (the whole call, from grpc-js's
  * stream to the answer closure), 268 ms of scavenge pauses in 5 s; with the list 0.1 MB and 90 ms, as in a
  * server that tracks nothing (`npm run bench:gc` shows it). Why V8 kept them is not established; a Set's
- * hash table, reallocated under this add/remove churn, is the likely holder.
+ * hash table, reallocated under this add/remove churn, is the likely holder. That difference holds until the
+ * process's first mark-compacts: after them, on long-lived connections, Node's HTTP/2 layer promotes
+ * ~1.3-2 MB per scavenge in any server, and the two measured alike in throughput
+ * (bench/results/gc-after-mark-compact-2026-12-03.md).
  */
 import type { ServingError } from '../core/errors';
 

@@ -226,7 +226,9 @@ export class RequestScheduler extends EventEmitter<SchedulerEvents> {
    * The abort listener is a bound method, not an arrow function closing over the request: stored on the
    * request, such a closure made V8 keep every queued request's whole graph (the gRPC call included) through
    * a second scavenge, promoting ~1.3 MB per scavenge into the old generation at mlp c=64 (`--trace-gc-nvp`);
-   * a bound function does not (~0.1 MB, like a server that queues nothing).
+   * a bound function does not (~0.1 MB, like a server that queues nothing). Measured before the process's
+   * first mark-compacts; after them Node's HTTP/2 layer promotes about as much on its own
+   * (bench/results/gc-after-mark-compact-2026-12-03.md).
    */
   private watch(slot: ModelSlot, r: Pending): void {
     if (r.signal) {
